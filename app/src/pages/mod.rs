@@ -1,0 +1,89 @@
+//! One module per page.
+
+mod login;
+mod not_found;
+mod overview;
+mod peers;
+mod settings;
+mod terminal;
+
+pub(crate) use login::LoginPage;
+pub(crate) use not_found::NotFound;
+pub(crate) use overview::OverviewPage;
+pub(crate) use peers::PeersPage;
+pub(crate) use settings::SettingsPage;
+pub(crate) use terminal::TerminalPage;
+
+use leptos::prelude::*;
+
+use crate::api::PanelError;
+
+/// Renders a failed call as an alert.
+fn error_view(error: PanelError) -> AnyView {
+    view! { <p class="alert" role="alert">{error.to_string()}</p> }.into_any()
+}
+
+/// Formats Unix milliseconds as `YYYY-MM-DD HH:MM:SS UTC`.
+fn format_unix_ms(ms: i64) -> String {
+    let secs = ms.div_euclid(1000);
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    let (y, m, d) = civil_from_days(days);
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02} UTC",
+        rem / 3600,
+        (rem % 3600) / 60,
+        rem % 60
+    )
+}
+
+/// Howard Hinnant's days-to-civil conversion (proleptic Gregorian calendar).
+fn civil_from_days(days: i64) -> (i64, i64, i64) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d)
+}
+
+/// Formats a duration in seconds as `1d 2h 3m 4s`, leaving out leading zeros.
+fn format_duration(total: u64) -> String {
+    let (d, h, m, s) = (
+        total / 86_400,
+        total / 3600 % 24,
+        total / 60 % 60,
+        total % 60,
+    );
+    match (d, h, m) {
+        (0, 0, 0) => format!("{s}s"),
+        (0, 0, _) => format!("{m}m {s}s"),
+        (0, _, _) => format!("{h}h {m}m {s}s"),
+        _ => format!("{d}d {h}h {m}m {s}s"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unix_ms_formats_as_utc() {
+        assert_eq!(format_unix_ms(0), "1970-01-01 00:00:00 UTC");
+        assert_eq!(format_unix_ms(951_782_400_000), "2000-02-29 00:00:00 UTC");
+        assert_eq!(format_unix_ms(1_795_000_000_123), "2026-11-18 10:26:40 UTC");
+        assert_eq!(format_unix_ms(-1000), "1969-12-31 23:59:59 UTC");
+    }
+
+    #[test]
+    fn durations_drop_leading_zero_units() {
+        assert_eq!(format_duration(5), "5s");
+        assert_eq!(format_duration(65), "1m 5s");
+        assert_eq!(format_duration(3600), "1h 0m 0s");
+        assert_eq!(format_duration(90_061), "1d 1h 1m 1s");
+    }
+}

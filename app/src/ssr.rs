@@ -1,0 +1,41 @@
+//! The server side of the panel: what the server must provide.
+
+use std::sync::Arc;
+
+use leptos::prelude::use_context;
+
+use crate::api::{EditableSettings, Overview, PanelError, PeerRow, SettingsView};
+pub use crate::session::PanelSession;
+
+/// Everything the panel's server functions need from the server.
+///
+/// The server implements it and provides an `Arc<dyn PanelBackend>` as Leptos
+/// context; this crate never depends on the server crate.
+#[async_trait::async_trait]
+pub trait PanelBackend: Send + Sync + 'static {
+    /// Figures for the Overview page.
+    async fn overview(&self) -> Result<Overview, PanelError>;
+    /// The effective configuration and editable settings.
+    async fn settings(&self) -> Result<SettingsView, PanelError>;
+    /// Validates, stores and audits a settings change by `actor`.
+    async fn update_settings(
+        &self,
+        actor: &str,
+        update: EditableSettings,
+    ) -> Result<SettingsView, PanelError>;
+    /// Known peers.
+    async fn peers(&self) -> Result<Vec<PeerRow>, PanelError>;
+}
+
+/// The backend provided by the server for this request.
+pub fn backend() -> Result<Arc<dyn PanelBackend>, PanelError> {
+    // Absent only if the server forgot to provide it: a bug, not user error.
+    use_context::<Arc<dyn PanelBackend>>()
+        .ok_or_else(|| PanelError::Internal("panel backend not provided".into()))
+}
+
+/// The session of this request; the auth middleware guarantees one on every
+/// panel route, so its absence means the request bypassed it.
+pub fn require_session() -> Result<PanelSession, PanelError> {
+    crate::session::current().ok_or(PanelError::Unauthorized)
+}

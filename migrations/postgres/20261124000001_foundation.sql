@@ -1,0 +1,42 @@
+-- Foundation schema (PostgreSQL). Times are Unix milliseconds in BIGINT columns,
+-- the same representation as the SQLite schema, so one query set serves both.
+
+CREATE TABLE admins (
+    id            BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    username      TEXT   NOT NULL UNIQUE,
+    password_hash TEXT   NOT NULL,
+    created_at_ms BIGINT NOT NULL
+);
+
+-- The cookie holds a random token; only its BLAKE3 hash is stored.
+CREATE TABLE sessions (
+    token_hash    TEXT   PRIMARY KEY,
+    admin_id      BIGINT NOT NULL REFERENCES admins (id) ON DELETE CASCADE,
+    csrf_token    TEXT   NOT NULL,
+    created_at_ms BIGINT NOT NULL,
+    expires_at_ms BIGINT NOT NULL
+);
+CREATE INDEX sessions_by_expiry ON sessions (expires_at_ms);
+
+CREATE TABLE settings (
+    key           TEXT   PRIMARY KEY,
+    value         TEXT   NOT NULL,
+    updated_at_ms BIGINT NOT NULL
+);
+
+CREATE TABLE audit_log (
+    id     BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    at_ms  BIGINT NOT NULL,
+    actor  TEXT   NOT NULL,
+    action TEXT   NOT NULL,
+    detail TEXT   NOT NULL
+);
+
+-- addresses: a JSON array of socket addresses.
+CREATE TABLE known_peers (
+    peer_id       TEXT   PRIMARY KEY,
+    addresses     TEXT   NOT NULL,
+    source        TEXT   NOT NULL,
+    first_seen_ms BIGINT NOT NULL,
+    last_seen_ms  BIGINT NOT NULL
+);

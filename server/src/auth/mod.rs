@@ -1,0 +1,5 @@
+//! Administrator authentication: passwords, sessions, login throttling.
+
+pub mod password;
+pub mod rate_limit;
+pub mod session;

@@ -1,0 +1,225 @@
+//! `POST /auth/login` and `POST /auth/logout` (plain HTML form posts).
+
+use std::{
+    net::{IpAddr, SocketAddr},
+    time::Instant,
+};
+
+use axum::{
+    Extension, Form,
+    extract::{ConnectInfo, State},
+    http::{HeaderMap, HeaderValue, StatusCode, header},
+    response::{Html, IntoResponse, Redirect, Response},
+};
+use serde::Deserialize;
+
+use crate::{
+    auth::{password, session},
+    http::{error::ApiError, guard::AuthSession},
+    state::{AppState, now_ms},
+    store::{NewAudit, NewSession},
+};
+
+/// The login form.
+#[derive(Deserialize)]
+pub struct LoginForm {
+    username: String,
+    password: String,
+    #[serde(default)]
+    next: String,
+}
+
+/// Checks the credentials; on success sets the session cookie and redirects.
+pub async fn login(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Form(form): Form<LoginForm>,
+) -> Result<Response, ApiError> {
+    let shared = &state.shared;
+    let client = client_ip(peer, &headers, shared.config.trust_forwarded_for);
+    let username: String = form
+        .username
+        .trim()
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(64)
+        .collect();
+
+    if let Err(wait) = shared.login_limiter.check(client, Instant::now()) {
+        audit(
+            &state,
+            "system",
+            "auth.login_throttled",
+            format!("user={username} from {client}"),
+        )
+        .await?;
+        let secs = wait.as_secs().max(1);
+        let mut response = (
+            StatusCode::TOO_MANY_REQUESTS,
+            Html(format!(
+                "<!DOCTYPE html><title>Too many attempts</title><p>Too many login attempts. \
+                 Try again in {secs} s.</p><p><a href=\"/login?error=rate\">Back to login</a></p>"
+            )),
+        )
+            .into_response();
+        if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
+            response.headers_mut().insert(header::RETRY_AFTER, v);
+        }
+        return Ok(response);
+    }
+
+    let admin = shared.store.find_admin(&username).await?;
+    let candidate = form.password;
+    let phc = admin.as_ref().map_or_else(
+        || password::decoy_hash().to_owned(),
+        |a| a.password_hash.clone(),
+    );
+    let valid = tokio::task::spawn_blocking(move || password::verify(&candidate, &phc))
+        .await
+        .map_err(|e| ApiError::internal(&e))?;
+    let admin = match admin {
+        Some(admin) if valid => admin,
+        _ => {
+            audit(
+                &state,
+                "system",
+                "auth.login_failed",
+                format!("user={username} from {client}"),
+            )
+            .await?;
+            tracing::info!(%client, "failed login");
+            return Ok(Redirect::to("/login?error=invalid").into_response());
+        }
+    };
+
+    let token = session::new_token();
+    let now = now_ms();
+    let ttl = shared.config.session_ttl;
+    shared
+        .store
+        .create_session(&NewSession {
+            token_hash: session::token_hash(&token),
+            admin_id: admin.id,
+            csrf_token: session::new_token(),
+            created_at_ms: now,
+            expires_at_ms: now.saturating_add(i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX)),
+        })
+        .await?;
+    audit(
+        &state,
+        &admin.username,
+        "auth.login",
+        format!("from {client}"),
+    )
+    .await?;
+    tracing::info!(user = %admin.username, %client, "login");
+
+    let mut response = Redirect::to(safe_next(&form.next)).into_response();
+    let cookie = session::set_cookie(&token, ttl.as_secs(), shared.config.secure_cookies);
+    response.headers_mut().insert(
+        header::SET_COOKIE,
+        HeaderValue::from_str(&cookie).map_err(|e| ApiError::internal(&e))?,
+    );
+    Ok(response)
+}
+
+/// Ends the session (the guard already checked its CSRF token).
+pub async fn logout(
+    State(state): State<AppState>,
+    Extension(session): Extension<AuthSession>,
+) -> Result<Response, ApiError> {
+    state
+        .shared
+        .store
+        .delete_session(&session.token_hash)
+        .await?;
+    state.shared.transcripts.remove(&session.token_hash);
+    audit(&state, &session.username, "auth.logout", String::new()).await?;
+    let mut response = Redirect::to("/login").into_response();
+    let cookie = session::clear_cookie(state.shared.config.secure_cookies);
+    response.headers_mut().insert(
+        header::SET_COOKIE,
+        HeaderValue::from_str(&cookie).map_err(|e| ApiError::internal(&e))?,
+    );
+    Ok(response)
+}
+
+async fn audit(
+    state: &AppState,
+    actor: &str,
+    action: &str,
+    detail: String,
+) -> Result<(), ApiError> {
+    let entry = NewAudit {
+        at_ms: now_ms(),
+        actor: actor.to_owned(),
+        action: action.to_owned(),
+        detail,
+    };
+    state.shared.store.append_audit(&entry).await?;
+    Ok(())
+}
+
+/// The client address: the socket peer, or the first `X-Forwarded-For`
+/// entry when the operator said a trusted proxy sets it.
+pub fn client_ip(peer: SocketAddr, headers: &HeaderMap, trust_forwarded_for: bool) -> IpAddr {
+    if trust_forwarded_for
+        && let Some(ip) = headers
+            .get("x-forwarded-for")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(',').next())
+            .and_then(|first| first.trim().parse().ok())
+    {
+        return ip;
+    }
+    peer.ip()
+}
+
+/// A same-site path to continue to after login; anything else becomes `/`.
+fn safe_next(next: &str) -> &str {
+    let local = next.starts_with('/') && !next.starts_with("//") && !next.contains('\\');
+    if local && !next.starts_with("/login") && !next.starts_with("/auth/") {
+        next
+    } else {
+        "/"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn next_must_stay_on_this_site() {
+        assert_eq!(safe_next("/peers"), "/peers");
+        assert_eq!(safe_next("/settings?tab=1"), "/settings?tab=1");
+        for bad in [
+            "",
+            "https://evil.example",
+            "//evil.example",
+            "/\\evil.example",
+            "/login",
+            "/auth/logout",
+        ] {
+            assert_eq!(safe_next(bad), "/", "{bad}");
+        }
+    }
+
+    #[test]
+    fn forwarded_for_is_used_only_when_trusted() {
+        let peer: SocketAddr = "127.0.0.1:5000".parse().expect("addr");
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            "x-forwarded-for",
+            HeaderValue::from_static("203.0.113.9, 10.0.0.1"),
+        );
+        assert_eq!(client_ip(peer, &headers, false), peer.ip());
+        assert_eq!(
+            client_ip(peer, &headers, true),
+            "203.0.113.9".parse::<IpAddr>().expect("ip")
+        );
+        headers.insert("x-forwarded-for", HeaderValue::from_static("garbage"));
+        assert_eq!(client_ip(peer, &headers, true), peer.ip());
+    }
+}

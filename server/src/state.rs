@@ -1,0 +1,52 @@
+//! What every request handler can reach.
+
+use std::{net::SocketAddr, sync::Arc, time::Instant};
+
+use axum::extract::FromRef;
+use leptos::config::LeptosOptions;
+
+use crate::{
+    auth::rate_limit::LoginLimiter, config::Config, http::metrics::HttpMetrics, store::Store,
+    terminal::Transcripts,
+};
+
+/// Shared server state; cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    /// Everything but the Leptos options.
+    pub shared: Arc<Shared>,
+    /// Where the panel's assets live and what they are called.
+    pub leptos: LeptosOptions,
+}
+
+/// The state behind the `Arc`.
+pub struct Shared {
+    /// Validated configuration.
+    pub config: Config,
+    /// The database.
+    pub store: Arc<dyn Store>,
+    /// When the server started.
+    pub started: Instant,
+    /// Addresses actually bound (a configured port 0 becomes the real port).
+    pub listen_addresses: Vec<SocketAddr>,
+    /// Login throttling.
+    pub login_limiter: LoginLimiter,
+    /// Terminal transcripts.
+    pub transcripts: Transcripts,
+    /// Request counters and latencies.
+    pub metrics: HttpMetrics,
+}
+
+impl FromRef<AppState> for LeptosOptions {
+    fn from_ref(state: &AppState) -> Self {
+        state.leptos.clone()
+    }
+}
+
+/// Milliseconds since the Unix epoch, the time unit stored in the database.
+pub fn now_ms() -> i64 {
+    let since = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    i64::try_from(since.as_millis()).unwrap_or(i64::MAX)
+}

@@ -1,0 +1,497 @@
+//! Persistent state behind one trait, with SQLite and PostgreSQL behind it.
+//!
+//! Both backends run the same SQL (`$n` placeholders, `ON CONFLICT`,
+//! `RETURNING` and Unix-millisecond integers work in both), so one macro
+//! ([`sql_store!`]) writes the two implementations; only connecting and the
+//! migration folders differ. The `query!` macros are deliberately not used:
+//! they would need a live database at compile time.
+
+mod postgres;
+mod sqlite;
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+pub use postgres::PostgresStore;
+pub use sqlite::SqliteStore;
+
+/// What can go wrong talking to the database.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database URL could not be used.
+    #[error("invalid database URL: {0}")]
+    InvalidUrl(String),
+    /// The database could not be reached in time.
+    #[error("cannot connect to the database ({url}): {source}")]
+    Connect {
+        /// The URL, credentials removed.
+        url: String,
+        /// The driver's error.
+        #[source]
+        source: sqlx::Error,
+    },
+    /// The schema migration failed; the database is left as it was.
+    #[error("database migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// A query failed.
+    #[error("database error: {0}")]
+    Query(#[from] sqlx::Error),
+    /// Preparing the SQLite data directory failed.
+    #[error("cannot create database directory {path}: {source}")]
+    Directory {
+        /// The directory.
+        path: String,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// An administrator account.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AdminRecord {
+    /// Row id.
+    pub id: i64,
+    /// Login name.
+    pub username: String,
+    /// Argon2 PHC string; never the password.
+    pub password_hash: String,
+}
+
+/// A session to create at login.
+#[derive(Clone, Debug)]
+pub struct NewSession {
+    /// BLAKE3 hash of the cookie token (the token itself is never stored).
+    pub token_hash: String,
+    /// Owner.
+    pub admin_id: i64,
+    /// The session's CSRF token.
+    pub csrf_token: String,
+    /// Creation time, Unix ms.
+    pub created_at_ms: i64,
+    /// Absolute expiry, Unix ms.
+    pub expires_at_ms: i64,
+}
+
+/// A live session, joined with its owner's name.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SessionRecord {
+    /// Owner's name.
+    pub username: String,
+    /// The session's CSRF token.
+    pub csrf_token: String,
+    /// Absolute expiry, Unix ms.
+    pub expires_at_ms: i64,
+}
+
+/// An audit entry to append.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewAudit {
+    /// When, Unix ms.
+    pub at_ms: i64,
+    /// Who (an admin name, or `system`).
+    pub actor: String,
+    /// What, a short dotted verb such as `auth.login` or `terminal.input`.
+    pub action: String,
+    /// Free text (never a secret).
+    pub detail: String,
+}
+
+/// A stored audit entry.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuditRecord {
+    /// Row id, increasing with time.
+    pub id: i64,
+    /// The entry.
+    pub entry: NewAudit,
+}
+
+/// A peer the node knows about.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KnownPeerRecord {
+    /// Printable peer id.
+    pub peer_id: String,
+    /// Addresses it was seen at.
+    pub addresses: Vec<String>,
+    /// How it was learned.
+    pub source: String,
+    /// First seen, Unix ms.
+    pub first_seen_ms: i64,
+    /// Last seen, Unix ms.
+    pub last_seen_ms: i64,
+}
+
+/// Which database a store talks to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    /// Embedded SQLite file.
+    Sqlite,
+    /// PostgreSQL server.
+    Postgres,
+}
+
+/// The server's persistent state.
+///
+/// Every method is a single statement or a single transaction, so a failure
+/// leaves the stored data as it was.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Which backend this is.
+    fn backend(&self) -> Backend;
+    /// Backend and location for display, without credentials.
+    fn describe(&self) -> String;
+
+    /// The admin called `username`, if any.
+    async fn find_admin(&self, username: &str) -> Result<Option<AdminRecord>, StoreError>;
+    /// Creates the admin unless one with that name exists; true if created.
+    async fn create_admin_if_absent(
+        &self,
+        username: &str,
+        password_hash: &str,
+        now_ms: i64,
+    ) -> Result<bool, StoreError>;
+
+    /// Stores a new session.
+    async fn create_session(&self, session: &NewSession) -> Result<(), StoreError>;
+    /// The unexpired session with this token hash.
+    async fn find_session(
+        &self,
+        token_hash: &str,
+        now_ms: i64,
+    ) -> Result<Option<SessionRecord>, StoreError>;
+    /// Ends a session; true if it existed.
+    async fn delete_session(&self, token_hash: &str) -> Result<bool, StoreError>;
+    /// Removes expired sessions; returns how many.
+    async fn delete_expired_sessions(&self, now_ms: i64) -> Result<u64, StoreError>;
+
+    /// One setting's stored value.
+    async fn setting(&self, key: &str) -> Result<Option<String>, StoreError>;
+    /// Writes settings and their audit entry in one transaction.
+    async fn put_settings(
+        &self,
+        values: &[(String, String)],
+        audit: &NewAudit,
+    ) -> Result<(), StoreError>;
+
+    /// Appends to the audit log.
+    async fn append_audit(&self, entry: &NewAudit) -> Result<(), StoreError>;
+    /// The newest `limit` audit entries, newest first.
+    async fn recent_audit(&self, limit: u32) -> Result<Vec<AuditRecord>, StoreError>;
+
+    /// Inserts a peer or refreshes its addresses, source and last-seen time.
+    async fn upsert_known_peer(&self, peer: &KnownPeerRecord) -> Result<(), StoreError>;
+    /// All known peers, most recently seen first.
+    async fn known_peers(&self) -> Result<Vec<KnownPeerRecord>, StoreError>;
+    /// Number of known peers.
+    async fn count_known_peers(&self) -> Result<u64, StoreError>;
+
+    /// Runs a trivial query: is the database answering?
+    async fn ping(&self) -> Result<(), StoreError>;
+    /// Closes the pool, waiting for in-flight queries.
+    async fn close(&self);
+}
+
+/// Opens the store for `url` (`sqlite:…` or `postgres://…`) and migrates it.
+pub async fn connect(
+    url: &str,
+    max_connections: u32,
+    connect_timeout: Duration,
+) -> Result<std::sync::Arc<dyn Store>, StoreError> {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(std::sync::Arc::new(
+            PostgresStore::connect(url, max_connections, connect_timeout).await?,
+        ))
+    } else if url.starts_with("sqlite:") {
+        Ok(std::sync::Arc::new(
+            SqliteStore::connect(url, max_connections, connect_timeout).await?,
+        ))
+    } else {
+        Err(StoreError::InvalidUrl(format!(
+            "{}: expected sqlite:… or postgres://…",
+            redact_url(url)
+        )))
+    }
+}
+
+/// The URL with any password replaced, for logs and the panel.
+pub fn redact_url(url: &str) -> String {
+    // scheme://user:password@host/… → scheme://user:***@host/…
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let Some((userinfo, host)) = rest.split_once('@') else {
+        return url.to_owned();
+    };
+    match userinfo.split_once(':') {
+        Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
+        None => url.to_owned(),
+    }
+}
+
+/// Implements [`Store`] for a struct with a `pool: sqlx::Pool<$db>` field.
+macro_rules! sql_store {
+    ($store:ty) => {
+        #[async_trait::async_trait]
+        impl $crate::store::Store for $store {
+            fn backend(&self) -> $crate::store::Backend {
+                Self::BACKEND
+            }
+
+            fn describe(&self) -> String {
+                self.description.clone()
+            }
+
+            async fn find_admin(
+                &self,
+                username: &str,
+            ) -> Result<Option<$crate::store::AdminRecord>, $crate::store::StoreError> {
+                use sqlx::Row as _;
+                let row = sqlx::query(
+                    "SELECT id, username, password_hash FROM admins WHERE username = $1",
+                )
+                .bind(username)
+                .fetch_optional(&self.pool)
+                .await?;
+                Ok(match row {
+                    Some(r) => Some($crate::store::AdminRecord {
+                        id: r.try_get("id")?,
+                        username: r.try_get("username")?,
+                        password_hash: r.try_get("password_hash")?,
+                    }),
+                    None => None,
+                })
+            }
+
+            async fn create_admin_if_absent(
+                &self,
+                username: &str,
+                password_hash: &str,
+                now_ms: i64,
+            ) -> Result<bool, $crate::store::StoreError> {
+                let done = sqlx::query(
+                    "INSERT INTO admins (username, password_hash, created_at_ms) VALUES ($1, $2, $3) \
+                     ON CONFLICT (username) DO NOTHING",
+                )
+                .bind(username)
+                .bind(password_hash)
+                .bind(now_ms)
+                .execute(&self.pool)
+                .await?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn create_session(
+                &self,
+                s: &$crate::store::NewSession,
+            ) -> Result<(), $crate::store::StoreError> {
+                sqlx::query(
+                    "INSERT INTO sessions (token_hash, admin_id, csrf_token, created_at_ms, expires_at_ms) \
+                     VALUES ($1, $2, $3, $4, $5)",
+                )
+                .bind(&s.token_hash)
+                .bind(s.admin_id)
+                .bind(&s.csrf_token)
+                .bind(s.created_at_ms)
+                .bind(s.expires_at_ms)
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+
+            async fn find_session(
+                &self,
+                token_hash: &str,
+                now_ms: i64,
+            ) -> Result<Option<$crate::store::SessionRecord>, $crate::store::StoreError> {
+                use sqlx::Row as _;
+                let row = sqlx::query(
+                    "SELECT a.username, s.csrf_token, s.expires_at_ms FROM sessions s \
+                     JOIN admins a ON a.id = s.admin_id \
+                     WHERE s.token_hash = $1 AND s.expires_at_ms > $2",
+                )
+                .bind(token_hash)
+                .bind(now_ms)
+                .fetch_optional(&self.pool)
+                .await?;
+                Ok(match row {
+                    Some(r) => Some($crate::store::SessionRecord {
+                        username: r.try_get("username")?,
+                        csrf_token: r.try_get("csrf_token")?,
+                        expires_at_ms: r.try_get("expires_at_ms")?,
+                    }),
+                    None => None,
+                })
+            }
+
+            async fn delete_session(&self, token_hash: &str) -> Result<bool, $crate::store::StoreError> {
+                let done = sqlx::query("DELETE FROM sessions WHERE token_hash = $1")
+                    .bind(token_hash)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(done.rows_affected() > 0)
+            }
+
+            async fn delete_expired_sessions(&self, now_ms: i64) -> Result<u64, $crate::store::StoreError> {
+                let done = sqlx::query("DELETE FROM sessions WHERE expires_at_ms <= $1")
+                    .bind(now_ms)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(done.rows_affected())
+            }
+
+            async fn setting(&self, key: &str) -> Result<Option<String>, $crate::store::StoreError> {
+                Ok(sqlx::query_scalar("SELECT value FROM settings WHERE key = $1")
+                    .bind(key)
+                    .fetch_optional(&self.pool)
+                    .await?)
+            }
+
+            async fn put_settings(
+                &self,
+                values: &[(String, String)],
+                audit: &$crate::store::NewAudit,
+            ) -> Result<(), $crate::store::StoreError> {
+                let mut tx = self.pool.begin().await?;
+                for (key, value) in values {
+                    sqlx::query(
+                        "INSERT INTO settings (key, value, updated_at_ms) VALUES ($1, $2, $3) \
+                         ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at_ms = excluded.updated_at_ms",
+                    )
+                    .bind(key)
+                    .bind(value)
+                    .bind(audit.at_ms)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                sqlx::query("INSERT INTO audit_log (at_ms, actor, action, detail) VALUES ($1, $2, $3, $4)")
+                    .bind(audit.at_ms)
+                    .bind(&audit.actor)
+                    .bind(&audit.action)
+                    .bind(&audit.detail)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn append_audit(&self, e: &$crate::store::NewAudit) -> Result<(), $crate::store::StoreError> {
+                sqlx::query("INSERT INTO audit_log (at_ms, actor, action, detail) VALUES ($1, $2, $3, $4)")
+                    .bind(e.at_ms)
+                    .bind(&e.actor)
+                    .bind(&e.action)
+                    .bind(&e.detail)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
+            async fn recent_audit(
+                &self,
+                limit: u32,
+            ) -> Result<Vec<$crate::store::AuditRecord>, $crate::store::StoreError> {
+                use sqlx::Row as _;
+                let rows = sqlx::query(
+                    "SELECT id, at_ms, actor, action, detail FROM audit_log ORDER BY id DESC LIMIT $1",
+                )
+                .bind(i64::from(limit))
+                .fetch_all(&self.pool)
+                .await?;
+                rows.into_iter()
+                    .map(|r| {
+                        Ok($crate::store::AuditRecord {
+                            id: r.try_get("id")?,
+                            entry: $crate::store::NewAudit {
+                                at_ms: r.try_get("at_ms")?,
+                                actor: r.try_get("actor")?,
+                                action: r.try_get("action")?,
+                                detail: r.try_get("detail")?,
+                            },
+                        })
+                    })
+                    .collect()
+            }
+
+            async fn upsert_known_peer(
+                &self,
+                p: &$crate::store::KnownPeerRecord,
+            ) -> Result<(), $crate::store::StoreError> {
+                let addresses = serde_json::to_string(&p.addresses)
+                    .map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
+                sqlx::query(
+                    "INSERT INTO known_peers (peer_id, addresses, source, first_seen_ms, last_seen_ms) \
+                     VALUES ($1, $2, $3, $4, $5) \
+                     ON CONFLICT (peer_id) DO UPDATE SET addresses = excluded.addresses, \
+                     source = excluded.source, last_seen_ms = excluded.last_seen_ms",
+                )
+                .bind(&p.peer_id)
+                .bind(addresses)
+                .bind(&p.source)
+                .bind(p.first_seen_ms)
+                .bind(p.last_seen_ms)
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+
+            async fn known_peers(&self) -> Result<Vec<$crate::store::KnownPeerRecord>, $crate::store::StoreError> {
+                use sqlx::Row as _;
+                let rows = sqlx::query(
+                    "SELECT peer_id, addresses, source, first_seen_ms, last_seen_ms FROM known_peers \
+                     ORDER BY last_seen_ms DESC, peer_id",
+                )
+                .fetch_all(&self.pool)
+                .await?;
+                rows.into_iter()
+                    .map(|r| {
+                        let addresses: String = r.try_get("addresses")?;
+                        Ok($crate::store::KnownPeerRecord {
+                            peer_id: r.try_get("peer_id")?,
+                            addresses: serde_json::from_str(&addresses)
+                                .map_err(|e| sqlx::Error::Decode(Box::new(e)))?,
+                            source: r.try_get("source")?,
+                            first_seen_ms: r.try_get("first_seen_ms")?,
+                            last_seen_ms: r.try_get("last_seen_ms")?,
+                        })
+                    })
+                    .collect()
+            }
+
+            async fn count_known_peers(&self) -> Result<u64, $crate::store::StoreError> {
+                let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM known_peers")
+                    .fetch_one(&self.pool)
+                    .await?;
+                Ok(u64::try_from(n).unwrap_or(0))
+            }
+
+            async fn ping(&self) -> Result<(), $crate::store::StoreError> {
+                sqlx::query("SELECT 1").execute(&self.pool).await?;
+                Ok(())
+            }
+
+            async fn close(&self) {
+                self.pool.close().await;
+            }
+        }
+    };
+}
+pub(crate) use sql_store;
+
+#[cfg(test)]
+mod tests {
+    use super::redact_url;
+
+    #[test]
+    fn redacts_only_the_password() {
+        assert_eq!(
+            redact_url("postgres://app:s3cret@db:5432/p2p"),
+            "postgres://app:***@db:5432/p2p"
+        );
+        assert_eq!(redact_url("postgres://app@db/p2p"), "postgres://app@db/p2p");
+        assert_eq!(
+            redact_url("sqlite://data/p2pnet.db"),
+            "sqlite://data/p2pnet.db"
+        );
+    }
+}

@@ -1,0 +1,7 @@
+//! The panel's command line: parsing, running, and per-session transcripts.
+
+pub mod command;
+mod transcript;
+
+pub use command::{Command, ParseError, parse};
+pub use transcript::{TranscriptKey, Transcripts};

@@ -1,0 +1,538 @@
+//! The server over a real loopback socket: auth, CSRF, Host allow-list, the
+//! terminal API, settings persistence across a restart, and bad input.
+
+use std::{net::SocketAddr, time::Duration};
+
+use reqwest::{Client, StatusCode, header, redirect::Policy};
+use server::{
+    Server,
+    config::{Config, RawConfig},
+};
+use tokio_util::sync::CancellationToken;
+
+const PASSWORD: &str = "integration-test-password";
+
+struct Running {
+    addr: SocketAddr,
+    stop: CancellationToken,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Running {
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    async fn shutdown(self) {
+        self.stop.cancel();
+        tokio::time::timeout(Duration::from_secs(10), self.task)
+            .await
+            .expect("server stops within 10 s")
+            .expect("server task");
+    }
+}
+
+fn config(data: &std::path::Path, tweak: impl FnOnce(&mut RawConfig)) -> Config {
+    let mut raw = RawConfig::default();
+    raw.server.listen = vec!["127.0.0.1:0".into()];
+    raw.server.data_dir = data.to_path_buf();
+    raw.server.site_root = data.join("site");
+    raw.auth.admin_password = PASSWORD.into();
+    raw.log.filter = "warn".into();
+    tweak(&mut raw);
+    Config::validate(raw).expect("valid test config")
+}
+
+async fn start(config: Config) -> Running {
+    let server = Server::bind(config).await.expect("bind");
+    let addr = server.local_addrs()[0];
+    let stop = CancellationToken::new();
+    let token = stop.clone();
+    let task = tokio::spawn(async move { server.serve(token).await.expect("serve") });
+    Running { addr, stop, task }
+}
+
+fn client() -> Client {
+    Client::builder()
+        .redirect(Policy::none())
+        .build()
+        .expect("client")
+}
+
+/// Logs in; returns the session cookie pair and the CSRF token from the page.
+async fn login(c: &Client, s: &Running) -> (String, String) {
+    let r = c
+        .post(s.url("/auth/login"))
+        .form(&[
+            ("username", "admin"),
+            ("password", PASSWORD),
+            ("next", "/terminal"),
+        ])
+        .send()
+        .await
+        .expect("login");
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(r.headers()[header::LOCATION], "/terminal");
+    let set_cookie = r.headers()[header::SET_COOKIE]
+        .to_str()
+        .expect("ascii")
+        .to_owned();
+    assert!(
+        set_cookie.contains("HttpOnly") && set_cookie.contains("SameSite=Strict"),
+        "{set_cookie}"
+    );
+    assert!(!set_cookie.contains("Secure"), "plain HTTP on loopback");
+    let cookie = set_cookie.split(';').next().expect("pair").to_owned();
+    let page = c
+        .get(s.url("/"))
+        .header(header::COOKIE, &cookie)
+        .send()
+        .await
+        .expect("page");
+    assert_eq!(page.status(), StatusCode::OK);
+    let html = page.text().await.expect("html");
+    let csrf = html
+        .split("name=\"csrf-token\" content=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("csrf meta tag")
+        .to_owned();
+    assert_eq!(csrf.len(), 43);
+    (cookie, csrf)
+}
+
+#[tokio::test]
+async fn unauthenticated_requests_are_turned_away() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = start(config(dir.path(), |_| {})).await;
+    let c = client();
+
+    let r = c.get(s.url("/healthz")).send().await.expect("healthz");
+    assert_eq!(r.status(), StatusCode::OK);
+
+    let r = c.get(s.url("/settings?tab=x")).send().await.expect("page");
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        r.headers()[header::LOCATION],
+        "/login?next=%2Fsettings%3Ftab%3Dx"
+    );
+
+    let r = c
+        .get(s.url("/api/parser/output"))
+        .send()
+        .await
+        .expect("api");
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+
+    let r = c.get(s.url("/login")).send().await.expect("login page");
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(
+        r.text()
+            .await
+            .expect("html")
+            .contains("action=\"/auth/login\"")
+    );
+
+    // A forged session cookie is just no session.
+    let r = c
+        .get(s.url("/"))
+        .header(header::COOKIE, format!("p2pnet_session={}", "A".repeat(43)))
+        .send()
+        .await
+        .expect("forged");
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    s.shutdown().await;
+}
+
+#[tokio::test]
+async fn host_header_must_be_allowed() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = start(config(dir.path(), |r| {
+        r.server.allowed_hosts = vec!["panel.test".into()]
+    }))
+    .await;
+    let c = client();
+    for (host, ok) in [
+        ("localhost:1", true),
+        ("panel.test", true),
+        ("evil.example", false),
+        ("127.0.0.2", false),
+    ] {
+        let r = c
+            .get(s.url("/healthz"))
+            .header(header::HOST, host)
+            .send()
+            .await
+            .expect("req");
+        assert_eq!(r.status() == StatusCode::OK, ok, "{host}: {}", r.status());
+        if !ok {
+            assert_eq!(r.status(), StatusCode::MISDIRECTED_REQUEST);
+        }
+    }
+    s.shutdown().await;
+}
+
+#[tokio::test]
+async fn login_logout_and_wrong_password() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = start(config(dir.path(), |_| {})).await;
+    let c = client();
+
+    let r = c
+        .post(s.url("/auth/login"))
+        .form(&[("username", "admin"), ("password", "wrong password!")])
+        .send()
+        .await
+        .expect("bad login");
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(r.headers()[header::LOCATION], "/login?error=invalid");
+    assert!(r.headers().get(header::SET_COOKIE).is_none());
+
+    let (cookie, csrf) = login(&c, &s).await;
+    // Logged in, /login sends you home.
+    let r = c
+        .get(s.url("/login"))
+        .header(header::COOKIE, &cookie)
+        .send()
+        .await
+        .expect("login page");
+    assert_eq!(r.headers()[header::LOCATION], "/");
+
+    // Logout needs the CSRF token too.
+    let r = c
+        .post(s.url("/auth/logout"))
+        .header(header::COOKIE, &cookie)
+        .send()
+        .await
+        .expect("logout");
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    let r = c
+        .post(s.url("/auth/logout"))
+        .header(header::COOKIE, &cookie)
+        .form(&[("csrf_token", csrf.as_str())])
+        .send()
+        .await
+        .expect("logout");
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert!(
+        r.headers()[header::SET_COOKIE]
+            .to_str()
+            .expect("ascii")
+            .contains("Max-Age=0")
+    );
+    // The old cookie no longer works.
+    let r = c
+        .get(s.url("/"))
+        .header(header::COOKIE, &cookie)
+        .send()
+        .await
+        .expect("after logout");
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    s.shutdown().await;
+}
+
+#[tokio::test]
+async fn terminal_round_trip_is_csrf_protected_and_audited() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = config(dir.path(), |_| {});
+    let s = start(cfg).await;
+    let c = client();
+    let (cookie, csrf) = login(&c, &s).await;
+    let input = |line: &str| {
+        c.post(s.url("/api/parser/input"))
+            .header(header::COOKIE, &cookie)
+            .json(&serde_json::json!({ "line": line }))
+    };
+
+    // No token, wrong token, foreign origin: refused.
+    assert_eq!(
+        input("help").send().await.expect("req").status(),
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        input("help")
+            .header("x-csrf-token", "x".repeat(43))
+            .send()
+            .await
+            .expect("req")
+            .status(),
+        StatusCode::FORBIDDEN
+    );
+    let r = input("help")
+        .header("x-csrf-token", &csrf)
+        .header(header::ORIGIN, "http://evil.example")
+        .send()
+        .await
+        .expect("req");
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+
+    let r = input("help")
+        .header("x-csrf-token", &csrf)
+        .send()
+        .await
+        .expect("help");
+    assert_eq!(r.status(), StatusCode::OK);
+    let out: serde_json::Value = r.json().await.expect("json");
+    let texts: Vec<&str> = out["lines"]
+        .as_array()
+        .expect("lines")
+        .iter()
+        .filter_map(|l| l["text"].as_str())
+        .collect();
+    assert_eq!(texts[0], "› help");
+    assert!(texts.iter().any(|t| t.contains("whoami")), "{texts:?}");
+
+    let r = input("whoami")
+        .header("x-csrf-token", &csrf)
+        .send()
+        .await
+        .expect("whoami");
+    let out: serde_json::Value = r.json().await.expect("json");
+    assert_eq!(out["lines"][1]["text"], "admin");
+    assert_eq!(out["lines"][1]["kind"], "output");
+
+    // Garbage: an error line, and the server keeps serving.
+    let r = input("rm -rf /\u{1b}")
+        .header("x-csrf-token", &csrf)
+        .send()
+        .await
+        .expect("garbage");
+    let out: serde_json::Value = r.json().await.expect("json");
+    assert_eq!(out["lines"][1]["kind"], "error");
+    let r = input("frobnicate")
+        .header("x-csrf-token", &csrf)
+        .send()
+        .await
+        .expect("unknown");
+    let out: serde_json::Value = r.json().await.expect("json");
+    assert!(
+        out["lines"][1]["text"]
+            .as_str()
+            .expect("text")
+            .contains("unknown command")
+    );
+
+    // Polling returns the whole transcript, then nothing new.
+    let r = c
+        .get(s.url("/api/parser/output?after=0"))
+        .header(header::COOKIE, &cookie)
+        .send()
+        .await
+        .expect("poll");
+    let out: serde_json::Value = r.json().await.expect("json");
+    let next = out["next"].as_u64().expect("next");
+    assert!(out["lines"].as_array().expect("lines").len() >= 8);
+    let r = c
+        .get(s.url(&format!("/api/parser/output?after={next}")))
+        .header(header::COOKIE, &cookie)
+        .send()
+        .await
+        .expect("poll");
+    let out: serde_json::Value = r.json().await.expect("json");
+    assert!(out["lines"].as_array().expect("lines").is_empty());
+    let r = c
+        .get(s.url("/api/parser/output?after=-3"))
+        .header(header::COOKIE, &cookie)
+        .send()
+        .await
+        .expect("bad");
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+
+    // Bad bodies: clear JSON errors.
+    let r = c
+        .post(s.url("/api/parser/input"))
+        .header(header::COOKIE, &cookie)
+        .header("x-csrf-token", &csrf)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body("{\"line\": ")
+        .send()
+        .await
+        .expect("malformed");
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    let body: serde_json::Value = r.json().await.expect("json error");
+    assert!(
+        body["error"]
+            .as_str()
+            .expect("message")
+            .starts_with("malformed JSON"),
+        "{body}"
+    );
+    let r = c
+        .post(s.url("/api/parser/input"))
+        .header(header::COOKIE, &cookie)
+        .header("x-csrf-token", &csrf)
+        .json(&serde_json::json!({ "line": "x".repeat(2 * 1024 * 1024) }))
+        .send()
+        .await
+        .expect("oversized");
+    assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE);
+
+    // Every accepted input is in the audit log.
+    let store = server::store::connect(
+        &format!("sqlite://{}/p2pnet.db", dir.path().display()),
+        1,
+        Duration::from_secs(5),
+    )
+    .await
+    .expect("store");
+    let audit = store.recent_audit(50).await.expect("audit");
+    let inputs: Vec<&str> = audit
+        .iter()
+        .filter(|a| a.entry.action == "terminal.input")
+        .map(|a| a.entry.detail.as_str())
+        .collect();
+    assert_eq!(
+        inputs,
+        vec!["frobnicate", "rm -rf /\\u{1b}", "whoami", "help"]
+    );
+    assert!(audit.iter().any(|a| a.entry.action == "auth.login"));
+    s.shutdown().await;
+}
+
+#[tokio::test]
+async fn settings_persist_across_restart() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = start(config(dir.path(), |_| {})).await;
+    let c = client();
+    let (cookie, csrf) = login(&c, &s).await;
+    // Find the server function's URL in the settings page (its name has a hash suffix).
+    let html = c
+        .get(s.url("/settings"))
+        .header(header::COOKIE, &cookie)
+        .send()
+        .await
+        .expect("page")
+        .text()
+        .await
+        .expect("html");
+    let action = html
+        .split("action=\"")
+        .map(|rest| rest.split('"').next().unwrap_or_default())
+        .find(|a| a.starts_with("/api/update_settings"))
+        .expect("settings form action")
+        .to_owned();
+    let save = |name: &'static str| {
+        c.post(s.url(&action))
+            .header(header::COOKIE, &cookie)
+            .header(header::ACCEPT, "application/json")
+            .form(&[
+                ("csrf_token", csrf.as_str()),
+                ("node_name", name),
+                ("accept_inbound_peers", "on"),
+            ])
+    };
+    let r = save("   ").send().await.expect("invalid");
+    assert!(!r.status().is_success(), "blank name refused");
+    let r = save("renamed-node").send().await.expect("save");
+    assert!(r.status().is_success(), "{}", r.status());
+    // Without the token the same post is refused.
+    let r = c
+        .post(s.url(&action))
+        .header(header::COOKIE, &cookie)
+        .form(&[("node_name", "sneaky")])
+        .send()
+        .await
+        .expect("no token");
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    s.shutdown().await;
+
+    let s = start(config(dir.path(), |_| {})).await;
+    let (cookie, _) = login(&c, &s).await;
+    let html = c
+        .get(s.url("/"))
+        .header(header::COOKIE, &cookie)
+        .send()
+        .await
+        .expect("page")
+        .text()
+        .await
+        .expect("html");
+    assert!(
+        html.contains("renamed-node"),
+        "the saved name is shown after a restart"
+    );
+    s.shutdown().await;
+}
+
+#[tokio::test]
+async fn unknown_routes_metrics_and_rate_limit() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = start(config(dir.path(), |r| r.auth.login_attempts_per_minute = 3)).await;
+    let c = client();
+    let (cookie, _) = login(&c, &s).await;
+
+    let r = c
+        .get(s.url("/no/such/page"))
+        .header(header::COOKIE, &cookie)
+        .send()
+        .await
+        .expect("404");
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    assert!(r.text().await.expect("html").contains("Page not found"));
+
+    let r = c.get(s.url("/robots.txt")).send().await.expect("static");
+    assert_eq!(
+        r.status(),
+        StatusCode::NOT_FOUND,
+        "no site built in this test; still no crash"
+    );
+
+    // Two more attempts are allowed (one was the login above), then 429.
+    for _ in 0..2 {
+        let r = c
+            .post(s.url("/auth/login"))
+            .form(&[("username", "admin"), ("password", "nope")])
+            .send()
+            .await
+            .expect("try");
+        assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    }
+    let r = c
+        .post(s.url("/auth/login"))
+        .form(&[("username", "admin"), ("password", PASSWORD)])
+        .send()
+        .await
+        .expect("try");
+    assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(r.headers().contains_key(header::RETRY_AFTER));
+
+    let body = c
+        .get(s.url("/metrics"))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        body.contains(
+            "p2pnet_http_requests_total{method=\"POST\",route=\"/auth/login\",status=\"429\"} 1"
+        ),
+        "{body}"
+    );
+    assert!(
+        body.contains("p2pnet_http_request_duration_seconds_bucket"),
+        "{body}"
+    );
+    s.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_second_server_on_a_taken_port_fails_clearly() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = start(config(dir.path(), |_| {})).await;
+    let taken = s.addr.to_string();
+    let other = tempfile::tempdir().expect("tempdir");
+    let err = Server::bind(config(other.path(), |r| {
+        r.server.listen = vec![taken.clone()]
+    }))
+    .await
+    .err()
+    .expect("port taken");
+    assert!(
+        err.to_string()
+            .contains(&format!("cannot listen on {taken}")),
+        "{err}"
+    );
+    s.shutdown().await;
+}

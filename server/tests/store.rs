@@ -1,0 +1,347 @@
+//! One test-suite for every `Store` backend: SQLite always, PostgreSQL when
+//! `P2PNET_TEST_POSTGRES_URL` names a server (the test script starts a
+//! throw-away one and sets `P2PNET_REQUIRE_POSTGRES=1`, so CI cannot skip it).
+
+use std::{sync::Arc, time::Duration};
+
+use server::store::{self, Backend, KnownPeerRecord, NewAudit, NewSession, Store};
+
+const TIMEOUT: Duration = Duration::from_secs(5);
+
+async fn sqlite() -> (Arc<dyn Store>, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // A nested directory that does not exist yet: the store must create it.
+    let url = format!("sqlite://{}/nested/p2pnet.db", dir.path().display());
+    (
+        store::connect(&url, 4, TIMEOUT)
+            .await
+            .expect("sqlite store"),
+        dir,
+    )
+}
+
+/// A fresh database on the test server, dropped by the returned guard.
+async fn postgres() -> Option<(Arc<dyn Store>, PgDatabase)> {
+    let Ok(admin_url) = std::env::var("P2PNET_TEST_POSTGRES_URL") else {
+        assert!(
+            std::env::var("P2PNET_REQUIRE_POSTGRES").is_err(),
+            "P2PNET_REQUIRE_POSTGRES is set but P2PNET_TEST_POSTGRES_URL is not"
+        );
+        eprintln!(
+            "skipping PostgreSQL: P2PNET_TEST_POSTGRES_URL not set (scripts/test.sh sets it)"
+        );
+        return None;
+    };
+    let db = PgDatabase::create(&admin_url).await;
+    let store = store::connect(&db.url, 4, TIMEOUT)
+        .await
+        .expect("postgres store");
+    Some((store, db))
+}
+
+struct PgDatabase {
+    admin_url: String,
+    name: String,
+    url: String,
+}
+
+impl PgDatabase {
+    async fn create(admin_url: &str) -> Self {
+        use std::sync::atomic::{AtomicU32, Ordering};
+        static N: AtomicU32 = AtomicU32::new(0);
+        let name = format!(
+            "p2pnet_test_{}_{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        );
+        let pool = sqlx::PgPool::connect(admin_url)
+            .await
+            .expect("connect to test server");
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&pool)
+            .await
+            .expect("create database");
+        pool.close().await;
+        let base = admin_url.rsplit_once('/').map_or(admin_url, |(b, _)| b);
+        Self {
+            admin_url: admin_url.to_owned(),
+            url: format!("{base}/{name}"),
+            name,
+        }
+    }
+
+    async fn drop_now(self, store: Arc<dyn Store>) {
+        store.close().await;
+        let pool = sqlx::PgPool::connect(&self.admin_url)
+            .await
+            .expect("connect");
+        sqlx::query(&format!(
+            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+            self.name
+        ))
+        .execute(&pool)
+        .await
+        .expect("drop database");
+    }
+}
+
+/// The suite. Each step asserts observable behaviour of the trait.
+async fn suite(store: &dyn Store, backend: Backend) {
+    assert_eq!(store.backend(), backend);
+    store.ping().await.expect("ping");
+
+    // Admins: created once, never overwritten.
+    assert_eq!(store.find_admin("admin").await.expect("find"), None);
+    assert!(
+        store
+            .create_admin_if_absent("admin", "$argon2id$first", 1)
+            .await
+            .expect("create")
+    );
+    assert!(
+        !store
+            .create_admin_if_absent("admin", "$argon2id$second", 2)
+            .await
+            .expect("again")
+    );
+    let admin = store
+        .find_admin("admin")
+        .await
+        .expect("find")
+        .expect("exists");
+    assert_eq!(
+        (admin.username.as_str(), admin.password_hash.as_str()),
+        ("admin", "$argon2id$first")
+    );
+
+    // Sessions: found while unexpired, gone after expiry or deletion.
+    let session = NewSession {
+        token_hash: "h1".into(),
+        admin_id: admin.id,
+        csrf_token: "csrf1".into(),
+        created_at_ms: 1_000,
+        expires_at_ms: 2_000,
+    };
+    store.create_session(&session).await.expect("session");
+    store
+        .create_session(&NewSession {
+            token_hash: "h2".into(),
+            expires_at_ms: 9_000,
+            ..session.clone()
+        })
+        .await
+        .expect("session 2");
+    let found = store
+        .find_session("h1", 1_500)
+        .await
+        .expect("find")
+        .expect("live");
+    assert_eq!(
+        (
+            found.username.as_str(),
+            found.csrf_token.as_str(),
+            found.expires_at_ms
+        ),
+        ("admin", "csrf1", 2_000)
+    );
+    assert_eq!(
+        store.find_session("h1", 2_000).await.expect("find"),
+        None,
+        "expiry is exclusive"
+    );
+    assert_eq!(store.find_session("nope", 0).await.expect("find"), None);
+    assert_eq!(
+        store.delete_expired_sessions(5_000).await.expect("sweep"),
+        1
+    );
+    assert!(
+        store
+            .find_session("h2", 5_000)
+            .await
+            .expect("find")
+            .is_some(),
+        "unexpired survives sweep"
+    );
+    assert!(store.delete_session("h2").await.expect("delete"));
+    assert!(!store.delete_session("h2").await.expect("delete twice"));
+    // A session for a missing admin violates the foreign key.
+    let orphan = NewSession {
+        token_hash: "h3".into(),
+        admin_id: admin.id + 1000,
+        ..session.clone()
+    };
+    assert!(
+        store.create_session(&orphan).await.is_err(),
+        "foreign key enforced"
+    );
+
+    // Settings: written with their audit entry in one transaction.
+    assert_eq!(store.setting("node.name").await.expect("get"), None);
+    let audit = NewAudit {
+        at_ms: 10,
+        actor: "admin".into(),
+        action: "settings.update".into(),
+        detail: "x".into(),
+    };
+    store
+        .put_settings(
+            &[
+                ("node.name".into(), "alpha".into()),
+                ("node.flag".into(), "true".into()),
+            ],
+            &audit,
+        )
+        .await
+        .expect("put");
+    store
+        .put_settings(&[("node.name".into(), "beta".into())], &audit)
+        .await
+        .expect("overwrite");
+    assert_eq!(
+        store.setting("node.name").await.expect("get").as_deref(),
+        Some("beta")
+    );
+    assert_eq!(
+        store.setting("node.flag").await.expect("get").as_deref(),
+        Some("true")
+    );
+
+    // Audit log: newest first, limited.
+    for i in 0..5 {
+        let entry = NewAudit {
+            at_ms: 100 + i,
+            actor: "admin".into(),
+            action: "terminal.input".into(),
+            detail: format!("cmd {i}"),
+        };
+        store.append_audit(&entry).await.expect("audit");
+    }
+    let recent = store.recent_audit(3).await.expect("recent");
+    assert_eq!(recent.len(), 3);
+    assert_eq!(recent[0].entry.detail, "cmd 4");
+    assert!(recent[0].id > recent[1].id && recent[1].id > recent[2].id);
+    assert_eq!(
+        store.recent_audit(100).await.expect("all").len(),
+        7,
+        "2 settings audits + 5 appended"
+    );
+
+    // Known peers: upsert keeps first_seen, refreshes the rest.
+    assert_eq!(store.count_known_peers().await.expect("count"), 0);
+    assert!(store.known_peers().await.expect("list").is_empty());
+    let peer = KnownPeerRecord {
+        peer_id: "p2p1abc".into(),
+        addresses: vec!["127.0.0.1:9000".into(), "[::1]:9000".into()],
+        source: "manual".into(),
+        first_seen_ms: 50,
+        last_seen_ms: 50,
+    };
+    store.upsert_known_peer(&peer).await.expect("insert");
+    store
+        .upsert_known_peer(&KnownPeerRecord {
+            addresses: vec!["127.0.0.1:9001".into()],
+            source: "broadcast".into(),
+            first_seen_ms: 70,
+            last_seen_ms: 70,
+            ..peer.clone()
+        })
+        .await
+        .expect("update");
+    store
+        .upsert_known_peer(&KnownPeerRecord {
+            peer_id: "p2p1zzz".into(),
+            last_seen_ms: 60,
+            ..peer.clone()
+        })
+        .await
+        .expect("second");
+    let peers = store.known_peers().await.expect("list");
+    assert_eq!(peers.len(), 2);
+    assert_eq!(peers[0].peer_id, "p2p1abc", "most recently seen first");
+    assert_eq!(peers[0].first_seen_ms, 50, "first_seen kept");
+    assert_eq!(
+        (peers[0].last_seen_ms, peers[0].source.as_str()),
+        (70, "broadcast")
+    );
+    assert_eq!(peers[0].addresses, vec!["127.0.0.1:9001".to_owned()]);
+    assert_eq!(store.count_known_peers().await.expect("count"), 2);
+}
+
+#[tokio::test]
+async fn sqlite_store_passes_the_suite() {
+    let (store, _dir) = sqlite().await;
+    suite(store.as_ref(), Backend::Sqlite).await;
+    assert!(
+        store.describe().starts_with("SQLite 3."),
+        "{}",
+        store.describe()
+    );
+}
+
+#[tokio::test]
+async fn postgres_store_passes_the_suite() {
+    let Some((store, db)) = postgres().await else {
+        return;
+    };
+    suite(store.as_ref(), Backend::Postgres).await;
+    assert!(
+        store.describe().starts_with("PostgreSQL "),
+        "{}",
+        store.describe()
+    );
+    db.drop_now(store).await;
+}
+
+#[tokio::test]
+async fn sqlite_data_survives_reopening() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = format!("sqlite://{}/p2pnet.db", dir.path().display());
+    let first = store::connect(&url, 2, TIMEOUT).await.expect("open");
+    let audit = NewAudit {
+        at_ms: 1,
+        actor: "a".into(),
+        action: "settings.update".into(),
+        detail: String::new(),
+    };
+    first
+        .put_settings(&[("node.name".into(), "kept".into())], &audit)
+        .await
+        .expect("put");
+    first.close().await;
+    // Reopening re-runs the migrator, which must be a no-op.
+    let second = store::connect(&url, 2, TIMEOUT).await.expect("reopen");
+    assert_eq!(
+        second.setting("node.name").await.expect("get").as_deref(),
+        Some("kept")
+    );
+}
+
+#[tokio::test]
+async fn unusable_databases_fail_with_clear_errors() {
+    let err = store::connect("mysql://localhost/x", 1, TIMEOUT)
+        .await
+        .err()
+        .expect("scheme refused");
+    assert!(err.to_string().contains("expected sqlite:"), "{err}");
+    // Nothing listens on port 1; the error must come quickly and hide the password.
+    let started = std::time::Instant::now();
+    let err = store::connect(
+        "postgres://u:secret@127.0.0.1:1/db",
+        1,
+        Duration::from_secs(2),
+    )
+    .await
+    .err()
+    .expect("unreachable");
+    assert!(started.elapsed() < Duration::from_secs(10));
+    let text = err.to_string();
+    assert!(
+        text.contains("cannot connect") && !text.contains("secret"),
+        "{text}"
+    );
+    let err = store::connect("sqlite:///proc/definitely/not/writable.db", 1, TIMEOUT)
+        .await
+        .err()
+        .expect("unwritable");
+    assert!(err.to_string().contains("/proc/definitely"), "{err}");
+}
