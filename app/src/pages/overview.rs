@@ -19,8 +19,8 @@ pub fn OverviewPage() -> impl IntoView {
             <span class="muted" id="refresh-count">{move || format!("refreshed {}×", refreshes.get())}</span>
         </div>
         <Transition fallback=|| view! { <p>"Loading…"</p> }>
-            {move || Suspend::new(async move {
-                match data.await {
+            {move || data.get().map(|result| {
+                match result {
                     Ok(o) => view! {
                         <dl class="facts">
                             <dt>"Node"</dt><dd id="node-name">{o.node_name}</dd>

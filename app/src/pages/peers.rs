@@ -23,11 +23,9 @@ pub fn PeersPage() -> impl IntoView {
             />
         </div>
         <Transition fallback=|| view! { <p>"Loading…"</p> }>
-            {move || Suspend::new(async move {
-                match data.await {
-                    Ok(rows) => peer_table(rows, filter).into_any(),
-                    Err(e) => error_view(e),
-                }
+            {move || data.get().map(|result| match result {
+                Ok(rows) => peer_table(rows, filter).into_any(),
+                Err(e) => error_view(e),
             })}
         </Transition>
     }
@@ -57,9 +55,11 @@ fn peer_table(rows: Vec<PeerRow>, filter: RwSignal<String>) -> impl IntoView {
         move || {
             let needle = filter.get();
             let shown = visible().len();
-            if total == 0 {
+            if total == 0 && needle.trim().is_empty() {
                 "No peers known yet. Peers appear here once the node discovers or is given them."
                     .to_string()
+            } else if total == 0 {
+                format!("No peers known yet, so none match “{}”.", needle.trim())
             } else if needle.trim().is_empty() {
                 format!("{total} known peers")
             } else {

@@ -31,8 +31,8 @@ pub fn SettingsPage() -> impl IntoView {
         <Transition fallback=|| view! { <p>"Loading…"</p> }>
             {move || {
                 let csrf = csrf.clone();
-                Suspend::new(async move {
-                    match data.await {
+                data.get().map(|result| {
+                    match result {
                         Ok(view) => view! {
                             <section class="card">
                                 <h2>"Node"</h2>
