@@ -57,7 +57,7 @@ impl PgDatabase {
         let pool = sqlx::PgPool::connect(admin_url)
             .await
             .expect("connect to test server");
-        sqlx::query(&format!("CREATE DATABASE {name}"))
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
             .execute(&pool)
             .await
             .expect("create database");
@@ -75,10 +75,10 @@ impl PgDatabase {
         let pool = sqlx::PgPool::connect(&self.admin_url)
             .await
             .expect("connect");
-        sqlx::query(&format!(
+        sqlx::query(sqlx::AssertSqlSafe(format!(
             "DROP DATABASE IF EXISTS {} WITH (FORCE)",
             self.name
-        ))
+        )))
         .execute(&pool)
         .await
         .expect("drop database");

@@ -50,8 +50,7 @@ pub async fn input(
         Ok(output) => lines.extend(output.into_iter().map(|l| (TerminalLineKind::Output, l))),
         Err(e) => lines.push((TerminalLineKind::Error, e.to_string())),
     }
-    state.shared.transcripts.push(&session.token_hash, lines);
-    let (lines, next) = state.shared.transcripts.since(&session.token_hash, before);
+    let (lines, next) = state.shared.transcripts.push(&session.token_hash, lines);
     Ok(Json(TerminalOutput { lines, next }))
 }
 

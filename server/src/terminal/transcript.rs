@@ -35,8 +35,13 @@ struct Transcript {
 }
 
 impl Transcripts {
-    /// Appends lines to `key`'s transcript.
-    pub fn push(&self, key: &str, lines: impl IntoIterator<Item = (TerminalLineKind, String)>) {
+    /// Appends lines to `key`'s transcript; returns them as stored and the
+    /// sequence number to poll from next.
+    pub fn push(
+        &self,
+        key: &str,
+        lines: impl IntoIterator<Item = (TerminalLineKind, String)>,
+    ) -> (Vec<TerminalLine>, u64) {
         let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         inner.clock += 1;
         let now = inner.clock;
@@ -52,17 +57,21 @@ impl Transcripts {
         }
         let transcript = inner.sessions.entry(key.to_owned()).or_default();
         transcript.last_used = now;
+        let mut added = Vec::new();
         for (kind, text) in lines {
             transcript.next_seq += 1;
-            transcript.lines.push_back(TerminalLine {
+            let line = TerminalLine {
                 seq: transcript.next_seq,
                 kind,
                 text,
-            });
+            };
+            added.push(line.clone());
+            transcript.lines.push_back(line);
             if transcript.lines.len() > LINES_PER_SESSION {
                 transcript.lines.pop_front();
             }
         }
+        (added, transcript.next_seq)
     }
 
     /// Lines of `key`'s transcript after `after`, and the sequence to poll from next.
@@ -98,7 +107,9 @@ mod tests {
     #[test]
     fn polling_returns_only_new_lines() {
         let t = Transcripts::default();
-        t.push("s", [out("a"), out("b")]);
+        let (added, after_push) = t.push("s", [out("a"), out("b")]);
+        assert_eq!(added.iter().map(|l| l.seq).collect::<Vec<_>>(), [1, 2]);
+        assert_eq!(after_push, 2);
         let (lines, next) = t.since("s", 0);
         assert_eq!(
             lines.iter().map(|l| l.text.as_str()).collect::<Vec<_>>(),
