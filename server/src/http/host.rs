@@ -35,7 +35,7 @@ pub async fn allow_list(State(state): State<AppState>, req: Request, next: Next)
 /// Whether `host` (as sent, maybe with a port) is in `allowed`.
 pub fn is_allowed(host: &str, allowed: &[String]) -> bool {
     let name = strip_port(host).to_ascii_lowercase();
-    allowed.iter().any(|a| *a == name)
+    allowed.contains(&name)
 }
 
 fn strip_port(host: &str) -> &str {

@@ -41,10 +41,6 @@ pub async fn input(
             detail: shown.clone(),
         })
         .await?;
-    let (_, before) = state
-        .shared
-        .transcripts
-        .since(&session.token_hash, u64::MAX);
     let mut lines = vec![(TerminalLineKind::Input, format!("› {shown}"))];
     match run(&state, &session, &body.line) {
         Ok(output) => lines.extend(output.into_iter().map(|l| (TerminalLineKind::Output, l))),

@@ -1,0 +1,34 @@
+# syntax=docker/dockerfile:1
+# Multi-stage build: a Rust builder produces the server and the panel, a slim
+# Debian runtime runs them as an unprivileged user.
+
+FROM rust:1-bookworm AS builder
+RUN apt-get update && apt-get install -y --no-install-recommends \
+        libclang-dev pkg-config nodejs npm \
+    && rm -rf /var/lib/apt/lists/*
+WORKDIR /src
+COPY . .
+RUN rustup target add wasm32-unknown-unknown \
+    && want=$(awk '/^name = "wasm-bindgen"$/{getline; gsub(/version = |"/,""); print; exit}' Cargo.lock) \
+    && cargo install wasm-bindgen-cli --version "$want" \
+    && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund \
+    && scripts/build-site.sh release
+
+FROM debian:bookworm-slim
+RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates curl \
+    && rm -rf /var/lib/apt/lists/* \
+    && useradd --system --uid 10001 --home-dir /var/lib/p2pnet --create-home p2pnet \
+    && mkdir -p /var/lib/p2pnet/data /var/lib/p2pnet/keys \
+    && chown -R p2pnet:p2pnet /var/lib/p2pnet
+COPY --from=builder /src/target/release/p2pnet-server /usr/local/bin/p2pnet-server
+COPY --from=builder /src/target/site /usr/share/p2pnet/site
+USER p2pnet
+WORKDIR /var/lib/p2pnet
+ENV P2PNET_SERVER__LISTEN='["0.0.0.0:3000"]' \
+    P2PNET_SERVER__DATA_DIR=/var/lib/p2pnet/data \
+    P2PNET_SERVER__SITE_ROOT=/usr/share/p2pnet/site
+VOLUME ["/var/lib/p2pnet/data", "/var/lib/p2pnet/keys"]
+EXPOSE 3000
+HEALTHCHECK --interval=30s --timeout=3s --start-period=10s --retries=3 \
+    CMD curl -fsS -H 'Host: localhost' http://127.0.0.1:3000/healthz || exit 1
+ENTRYPOINT ["/usr/local/bin/p2pnet-server"]

@@ -1,0 +1,1063 @@
+//! The channel state machine: one authenticated, encrypted connection to
+//! one peer.
+//!
+//! A [`Channel`] performs no IO and reads no clock. The runtime owns the
+//! socket and drives the channel:
+//!
+//! ```text
+//! loop {
+//!     while let Some(bytes) = channel.poll_transmit() { socket.write_all(&bytes) }
+//!     while let Some(event) = channel.poll_event()    { handle(event) }
+//!     if channel.is_drained() { break }               // closed and flushed
+//!     select! {
+//!         n = socket.read(&mut buf)        => match n {
+//!             0 => channel.handle_eof(),
+//!             n => channel.handle_bytes(now(), &buf[..n])?,   // Err: already closed
+//!         },
+//!         _ = sleep_until(channel.poll_timeout()) => channel.handle_timeout(now()),
+//!         cmd = commands.recv()            => channel.send(..) / approve / close,
+//!     }
+//! }
+//! ```
+//!
+//! # States
+//!
+//! ```text
+//!  Handshaking ──► PendingApproval ──approve()──► Open{trust} ──close()──► Closing ──► Closed
+//!       │                 │  └──reject()──► Closing                        (drained or timed out)
+//!       └── errors, timeouts, EOF, remote Disconnect: straight to Closed ──────────────┘
+//! ```
+//!
+//! * **Handshaking**: the Noise XX handshake (see
+//!   [`handshake`](crate::handshake)), bounded by
+//!   [`ChannelConfig::handshake_timeout`].
+//! * **PendingApproval**: the peer is authenticated
+//!   ([`ChannelEvent::HandshakeComplete`]) and waits for the runtime's
+//!   decision ([`ChannelEvent::AwaitingApproval`]). Both directions pass
+//!   through it: the runtime approves an outbound channel as soon as the
+//!   access list allows the authenticated id, and an inbound one according
+//!   to its [`IncomingPeerTrustPolicy`](crate::IncomingPeerTrustPolicy).
+//!   Nothing is delivered and nothing can be sent in this state. Keepalive
+//!   and Disconnect are processed (a peer waiting on a human must not be
+//!   timed out, and must be able to give up). Application packets that
+//!   arrive meanwhile (the remote may legitimately have approved us first)
+//!   are decoded, validated and **held**, at most
+//!   [`ChannelConfig::pending_packet_limit`] packets and
+//!   [`ChannelConfig::pending_byte_limit`] bytes; more is a
+//!   [`ProtocolViolation::PendingApprovalOverflow`] and closes the channel.
+//!   On approval the held packets pass through the trust gate in order; on
+//!   rejection they are discarded unseen.
+//! * **Open**: packets flow, gated by the [`TrustLevel`]. A received packet
+//!   whose kind is not permitted is dropped without deserializing its body
+//!   and reported as [`ChannelEvent::PacketRefused`]; after
+//!   [`ChannelConfig::max_refused_packets`] refusals the channel closes with
+//!   [`ProtocolViolation::TooManyRefusedPackets`]. Sending a kind that is
+//!   not permitted fails with [`Error::NotPermitted`].
+//! * **Closing**: a graceful close: queued data, then a `Disconnect`, are
+//!   flushed; the channel becomes Closed when [`poll_transmit`] has handed
+//!   out the last byte, or after [`ChannelConfig::close_timeout`].
+//! * **Closed**: terminal. After a local error or idle timeout the channel
+//!   may still hold a final `Disconnect` for [`poll_transmit`]: write it
+//!   best-effort, then drop the socket once [`is_drained`] is true.
+//!
+//! # Keepalive
+//!
+//! Any authenticated message from the peer counts as activity. After
+//! [`ChannelConfig::keepalive_interval`] without activity the channel sends
+//! a `Ping` (and another every interval after that); the peer answers with
+//! a `Pong`, which also yields an RTT sample ([`Channel::rtt`]). After
+//! [`ChannelConfig::idle_timeout`] without activity the channel closes with
+//! [`CloseReason::IdleTimeout`].
+//!
+//! # Backpressure
+//!
+//! [`Channel::send`] queues at most [`ChannelConfig::send_buffer_limit`]
+//! bytes (a frame is always accepted into an empty queue, so the bound is
+//! the limit plus one frame) and otherwise fails with
+//! [`Error::SendBufferFull`]; once the runtime has drained the queue below
+//! half the limit, [`ChannelEvent::Writable`] says to try again. Pongs are
+//! coalesced (only the latest is owed), so a peer cannot grow the queue by
+//! flooding pings while not reading.
+//!
+//! [`poll_transmit`]: Channel::poll_transmit
+//! [`is_drained`]: Channel::is_drained
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rand_core::CryptoRng;
+use zeroize::Zeroizing;
+
+use crate::codec::{
+    DEFAULT_MAX_FRAME_SIZE, FrameDecoder, MAX_FRAME_SIZE_CEILING, MIN_MAX_FRAME_SIZE, RawFrame,
+    encode_frame,
+};
+use crate::error::HandshakeError;
+use crate::error::{Error, InvalidPacket, ProtocolViolation};
+use crate::handshake::{
+    Handshake, Hello, MAX_AGENT_LEN, MAX_HANDSHAKE_MESSAGE_LEN, MAX_NETWORK_LEN,
+    MAX_NOISE_MESSAGE_LEN, MAX_NOISE_PAYLOAD_LEN, MessageReader, TooLarge, Transport,
+};
+use crate::identity::{Keypair, PeerId};
+use crate::packet::{
+    Disconnect, DisconnectReason, Keepalive, MAX_REASON_LEN, Packet, PacketKind, PermissionClass,
+};
+use crate::time::Instant;
+use crate::trust::{Direction, TrustLevel};
+
+/// Channel parameters. Shared by many channels through an [`Arc`].
+///
+/// Construct with [`Default`] and adjust fields; the channel constructors
+/// validate the values.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ChannelConfig {
+    /// Network name bound into the handshake prologue: peers configured
+    /// with different names cannot connect. At most
+    /// [`MAX_NETWORK_LEN`] bytes. Default `"p2pnet"`.
+    pub network: String,
+    /// Software name sent in the [`Hello`], at most [`MAX_AGENT_LEN`] bytes.
+    pub agent: String,
+    /// Listening port announced in the [`Hello`].
+    pub listening_port: Option<u16>,
+    /// Largest frame body accepted from the peer (and announced to it).
+    /// Between [`MIN_MAX_FRAME_SIZE`] and [`MAX_FRAME_SIZE_CEILING`];
+    /// default [`DEFAULT_MAX_FRAME_SIZE`] (1 MiB).
+    pub max_frame_size: u32,
+    /// Time allowed for the whole handshake. Default 10 s.
+    pub handshake_timeout: Duration,
+    /// Idle time before a `Ping` is sent. Default 15 s.
+    pub keepalive_interval: Duration,
+    /// Idle time before the channel is closed. Must exceed
+    /// `keepalive_interval`. Default 45 s.
+    pub idle_timeout: Duration,
+    /// Time a graceful close waits for the queue to drain. Default 5 s.
+    pub close_timeout: Duration,
+    /// Bound on queued outbound bytes. Default 4 MiB.
+    pub send_buffer_limit: usize,
+    /// Application packets held while awaiting approval. Default 32.
+    pub pending_packet_limit: usize,
+    /// Body bytes held while awaiting approval. Default 256 KiB.
+    pub pending_byte_limit: usize,
+    /// Refused packets tolerated before the channel closes. Default 16.
+    pub max_refused_packets: u32,
+}
+
+impl Default for ChannelConfig {
+    fn default() -> Self {
+        Self {
+            network: "p2pnet".into(),
+            agent: concat!("p2pnet-proto/", env!("CARGO_PKG_VERSION")).into(),
+            listening_port: None,
+            max_frame_size: DEFAULT_MAX_FRAME_SIZE,
+            handshake_timeout: Duration::from_secs(10),
+            keepalive_interval: Duration::from_secs(15),
+            idle_timeout: Duration::from_secs(45),
+            close_timeout: Duration::from_secs(5),
+            send_buffer_limit: 4 * 1024 * 1024,
+            pending_packet_limit: 32,
+            pending_byte_limit: 256 * 1024,
+            max_refused_packets: 16,
+        }
+    }
+}
+
+impl ChannelConfig {
+    /// Checks every value; the channel constructors call this.
+    pub fn validate(&self) -> Result<(), Error> {
+        let fail = |msg| Err(Error::InvalidConfig(msg));
+        if self.network.len() > MAX_NETWORK_LEN {
+            return fail("network name longer than MAX_NETWORK_LEN");
+        }
+        if self.agent.len() > MAX_AGENT_LEN {
+            return fail("agent longer than MAX_AGENT_LEN");
+        }
+        if !(MIN_MAX_FRAME_SIZE..=MAX_FRAME_SIZE_CEILING).contains(&self.max_frame_size) {
+            return fail("max_frame_size outside MIN_MAX_FRAME_SIZE..=MAX_FRAME_SIZE_CEILING");
+        }
+        if self.handshake_timeout.is_zero() {
+            return fail("handshake_timeout must be positive");
+        }
+        if self.keepalive_interval.is_zero() {
+            return fail("keepalive_interval must be positive");
+        }
+        if self.idle_timeout <= self.keepalive_interval {
+            return fail("idle_timeout must exceed keepalive_interval");
+        }
+        if self.send_buffer_limit == 0 {
+            return fail("send_buffer_limit must be positive");
+        }
+        Ok(())
+    }
+}
+
+/// The public view of a channel's state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChannelState {
+    /// Noise handshake in progress.
+    Handshaking,
+    /// Authenticated; waiting for [`Channel::approve`] or [`Channel::reject`].
+    PendingApproval,
+    /// Exchanging packets at this trust level.
+    Open {
+        /// What may be exchanged.
+        trust: TrustLevel,
+    },
+    /// Flushing queued data and a `Disconnect`.
+    Closing,
+    /// Terminal.
+    Closed,
+}
+
+impl ChannelState {
+    /// A lowercase name, for errors and logs.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Handshaking => "handshaking",
+            Self::PendingApproval => "pending approval",
+            Self::Open { .. } => "open",
+            Self::Closing => "closing",
+            Self::Closed => "closed",
+        }
+    }
+}
+
+/// What a channel reports to the runtime, in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChannelEvent {
+    /// The handshake completed; the remote is authenticated as `peer_id`.
+    HandshakeComplete {
+        /// The remote's authenticated identity.
+        peer_id: PeerId,
+        /// What the remote said about itself.
+        hello: Hello,
+    },
+    /// The channel waits for [`Channel::approve`] or [`Channel::reject`].
+    AwaitingApproval,
+    /// The channel was approved and is open.
+    Opened {
+        /// The granted trust level.
+        trust: TrustLevel,
+    },
+    /// A packet arrived.
+    Packet(Packet),
+    /// A packet was dropped by the trust gate.
+    PacketRefused {
+        /// Its kind.
+        kind: PacketKind,
+        /// Why.
+        reason: RefuseReason,
+    },
+    /// The send buffer, which was full, has room again.
+    Writable,
+    /// The channel is closed. Always the last event.
+    Closed {
+        /// Why.
+        reason: CloseReason,
+        /// Whether the remote initiated it (a `Disconnect` from the peer, or
+        /// the connection dropping).
+        by_remote: bool,
+    },
+}
+
+/// Why a received packet was dropped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RefuseReason {
+    /// The trust level does not permit its kind.
+    NotPermitted,
+    /// An [`Identifier`](crate::packet::Identifier) claimed a peer id other
+    /// than the one the handshake authenticated.
+    IdentityMismatch,
+}
+
+/// Why a channel closed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CloseReason {
+    /// A graceful close with this `Disconnect`, sent by the side given by
+    /// `by_remote`.
+    Disconnect(Disconnect),
+    /// Nothing was received for the idle timeout.
+    IdleTimeout,
+    /// The runtime reported end of stream.
+    ConnectionLost,
+    /// An error: handshake failure or timeout, decryption failure, decode
+    /// error or protocol violation.
+    Error(Error),
+}
+
+/// Traffic counters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ChannelStats {
+    /// Bytes handed out by [`Channel::poll_transmit`].
+    pub bytes_sent: u64,
+    /// Bytes passed to [`Channel::handle_bytes`].
+    pub bytes_received: u64,
+    /// Application packets queued by [`Channel::send`].
+    pub packets_sent: u64,
+    /// Frames received and decoded (control packets included).
+    pub packets_received: u64,
+}
+
+/// One connection to one peer. See the [module docs](self).
+pub struct Channel {
+    config: Arc<ChannelConfig>,
+    direction: Direction,
+    local_id: PeerId,
+    state: State,
+    remote: Option<Remote>,
+    transport: Option<Transport>,
+    reader: MessageReader,
+    decoder: FrameDecoder,
+    plaintext: Vec<u8>,
+    handshake_out: VecDeque<Vec<u8>>,
+    outbound: OutboundQueue,
+    pong_owed: Option<u64>,
+    ping_owed: Option<u64>,
+    events: VecDeque<ChannelEvent>,
+    handshake_deadline: Instant,
+    last_activity: Instant,
+    last_ping_sent: Option<Instant>,
+    ping_in_flight: Option<(u64, Instant)>,
+    next_ping_nonce: u64,
+    rtt: Option<Duration>,
+    close_deadline: Option<Instant>,
+    closing_with: Option<Disconnect>,
+    pending: Vec<Packet>,
+    pending_bytes: usize,
+    refused: u32,
+    writer_blocked: bool,
+    stats: ChannelStats,
+}
+
+enum State {
+    Handshaking(Box<Handshake>),
+    PendingApproval,
+    Open(TrustLevel),
+    Closing,
+    Closed,
+}
+
+struct Remote {
+    peer_id: PeerId,
+    hello: Hello,
+    handshake_hash: [u8; 32],
+}
+
+impl Channel {
+    /// Starts an outbound channel (we dialed; Noise initiator). The first
+    /// handshake message is ready in [`poll_transmit`](Self::poll_transmit).
+    ///
+    /// With `expected_peer`, a responder with another identity fails the
+    /// handshake with [`HandshakeError::PeerIdMismatch`] before we reveal
+    /// our own identity.
+    pub fn new_outbound<R: CryptoRng + ?Sized>(
+        config: Arc<ChannelConfig>,
+        identity: &Keypair,
+        expected_peer: Option<PeerId>,
+        now: Instant,
+        rng: &mut R,
+    ) -> Result<Self, Error> {
+        Self::new(
+            config,
+            Direction::Outbound,
+            identity,
+            expected_peer,
+            now,
+            rng,
+        )
+    }
+
+    /// Starts an inbound channel (the peer dialed us; Noise responder).
+    pub fn new_inbound<R: CryptoRng + ?Sized>(
+        config: Arc<ChannelConfig>,
+        identity: &Keypair,
+        now: Instant,
+        rng: &mut R,
+    ) -> Result<Self, Error> {
+        Self::new(config, Direction::Inbound, identity, None, now, rng)
+    }
+
+    fn new<R: CryptoRng + ?Sized>(
+        config: Arc<ChannelConfig>,
+        direction: Direction,
+        identity: &Keypair,
+        expected_peer: Option<PeerId>,
+        now: Instant,
+        rng: &mut R,
+    ) -> Result<Self, Error> {
+        config.validate()?;
+        let mut seed = Zeroizing::new([0u8; 32]);
+        rng.fill_bytes(seed.as_mut());
+        let hello = Hello::new(
+            config.listening_port,
+            config.agent.clone(),
+            config.max_frame_size,
+        );
+        let mut first = Vec::new();
+        let handshake = Handshake::new(
+            direction,
+            identity,
+            &config.network,
+            &hello,
+            expected_peer,
+            seed,
+            &mut first,
+        )?;
+        let mut handshake_out = VecDeque::new();
+        if !first.is_empty() {
+            handshake_out.push_back(first);
+        }
+        Ok(Self {
+            decoder: FrameDecoder::new(config.max_frame_size),
+            handshake_deadline: now + config.handshake_timeout,
+            config,
+            direction,
+            local_id: identity.peer_id(),
+            state: State::Handshaking(Box::new(handshake)),
+            remote: None,
+            transport: None,
+            reader: MessageReader::default(),
+            plaintext: Vec::new(),
+            handshake_out,
+            outbound: OutboundQueue::default(),
+            pong_owed: None,
+            ping_owed: None,
+            events: VecDeque::new(),
+            last_activity: now,
+            last_ping_sent: None,
+            ping_in_flight: None,
+            next_ping_nonce: 0,
+            rtt: None,
+            close_deadline: None,
+            closing_with: None,
+            pending: Vec::new(),
+            pending_bytes: 0,
+            refused: 0,
+            writer_blocked: false,
+            stats: ChannelStats::default(),
+        })
+    }
+
+    /// Processes bytes read from the socket, in any split.
+    ///
+    /// An `Err` means the channel has closed itself (a
+    /// [`ChannelEvent::Closed`] with the same error is queued, and a final
+    /// `Disconnect` may be waiting in [`poll_transmit`](Self::poll_transmit)).
+    /// Input after the channel started closing is ignored.
+    pub fn handle_bytes(&mut self, now: Instant, mut data: &[u8]) -> Result<(), Error> {
+        self.stats.bytes_received += data.len() as u64;
+        while !data.is_empty() {
+            match &mut self.state {
+                State::Closing | State::Closed => return Ok(()),
+                State::Handshaking(handshake) => {
+                    let mut reply = Vec::new();
+                    let result = match self.reader.read(&mut data, MAX_HANDSHAKE_MESSAGE_LEN) {
+                        Ok(None) => break,
+                        Ok(Some(msg)) => handshake.read(msg, &mut reply),
+                        Err(TooLarge(len)) => Err(HandshakeError::MessageTooLarge {
+                            len,
+                            max: MAX_HANDSHAKE_MESSAGE_LEN,
+                        }
+                        .into()),
+                    };
+                    if !reply.is_empty() {
+                        self.handshake_out.push_back(reply);
+                    }
+                    match result {
+                        Ok(true) => self.complete_handshake(now)?,
+                        Ok(false) => {}
+                        Err(err) => return Err(self.fail(err)),
+                    }
+                }
+                State::PendingApproval | State::Open(_) => {
+                    let result = match self.reader.read(&mut data, MAX_NOISE_MESSAGE_LEN) {
+                        Ok(None) => break,
+                        Ok(Some(msg)) => match self.transport.as_mut() {
+                            Some(transport) => transport.decrypt(msg, &mut self.plaintext),
+                            None => Err(Error::Decrypt),
+                        },
+                        // Unreachable: a u16 prefix cannot exceed the limit.
+                        Err(TooLarge(_)) => Err(Error::Decrypt),
+                    };
+                    if let Err(err) = result {
+                        return Err(self.fail(err));
+                    }
+                    self.last_activity = now;
+                    let plaintext = std::mem::take(&mut self.plaintext);
+                    let result = self.handle_plaintext(now, &plaintext);
+                    self.plaintext = plaintext;
+                    result?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Fires whatever timers are due at `now`: handshake timeout, keepalive
+    /// ping, idle timeout, close timeout.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        match self.state {
+            State::Handshaking(_) => {
+                if now >= self.handshake_deadline {
+                    self.fail(HandshakeError::Timeout.into());
+                }
+            }
+            State::PendingApproval | State::Open(_) => {
+                if now >= self.idle_deadline() {
+                    self.abort(
+                        Some(Disconnect::new(DisconnectReason::IdleTimeout)),
+                        CloseReason::IdleTimeout,
+                        false,
+                    );
+                } else if now >= self.keepalive_deadline() {
+                    let nonce = self.next_ping_nonce;
+                    self.next_ping_nonce = self.next_ping_nonce.wrapping_add(1);
+                    self.ping_owed = Some(nonce);
+                    self.ping_in_flight = Some((nonce, now));
+                    self.last_ping_sent = Some(now);
+                }
+            }
+            State::Closing => {
+                if self.close_deadline.is_some_and(|deadline| now >= deadline) {
+                    self.outbound.clear();
+                    self.finish_close();
+                }
+            }
+            State::Closed => {}
+        }
+    }
+
+    /// Reports that the peer closed its side of the stream.
+    pub fn handle_eof(&mut self) {
+        match self.state {
+            State::Closed => {}
+            State::Closing => self.finish_close(),
+            _ => self.abort(None, CloseReason::ConnectionLost, true),
+        }
+    }
+
+    /// Queues an application packet.
+    ///
+    /// Fails if the channel is not open, if the packet is a control packet
+    /// ([`Error::ControlPacket`]), not permitted by the trust level
+    /// ([`Error::NotPermitted`]), invalid, larger than the peer's maximum
+    /// frame ([`Error::PacketTooLarge`]), or if the send buffer is full
+    /// ([`Error::SendBufferFull`]). An [`Identifier`](crate::packet::Identifier)
+    /// must carry the local peer id.
+    pub fn send(&mut self, packet: impl Into<Packet>) -> Result<(), Error> {
+        let packet = packet.into();
+        let kind = packet.kind();
+        if kind.class() == PermissionClass::Control {
+            return Err(Error::ControlPacket(kind));
+        }
+        let State::Open(trust) = self.state else {
+            return Err(self.invalid_state("send"));
+        };
+        if !trust.permits(kind) {
+            return Err(Error::NotPermitted(kind));
+        }
+        if let Packet::Identifier(id) = &packet
+            && id.peer_id != self.local_id
+        {
+            return Err(InvalidPacket::OutOfRange {
+                field: "peer_id",
+                reason: "an Identifier must carry the local peer id",
+            }
+            .into());
+        }
+        let limit = self
+            .remote
+            .as_ref()
+            .map_or(MIN_MAX_FRAME_SIZE, |r| r.hello.max_frame_size);
+        let frame = encode_frame(&packet, limit)?;
+        let pending = self.outbound.bytes;
+        if pending > 0 && pending + frame.len() > self.config.send_buffer_limit {
+            self.writer_blocked = true;
+            return Err(Error::SendBufferFull {
+                pending,
+                limit: self.config.send_buffer_limit,
+            });
+        }
+        self.outbound.push_back(frame);
+        self.stats.packets_sent += 1;
+        Ok(())
+    }
+
+    /// Approves a channel in [`ChannelState::PendingApproval`] at `trust`.
+    /// Packets held while pending are then delivered (or refused) in order.
+    pub fn approve(&mut self, trust: TrustLevel) -> Result<(), Error> {
+        if !matches!(self.state, State::PendingApproval) {
+            return Err(self.invalid_state("approve"));
+        }
+        self.state = State::Open(trust);
+        self.events.push_back(ChannelEvent::Opened { trust });
+        self.pending_bytes = 0;
+        for packet in std::mem::take(&mut self.pending) {
+            if self.admit(trust, packet).is_err() {
+                // The channel closed itself; the Closed event says why.
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// Rejects a channel in [`ChannelState::PendingApproval`]: held packets
+    /// are discarded, and `disconnect` (typically
+    /// [`DisconnectReason::Rejected`] or [`DisconnectReason::Blocked`]) is
+    /// sent before the channel closes.
+    pub fn reject(&mut self, now: Instant, disconnect: impl Into<Disconnect>) -> Result<(), Error> {
+        if !matches!(self.state, State::PendingApproval) {
+            return Err(self.invalid_state("reject"));
+        }
+        self.close(now, disconnect);
+        Ok(())
+    }
+
+    /// Changes the trust level of an open channel (elevation or demotion).
+    pub fn set_trust(&mut self, trust: TrustLevel) -> Result<(), Error> {
+        match &mut self.state {
+            State::Open(current) => {
+                *current = trust;
+                Ok(())
+            }
+            _ => Err(self.invalid_state("set_trust")),
+        }
+    }
+
+    /// Closes the channel gracefully.
+    ///
+    /// Once authenticated, queued data is flushed, then `disconnect` (its
+    /// message truncated to [`MAX_REASON_LEN`]), then the channel is Closed.
+    /// During the handshake there is no one to tell: the channel closes at
+    /// once. Closing a closing or closed channel does nothing.
+    pub fn close(&mut self, now: Instant, disconnect: impl Into<Disconnect>) {
+        let mut disconnect = disconnect.into();
+        if let Some(message) = &mut disconnect.message {
+            truncate_at_char_boundary(message, MAX_REASON_LEN);
+        }
+        match self.state {
+            State::Closing | State::Closed => {}
+            State::Handshaking(_) => self.abort(None, CloseReason::Disconnect(disconnect), false),
+            State::PendingApproval | State::Open(_) => {
+                self.pending.clear();
+                self.pending_bytes = 0;
+                self.pong_owed = None;
+                self.ping_owed = None;
+                self.writer_blocked = false;
+                if let Ok(frame) = encode_frame(&disconnect.clone().into(), MAX_FRAME_SIZE_CEILING)
+                {
+                    self.outbound.push_back(frame);
+                }
+                self.state = State::Closing;
+                self.close_deadline = Some(now + self.config.close_timeout);
+                self.closing_with = Some(disconnect);
+            }
+        }
+    }
+
+    /// The next bytes to write to the socket, if any. Each call returns one
+    /// length-prefixed Noise message.
+    pub fn poll_transmit(&mut self) -> Option<Vec<u8>> {
+        if let Some(bytes) = self.handshake_out.pop_front() {
+            self.stats.bytes_sent += bytes.len() as u64;
+            return Some(bytes);
+        }
+        let transport = self.transport.as_mut()?;
+        for keepalive in [
+            self.pong_owed.take().map(Keepalive::Pong),
+            self.ping_owed.take().map(Keepalive::Ping),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            if let Ok(frame) = encode_frame(&keepalive.into(), MAX_FRAME_SIZE_CEILING) {
+                self.outbound.push_control(frame);
+            }
+        }
+        if self.outbound.is_empty() {
+            return None;
+        }
+        let mut plaintext = Vec::with_capacity(self.outbound.bytes.min(MAX_NOISE_PAYLOAD_LEN));
+        self.outbound.fill(&mut plaintext, MAX_NOISE_PAYLOAD_LEN);
+        let mut out = Vec::with_capacity(plaintext.len() + 2 + crate::handshake::NOISE_TAG_LEN);
+        if let Err(err) = transport.encrypt_into(&plaintext, &mut out) {
+            self.fail(err);
+            return None;
+        }
+        self.stats.bytes_sent += out.len() as u64;
+        if self.writer_blocked && self.outbound.bytes <= self.config.send_buffer_limit / 2 {
+            self.writer_blocked = false;
+            self.events.push_back(ChannelEvent::Writable);
+        }
+        if matches!(self.state, State::Closing) && self.outbound.is_empty() {
+            self.finish_close();
+        }
+        Some(out)
+    }
+
+    /// The next event, if any.
+    pub fn poll_event(&mut self) -> Option<ChannelEvent> {
+        self.events.pop_front()
+    }
+
+    /// When [`handle_timeout`](Self::handle_timeout) must next be called,
+    /// if ever.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        match self.state {
+            State::Handshaking(_) => Some(self.handshake_deadline),
+            State::PendingApproval | State::Open(_) => {
+                Some(self.idle_deadline().min(self.keepalive_deadline()))
+            }
+            State::Closing => self.close_deadline,
+            State::Closed => None,
+        }
+    }
+
+    /// The current state.
+    pub fn state(&self) -> ChannelState {
+        match self.state {
+            State::Handshaking(_) => ChannelState::Handshaking,
+            State::PendingApproval => ChannelState::PendingApproval,
+            State::Open(trust) => ChannelState::Open { trust },
+            State::Closing => ChannelState::Closing,
+            State::Closed => ChannelState::Closed,
+        }
+    }
+
+    /// Who dialed.
+    pub fn direction(&self) -> Direction {
+        self.direction
+    }
+
+    /// Our own peer id.
+    pub fn local_peer_id(&self) -> PeerId {
+        self.local_id
+    }
+
+    /// The remote's authenticated id, once the handshake completed.
+    pub fn peer_id(&self) -> Option<PeerId> {
+        self.remote.as_ref().map(|r| r.peer_id)
+    }
+
+    /// The remote's [`Hello`], once the handshake completed.
+    pub fn remote_hello(&self) -> Option<&Hello> {
+        self.remote.as_ref().map(|r| &r.hello)
+    }
+
+    /// The Noise handshake hash, identical on both sides: usable for
+    /// channel binding or a short authentication string.
+    pub fn handshake_hash(&self) -> Option<&[u8; 32]> {
+        self.remote.as_ref().map(|r| &r.handshake_hash)
+    }
+
+    /// The trust level, while open.
+    pub fn trust(&self) -> Option<TrustLevel> {
+        match self.state {
+            State::Open(trust) => Some(trust),
+            _ => None,
+        }
+    }
+
+    /// The latest round-trip time measured by keepalive.
+    pub fn rtt(&self) -> Option<Duration> {
+        self.rtt
+    }
+
+    /// Outbound bytes queued and not yet handed out by
+    /// [`poll_transmit`](Self::poll_transmit).
+    pub fn pending_send_bytes(&self) -> usize {
+        self.outbound.bytes + self.handshake_out.iter().map(Vec::len).sum::<usize>()
+    }
+
+    /// Traffic counters.
+    pub fn stats(&self) -> ChannelStats {
+        self.stats
+    }
+
+    /// Whether the channel is closed (it may still hold a final transmit).
+    pub fn is_closed(&self) -> bool {
+        matches!(self.state, State::Closed)
+    }
+
+    /// Whether the channel is closed and has nothing left to transmit: the
+    /// runtime can drop the socket.
+    pub fn is_drained(&self) -> bool {
+        self.is_closed() && self.handshake_out.is_empty() && self.outbound.is_empty()
+    }
+
+    fn complete_handshake(&mut self, now: Instant) -> Result<(), Error> {
+        let State::Handshaking(handshake) =
+            std::mem::replace(&mut self.state, State::PendingApproval)
+        else {
+            return Ok(());
+        };
+        let established = match handshake.finish() {
+            Ok(established) => established,
+            Err(err) => return Err(self.fail(err)),
+        };
+        self.transport = Some(established.transport);
+        self.last_activity = now;
+        self.events.push_back(ChannelEvent::HandshakeComplete {
+            peer_id: established.peer_id,
+            hello: established.hello.clone(),
+        });
+        self.events.push_back(ChannelEvent::AwaitingApproval);
+        self.remote = Some(Remote {
+            peer_id: established.peer_id,
+            hello: established.hello,
+            handshake_hash: established.handshake_hash,
+        });
+        Ok(())
+    }
+
+    fn handle_plaintext(&mut self, now: Instant, mut plaintext: &[u8]) -> Result<(), Error> {
+        while !plaintext.is_empty() && matches!(self.state, State::PendingApproval | State::Open(_))
+        {
+            match self.decoder.decode(&mut plaintext) {
+                Ok(Some(frame)) => {
+                    self.stats.packets_received += 1;
+                    self.handle_frame(now, frame)?;
+                }
+                Ok(None) => {}
+                Err(err) => return Err(self.fail(err.into())),
+            }
+        }
+        Ok(())
+    }
+
+    fn handle_frame(&mut self, now: Instant, frame: RawFrame) -> Result<(), Error> {
+        match (frame.kind.class(), &self.state) {
+            (PermissionClass::Control, _) => match self.decode(&frame)? {
+                Packet::Keepalive(Keepalive::Ping(nonce)) => self.pong_owed = Some(nonce),
+                Packet::Keepalive(Keepalive::Pong(nonce)) => {
+                    if let Some((expected, sent)) = self.ping_in_flight
+                        && expected == nonce
+                    {
+                        self.rtt = Some(now - sent);
+                        self.ping_in_flight = None;
+                    }
+                }
+                Packet::Disconnect(disconnect) => {
+                    self.abort(None, CloseReason::Disconnect(disconnect), true);
+                }
+                _ => {}
+            },
+            (_, State::PendingApproval) => {
+                let packet = self.decode(&frame)?;
+                self.pending_bytes += frame.body.len();
+                self.pending.push(packet);
+                if self.pending.len() > self.config.pending_packet_limit
+                    || self.pending_bytes > self.config.pending_byte_limit
+                {
+                    let violation = ProtocolViolation::PendingApprovalOverflow {
+                        packets: self.pending.len(),
+                        bytes: self.pending_bytes,
+                    };
+                    return Err(self.fail(violation.into()));
+                }
+            }
+            (_, State::Open(trust)) => {
+                let trust = *trust;
+                if !trust.permits(frame.kind) {
+                    // Refused without deserializing the body.
+                    return self.refuse(frame.kind, RefuseReason::NotPermitted);
+                }
+                let packet = self.decode(&frame)?;
+                self.admit(trust, packet)?;
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// Delivers a decoded packet through the trust gate.
+    fn admit(&mut self, trust: TrustLevel, packet: Packet) -> Result<(), Error> {
+        let kind = packet.kind();
+        if !trust.permits(kind) {
+            return self.refuse(kind, RefuseReason::NotPermitted);
+        }
+        if let Packet::Identifier(id) = &packet
+            && Some(id.peer_id) != self.peer_id()
+        {
+            return self.refuse(kind, RefuseReason::IdentityMismatch);
+        }
+        self.events.push_back(ChannelEvent::Packet(packet));
+        Ok(())
+    }
+
+    fn refuse(&mut self, kind: PacketKind, reason: RefuseReason) -> Result<(), Error> {
+        self.refused = self.refused.saturating_add(1);
+        self.events
+            .push_back(ChannelEvent::PacketRefused { kind, reason });
+        if self.refused > self.config.max_refused_packets {
+            let violation = ProtocolViolation::TooManyRefusedPackets {
+                count: self.refused,
+                limit: self.config.max_refused_packets,
+            };
+            return Err(self.fail(violation.into()));
+        }
+        Ok(())
+    }
+
+    fn decode(&mut self, frame: &RawFrame) -> Result<Packet, Error> {
+        frame.decode().map_err(|err| self.fail(err.into()))
+    }
+
+    /// Closes the channel because of `err` and returns it. Once the peer is
+    /// authenticated, it is told why with a `Disconnect`.
+    fn fail(&mut self, err: Error) -> Error {
+        let farewell = match &err {
+            Error::Handshake(_) => None,
+            other => {
+                let mut message = other.to_string();
+                truncate_at_char_boundary(&mut message, MAX_REASON_LEN);
+                Some(Disconnect::with_message(
+                    DisconnectReason::ProtocolViolation,
+                    message,
+                ))
+            }
+        };
+        self.abort(farewell, CloseReason::Error(err.clone()), false);
+        err
+    }
+
+    /// Moves straight to Closed, dropping queued data; `farewell` is queued
+    /// for a best-effort final transmit.
+    fn abort(&mut self, farewell: Option<Disconnect>, reason: CloseReason, by_remote: bool) {
+        if matches!(self.state, State::Closed) {
+            return;
+        }
+        if self.transport.is_none() {
+            self.handshake_out.clear();
+        }
+        self.outbound.clear();
+        self.pending.clear();
+        self.pending_bytes = 0;
+        self.pong_owed = None;
+        self.ping_owed = None;
+        self.writer_blocked = false;
+        if let (Some(farewell), Some(_)) = (farewell, &self.transport)
+            && let Ok(frame) = encode_frame(&farewell.into(), MAX_FRAME_SIZE_CEILING)
+        {
+            self.outbound.push_back(frame);
+        }
+        self.state = State::Closed;
+        self.events
+            .push_back(ChannelEvent::Closed { reason, by_remote });
+    }
+
+    fn finish_close(&mut self) {
+        let disconnect = self
+            .closing_with
+            .take()
+            .unwrap_or_else(|| Disconnect::new(DisconnectReason::Normal));
+        self.state = State::Closed;
+        self.events.push_back(ChannelEvent::Closed {
+            reason: CloseReason::Disconnect(disconnect),
+            by_remote: false,
+        });
+    }
+
+    fn idle_deadline(&self) -> Instant {
+        self.last_activity + self.config.idle_timeout
+    }
+
+    fn keepalive_deadline(&self) -> Instant {
+        let base = self
+            .last_ping_sent
+            .map_or(self.last_activity, |p| p.max(self.last_activity));
+        base + self.config.keepalive_interval
+    }
+
+    fn invalid_state(&self, operation: &'static str) -> Error {
+        Error::InvalidState {
+            operation,
+            state: self.state().name(),
+        }
+    }
+
+    /// Test hook: queues raw plaintext as if it were encoded frames, to
+    /// craft malformed streams.
+    #[cfg(test)]
+    pub(crate) fn inject_plaintext(&mut self, bytes: Vec<u8>) {
+        self.outbound.push_back(bytes);
+    }
+}
+
+impl std::fmt::Debug for Channel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Channel")
+            .field("direction", &self.direction)
+            .field("state", &self.state())
+            .field("local", &self.local_id)
+            .field("remote", &self.peer_id())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Encoded frames waiting for [`Channel::poll_transmit`].
+#[derive(Default)]
+struct OutboundQueue {
+    frames: VecDeque<Vec<u8>>,
+    /// Bytes of the front frame already handed out.
+    offset: usize,
+    /// Bytes not yet handed out.
+    bytes: usize,
+}
+
+impl OutboundQueue {
+    fn push_back(&mut self, frame: Vec<u8>) {
+        self.bytes += frame.len();
+        self.frames.push_back(frame);
+    }
+
+    /// Queues a control frame ahead of application data, at the first frame
+    /// boundary (never inside a partly sent frame).
+    fn push_control(&mut self, frame: Vec<u8>) {
+        self.bytes += frame.len();
+        if self.offset == 0 {
+            self.frames.push_front(frame);
+        } else {
+            self.frames.insert(1, frame);
+        }
+    }
+
+    /// Moves up to `max` bytes of the stream into `buf`.
+    fn fill(&mut self, buf: &mut Vec<u8>, max: usize) {
+        while buf.len() < max {
+            let Some(front) = self.frames.front() else {
+                break;
+            };
+            let rest = &front[self.offset..];
+            let take = rest.len().min(max - buf.len());
+            buf.extend_from_slice(&rest[..take]);
+            self.offset += take;
+            self.bytes -= take;
+            if self.offset == front.len() {
+                self.frames.pop_front();
+                self.offset = 0;
+            }
+        }
+    }
+
+    fn clear(&mut self) {
+        self.frames.clear();
+        self.offset = 0;
+        self.bytes = 0;
+    }
+
+    fn is_empty(&self) -> bool {
+        self.bytes == 0
+    }
+}
+
+fn truncate_at_char_boundary(s: &mut String, max: usize) {
+    if s.len() > max {
+        let mut end = max;
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        s.truncate(end);
+    }
+}

@@ -1,0 +1,542 @@
+//! Noise handshake and transport encryption.
+//!
+//! # Wire format
+//!
+//! Every message on the TCP stream, handshake or transport, is a Noise
+//! message preceded by its length as a big-endian `u16`:
+//!
+//! ```text
+//! +----------------+------------------------------+
+//! | length (u16 BE)| Noise message (length bytes) |
+//! +----------------+------------------------------+
+//! ```
+//!
+//! The pattern is [`NOISE_PARAMS`] (`Noise_XX_25519_ChaChaPoly_BLAKE2s`):
+//!
+//! ```text
+//! -> e                      payload: empty (nothing is encrypted yet)
+//! <- e, ee, s, es           payload: responder's Hello
+//! -> s, se                  payload: initiator's Hello
+//! ```
+//!
+//! The prologue is `"p2pnet/v1\0"` followed by the network name (see
+//! [`ChannelConfig::network`](crate::ChannelConfig::network)), so peers of
+//! another protocol version or another network fail the handshake instead
+//! of talking past each other.
+//!
+//! Each `Hello` travels encrypted and is bound to the handshake transcript:
+//! it is authenticated by the sender's static key, which is the sender's
+//! [`PeerId`]. An initiator that expects a specific peer checks the
+//! responder's static key on message 2 and aborts *before* message 3, so it
+//! never reveals its own identity to an impostor.
+//!
+//! After the handshake each transport message carries at most
+//! [`MAX_NOISE_PAYLOAD_LEN`] bytes of the application stream (see
+//! [`codec`](crate::codec)). Nonces are implicit counters, so any tampered,
+//! replayed, reordered or dropped message fails authentication, which is
+//! fatal for the channel.
+//!
+//! # Randomness
+//!
+//! The ephemeral keys come from a seed the caller draws from its own RNG
+//! when creating the channel, expanded with BLAKE3 in XOF mode. `snow` is
+//! built without its OS RNG, so nothing in this crate reads system
+//! randomness and a seeded test RNG makes handshakes reproducible.
+
+use std::cell::Cell;
+
+use serde::{Deserialize, Serialize};
+use snow::params::{CipherChoice, DHChoice, HashChoice, NoiseParams};
+use snow::resolvers::{CryptoResolver, DefaultResolver};
+use snow::types::{Cipher, Dh, Hash, Random};
+use zeroize::Zeroizing;
+
+use crate::PROTOCOL_VERSION;
+use crate::codec::{MAX_FRAME_SIZE_CEILING, MIN_MAX_FRAME_SIZE};
+use crate::error::{Error, HandshakeError};
+use crate::identity::{Keypair, PeerId};
+use crate::trust::Direction;
+
+/// The Noise protocol name.
+pub const NOISE_PARAMS: &str = "Noise_XX_25519_ChaChaPoly_BLAKE2s";
+/// Largest Noise message, the limit of the `u16` length prefix.
+pub const MAX_NOISE_MESSAGE_LEN: usize = 65535;
+/// Length of the AEAD tag in every transport message.
+pub const NOISE_TAG_LEN: usize = 16;
+/// Most plaintext one transport message carries.
+pub const MAX_NOISE_PAYLOAD_LEN: usize = MAX_NOISE_MESSAGE_LEN - NOISE_TAG_LEN;
+/// Largest handshake message accepted. Real ones are under 300 bytes; the
+/// bound makes a non-P2PNet client fail fast.
+pub const MAX_HANDSHAKE_MESSAGE_LEN: usize = 1024;
+/// Largest [`Hello::agent`], in bytes.
+pub const MAX_AGENT_LEN: usize = 64;
+/// Largest network name bound into the prologue, in bytes.
+pub const MAX_NETWORK_LEN: usize = 64;
+
+const LEN_PREFIX: usize = 2;
+
+/// What each peer tells the other inside the handshake.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Hello {
+    /// The sender's protocol version ([`PROTOCOL_VERSION`]).
+    pub protocol_version: u8,
+    /// The TCP port the sender accepts connections on, if any.
+    pub listening_port: Option<u16>,
+    /// Free-form software name and version, at most [`MAX_AGENT_LEN`]
+    /// bytes.
+    pub agent: String,
+    /// The largest frame body the sender accepts; the other side never
+    /// sends more.
+    pub max_frame_size: u32,
+}
+
+impl Hello {
+    /// A hello for the current protocol version.
+    pub fn new(listening_port: Option<u16>, agent: impl Into<String>, max_frame_size: u32) -> Self {
+        Self {
+            protocol_version: PROTOCOL_VERSION,
+            listening_port,
+            agent: agent.into(),
+            max_frame_size,
+        }
+    }
+
+    fn encode(&self) -> Result<Vec<u8>, Error> {
+        self.validate().map_err(Error::InvalidConfig)?;
+        postcard::to_allocvec(self).map_err(|_| Error::InvalidConfig("hello is not serializable"))
+    }
+
+    fn decode(payload: &[u8]) -> Result<Self, HandshakeError> {
+        // The version byte comes first so that a future layout is reported
+        // as a version mismatch rather than as garbage.
+        let Some(&remote) = payload.first() else {
+            return Err(HandshakeError::InvalidHello("empty"));
+        };
+        if remote != PROTOCOL_VERSION {
+            return Err(HandshakeError::IncompatibleVersion {
+                local: PROTOCOL_VERSION,
+                remote,
+            });
+        }
+        let (hello, rest): (Self, _) = postcard::take_from_bytes(payload)
+            .map_err(|_| HandshakeError::InvalidHello("undecodable"))?;
+        if !rest.is_empty() {
+            return Err(HandshakeError::InvalidHello("trailing bytes"));
+        }
+        hello.validate().map_err(HandshakeError::InvalidHello)?;
+        Ok(hello)
+    }
+
+    fn validate(&self) -> Result<(), &'static str> {
+        if self.agent.len() > MAX_AGENT_LEN {
+            return Err("agent string too long");
+        }
+        if !(MIN_MAX_FRAME_SIZE..=MAX_FRAME_SIZE_CEILING).contains(&self.max_frame_size) {
+            return Err("max_frame_size out of range");
+        }
+        Ok(())
+    }
+}
+
+/// The prologue both sides mix into the handshake.
+pub(crate) fn prologue(network: &str) -> Vec<u8> {
+    let mut p = format!("p2pnet/v{PROTOCOL_VERSION}").into_bytes();
+    p.push(0);
+    p.extend_from_slice(network.as_bytes());
+    p
+}
+
+/// Reassembles length-prefixed Noise messages from a byte stream.
+#[derive(Debug, Default)]
+pub(crate) struct MessageReader {
+    len_buf: [u8; LEN_PREFIX],
+    len_have: usize,
+    want: Option<usize>,
+    msg: Vec<u8>,
+    ready: bool,
+}
+
+/// A declared message length above the reader's limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct TooLarge(pub(crate) usize);
+
+impl MessageReader {
+    /// Consumes bytes from `input` until one message is complete (returned)
+    /// or `input` is exhausted.
+    pub(crate) fn read(
+        &mut self,
+        input: &mut &[u8],
+        limit: usize,
+    ) -> Result<Option<&[u8]>, TooLarge> {
+        if self.ready {
+            self.ready = false;
+            self.msg.clear();
+        }
+        let want = match self.want {
+            Some(want) => want,
+            None => {
+                let take = (LEN_PREFIX - self.len_have).min(input.len());
+                let (head, rest) = input.split_at(take);
+                self.len_buf[self.len_have..self.len_have + take].copy_from_slice(head);
+                self.len_have += take;
+                *input = rest;
+                if self.len_have < LEN_PREFIX {
+                    return Ok(None);
+                }
+                self.len_have = 0;
+                let want = usize::from(u16::from_be_bytes(self.len_buf));
+                if want > limit {
+                    return Err(TooLarge(want));
+                }
+                self.want = Some(want);
+                want
+            }
+        };
+        let take = (want - self.msg.len()).min(input.len());
+        let (head, rest) = input.split_at(take);
+        self.msg.extend_from_slice(head);
+        *input = rest;
+        if self.msg.len() < want {
+            return Ok(None);
+        }
+        self.want = None;
+        self.ready = true;
+        Ok(Some(&self.msg))
+    }
+}
+
+/// What a completed handshake yields.
+pub(crate) struct Established {
+    pub(crate) transport: Transport,
+    pub(crate) peer_id: PeerId,
+    pub(crate) hello: Hello,
+    pub(crate) handshake_hash: [u8; 32],
+}
+
+/// One side of an XX handshake in progress.
+pub(crate) struct Handshake {
+    state: snow::HandshakeState,
+    role: Direction,
+    local_id: PeerId,
+    local_hello: Vec<u8>,
+    expected: Option<PeerId>,
+    remote: Option<(PeerId, Hello)>,
+    messages_read: u8,
+}
+
+impl Handshake {
+    /// Starts a handshake. An initiator's first message is appended to
+    /// `out` (length-prefixed).
+    pub(crate) fn new(
+        role: Direction,
+        identity: &Keypair,
+        network: &str,
+        hello: &Hello,
+        expected: Option<PeerId>,
+        rng_seed: Zeroizing<[u8; 32]>,
+        out: &mut Vec<u8>,
+    ) -> Result<Self, Error> {
+        let params: NoiseParams = NOISE_PARAMS
+            .parse()
+            .map_err(|_| Error::InvalidConfig("unsupported noise parameters"))?;
+        let prologue = prologue(network);
+        let resolver = Box::new(SeededResolver {
+            seed: rng_seed,
+            calls: Cell::new(0),
+        });
+        let builder = snow::Builder::with_resolver(params, resolver)
+            .local_private_key(identity.secret())
+            .and_then(|b| b.prologue(&prologue))
+            .map_err(|_| Error::InvalidConfig("noise builder rejected key or prologue"))?;
+        let state = match role {
+            Direction::Outbound => builder.build_initiator(),
+            Direction::Inbound => builder.build_responder(),
+        }
+        .map_err(|_| Error::InvalidConfig("noise handshake state could not be built"))?;
+        let mut hs = Self {
+            state,
+            role,
+            local_id: identity.peer_id(),
+            local_hello: hello.encode()?,
+            expected,
+            remote: None,
+            messages_read: 0,
+        };
+        if role == Direction::Outbound {
+            hs.write(&[], out)?;
+        }
+        Ok(hs)
+    }
+
+    /// Processes one handshake message; any reply is appended to `out`.
+    /// Returns whether the handshake is complete.
+    pub(crate) fn read(&mut self, msg: &[u8], out: &mut Vec<u8>) -> Result<bool, Error> {
+        let mut payload = vec![0u8; msg.len()];
+        let n = self
+            .state
+            .read_message(msg, &mut payload)
+            .map_err(|_| HandshakeError::Crypto)?;
+        payload.truncate(n);
+        self.messages_read += 1;
+        match (self.role, self.messages_read) {
+            // Responder, `-> e`: nothing is authenticated yet, so a payload
+            // would be unauthenticated plaintext. Refuse it.
+            (Direction::Inbound, 1) => {
+                if !payload.is_empty() {
+                    return Err(HandshakeError::UnexpectedPayload.into());
+                }
+                let hello = std::mem::take(&mut self.local_hello);
+                self.write(&hello, out)?;
+                Ok(false)
+            }
+            // Initiator, `<- e, ee, s, es`: the responder is now known.
+            (Direction::Outbound, 1) => {
+                let peer = self.check_remote_static()?;
+                let hello = Hello::decode(&payload)?;
+                self.remote = Some((peer, hello));
+                let hello = std::mem::take(&mut self.local_hello);
+                self.write(&hello, out)?;
+                Ok(true)
+            }
+            // Responder, `-> s, se`.
+            (Direction::Inbound, 2) => {
+                let peer = self.check_remote_static()?;
+                let hello = Hello::decode(&payload)?;
+                self.remote = Some((peer, hello));
+                Ok(true)
+            }
+            _ => Err(HandshakeError::Crypto.into()),
+        }
+    }
+
+    /// Converts a completed handshake into transport mode.
+    pub(crate) fn finish(self) -> Result<Established, Error> {
+        let Some((peer_id, hello)) = self.remote else {
+            return Err(HandshakeError::Crypto.into());
+        };
+        let mut handshake_hash = [0u8; 32];
+        let hh = self.state.get_handshake_hash();
+        if hh.len() != handshake_hash.len() {
+            return Err(HandshakeError::Crypto.into());
+        }
+        handshake_hash.copy_from_slice(hh);
+        let state = self
+            .state
+            .into_transport_mode()
+            .map_err(|_| HandshakeError::Crypto)?;
+        Ok(Established {
+            transport: Transport { state },
+            peer_id,
+            hello,
+            handshake_hash,
+        })
+    }
+
+    fn write(&mut self, payload: &[u8], out: &mut Vec<u8>) -> Result<(), Error> {
+        let mut msg = vec![0u8; MAX_HANDSHAKE_MESSAGE_LEN];
+        let n = self
+            .state
+            .write_message(payload, &mut msg)
+            .map_err(|_| HandshakeError::Crypto)?;
+        let len = u16::try_from(n).map_err(|_| HandshakeError::Crypto)?;
+        out.extend_from_slice(&len.to_be_bytes());
+        out.extend_from_slice(&msg[..n]);
+        Ok(())
+    }
+
+    fn check_remote_static(&self) -> Result<PeerId, Error> {
+        let key = self
+            .state
+            .get_remote_static()
+            .ok_or(HandshakeError::Crypto)?;
+        let actual = PeerId::from_slice(key).map_err(|_| HandshakeError::Crypto)?;
+        if actual == self.local_id {
+            return Err(HandshakeError::SelfConnection.into());
+        }
+        if let Some(expected) = self.expected
+            && expected != actual
+        {
+            return Err(HandshakeError::PeerIdMismatch { expected, actual }.into());
+        }
+        Ok(actual)
+    }
+}
+
+/// Transport-mode encryption for an established channel.
+pub(crate) struct Transport {
+    state: snow::TransportState,
+}
+
+impl Transport {
+    /// Encrypts `plaintext` (at most [`MAX_NOISE_PAYLOAD_LEN`] bytes) and
+    /// appends the length-prefixed message to `out`.
+    pub(crate) fn encrypt_into(
+        &mut self,
+        plaintext: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Result<(), Error> {
+        if plaintext.len() > MAX_NOISE_PAYLOAD_LEN {
+            return Err(Error::Encrypt);
+        }
+        let start = out.len();
+        out.resize(start + LEN_PREFIX + plaintext.len() + NOISE_TAG_LEN, 0);
+        let n = self
+            .state
+            .write_message(plaintext, &mut out[start + LEN_PREFIX..])
+            .map_err(|_| Error::Encrypt)?;
+        let len = u16::try_from(n).map_err(|_| Error::Encrypt)?;
+        out.truncate(start + LEN_PREFIX + n);
+        out[start..start + LEN_PREFIX].copy_from_slice(&len.to_be_bytes());
+        Ok(())
+    }
+
+    /// Decrypts one transport message into `out` (replacing its contents).
+    pub(crate) fn decrypt(&mut self, msg: &[u8], out: &mut Vec<u8>) -> Result<(), Error> {
+        out.clear();
+        out.resize(msg.len(), 0);
+        let n = self
+            .state
+            .read_message(msg, out)
+            .map_err(|_| Error::Decrypt)?;
+        out.truncate(n);
+        Ok(())
+    }
+}
+
+/// Resolves `snow`'s primitives from its default resolver, except the RNG,
+/// which is a BLAKE3 XOF keyed by a caller-provided seed.
+struct SeededResolver {
+    seed: Zeroizing<[u8; 32]>,
+    calls: Cell<u64>,
+}
+
+impl CryptoResolver for SeededResolver {
+    fn resolve_rng(&self) -> Option<Box<dyn Random>> {
+        // Each call gets an independent stream, so no two RNGs handed out by
+        // one resolver ever repeat output.
+        let call = self.calls.get();
+        self.calls.set(call.wrapping_add(1));
+        let mut hasher = blake3::Hasher::new_keyed(&self.seed);
+        hasher.update(b"p2pnet noise ephemeral rng");
+        hasher.update(&call.to_le_bytes());
+        Some(Box::new(XofRng(hasher.finalize_xof())))
+    }
+
+    fn resolve_dh(&self, choice: &DHChoice) -> Option<Box<dyn Dh>> {
+        DefaultResolver.resolve_dh(choice)
+    }
+
+    fn resolve_hash(&self, choice: &HashChoice) -> Option<Box<dyn Hash>> {
+        DefaultResolver.resolve_hash(choice)
+    }
+
+    fn resolve_cipher(&self, choice: &CipherChoice) -> Option<Box<dyn Cipher>> {
+        DefaultResolver.resolve_cipher(choice)
+    }
+}
+
+struct XofRng(blake3::OutputReader);
+
+impl Random for XofRng {
+    fn try_fill_bytes(&mut self, dest: &mut [u8]) -> Result<(), snow::Error> {
+        self.0.fill(dest);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn message_reader_reassembles_split_messages() {
+        let mut stream = Vec::new();
+        for len in [0usize, 1, 300, 5] {
+            stream.extend_from_slice(&(len as u16).to_be_bytes());
+            stream.extend(std::iter::repeat_n(len as u8, len));
+        }
+        let mut reader = MessageReader::default();
+        let mut got = Vec::new();
+        for piece in stream.chunks(1) {
+            let mut input = piece;
+            while !input.is_empty() {
+                if let Some(msg) = reader.read(&mut input, 1024).unwrap() {
+                    got.push(msg.to_vec());
+                }
+            }
+        }
+        let lens: Vec<usize> = got.iter().map(Vec::len).collect();
+        assert_eq!(lens, vec![0, 1, 300, 5]);
+        assert!(got[2].iter().all(|&b| b == 44));
+    }
+
+    #[test]
+    fn message_reader_rejects_declared_length_over_limit() {
+        let mut reader = MessageReader::default();
+        let mut input: &[u8] = b"GET / HTTP/1.1\r\n";
+        assert_eq!(
+            reader.read(&mut input, MAX_HANDSHAKE_MESSAGE_LEN),
+            Err(TooLarge(0x4745))
+        );
+    }
+
+    #[test]
+    fn hello_round_trip_and_checks() {
+        let hello = Hello::new(Some(8051), "p2pnet/0.1", 1 << 20);
+        let bytes = hello.encode().unwrap();
+        assert_eq!(Hello::decode(&bytes).unwrap(), hello);
+
+        let mut other = bytes.clone();
+        other[0] = 2;
+        assert_eq!(
+            Hello::decode(&other),
+            Err(HandshakeError::IncompatibleVersion {
+                local: 1,
+                remote: 2
+            })
+        );
+        assert_eq!(
+            Hello::decode(&[]),
+            Err(HandshakeError::InvalidHello("empty"))
+        );
+        let mut trailing = bytes.clone();
+        trailing.push(0);
+        assert_eq!(
+            Hello::decode(&trailing),
+            Err(HandshakeError::InvalidHello("trailing bytes"))
+        );
+        assert_eq!(
+            Hello::decode(&bytes[..3]),
+            Err(HandshakeError::InvalidHello("undecodable"))
+        );
+
+        let long = Hello::new(None, "a".repeat(MAX_AGENT_LEN + 1), 1 << 20);
+        assert!(long.encode().is_err());
+        let tiny = Hello::new(None, "", 100);
+        let bytes = postcard::to_allocvec(&tiny).unwrap();
+        assert_eq!(
+            Hello::decode(&bytes),
+            Err(HandshakeError::InvalidHello("max_frame_size out of range"))
+        );
+    }
+
+    #[test]
+    fn seeded_resolver_streams_differ_per_call() {
+        let r = SeededResolver {
+            seed: Zeroizing::new([1; 32]),
+            calls: Cell::new(0),
+        };
+        let (mut a, mut b) = (r.resolve_rng().unwrap(), r.resolve_rng().unwrap());
+        let (mut x, mut y) = ([0u8; 32], [0u8; 32]);
+        a.try_fill_bytes(&mut x).unwrap();
+        b.try_fill_bytes(&mut y).unwrap();
+        assert_ne!(x, y);
+    }
+
+    #[test]
+    fn prologue_binds_version_and_network() {
+        assert_eq!(prologue("lan"), b"p2pnet/v1\0lan");
+        assert_ne!(prologue("a"), prologue("b"));
+    }
+}

@@ -1,0 +1,146 @@
+//! Sans-IO protocol core of P2PNet.
+//!
+//! This crate is the whole peer-to-peer protocol without any IO: it owns
+//! identities, packets, framing, the Noise handshake, the per-connection
+//! state machine, trust decisions, reconnect backoff and file transfer
+//! bookkeeping. It opens no socket, spawns no task, reads no clock and no
+//! OS randomness, and holds no global state: time is passed in as an
+//! [`Instant`], randomness as a caller-supplied RNG or value. Every state
+//! machine is therefore deterministic, and the tests drive pairs of
+//! channels on a virtual clock. The `p2pnet` runtime crate supplies the
+//! sockets and timers.
+//!
+//! # Layout
+//!
+//! * [`identity`]: [`Keypair`] (long-term X25519 key, zeroized) and
+//!   [`PeerId`] (its public key, printable as base32).
+//! * [`packet`]: the [`Packet`] enum, one type per variant, every protocol
+//!   bound, and [`PacketKind`] for trust gating and dispatch.
+//! * [`codec`]: length-prefixed, versioned frames around postcard bodies;
+//!   the incremental [`FrameDecoder`](codec::FrameDecoder).
+//! * [`handshake`]: `Noise_XX_25519_ChaChaPoly_BLAKE2s` with a prologue
+//!   binding protocol version and network name, and the [`Hello`] each side
+//!   sends inside it.
+//! * [`channel`]: the [`Channel`] state machine (handshake, approval, trust
+//!   gating, keepalive, backpressure, close) in the style of `quinn-proto`:
+//!   inputs `handle_bytes` / `handle_timeout` / `send` / `approve` /
+//!   `reject` / `close`, outputs `poll_transmit` / `poll_event` /
+//!   `poll_timeout`.
+//! * [`trust`]: [`TrustLevel`], [`IncomingPeerTrustPolicy`] and the
+//!   [`AccessList`] (allow/block by peer id and CIDR).
+//! * [`backoff`]: exponential reconnect [`Backoff`] with full jitter.
+//! * [`transfer`]: resumable, BLAKE3-verified file transfer state
+//!   ([`FileSender`](transfer::FileSender),
+//!   [`FileReceiver`](transfer::FileReceiver)).
+//! * [`time`]: the caller-supplied [`Instant`].
+//! * [`error`]: the crate's [`Error`] and its nested error enums.
+//!
+//! # Wire format in one picture
+//!
+//! ```text
+//! TCP stream:   [u16 len][Noise msg] [u16 len][Noise msg] ...
+//!                          │ handshake: XX, 3 messages, Hello payloads
+//!                          │ then transport: ChaChaPoly, implicit nonces
+//!                          ▼
+//! plaintext:    [ver u8][kind u8][len u32][postcard body] [ver][kind][len][body] ...
+//!               (a frame may span several Noise messages, and one Noise
+//!                message may carry several frames)
+//! ```
+//!
+//! # Example
+//!
+//! Two channels talking in memory: handshake, approval, one message.
+//!
+//! ```
+//! use std::sync::Arc;
+//!
+//! use p2pnet_proto::packet::{Packet, PureMessage};
+//! use p2pnet_proto::{Channel, ChannelConfig, ChannelEvent, Error, Instant, Keypair, TrustLevel};
+//! use rand::SeedableRng;
+//!
+//! let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+//! let config = Arc::new(ChannelConfig::default());
+//! let alice = Keypair::generate(&mut rng);
+//! let bob = Keypair::generate(&mut rng);
+//! let now = Instant::ZERO;
+//!
+//! // Alice dials Bob and insists on talking to Bob.
+//! let mut dialer = Channel::new_outbound(config.clone(), &alice, Some(bob.peer_id()), now, &mut rng)?;
+//! let mut listener = Channel::new_inbound(config, &bob, now, &mut rng)?;
+//!
+//! // Stand-in for two sockets: move bytes until neither side has any.
+//! fn pump(a: &mut Channel, b: &mut Channel, now: Instant) -> Result<(), Error> {
+//!     loop {
+//!         let mut moved = false;
+//!         while let Some(bytes) = a.poll_transmit() {
+//!             b.handle_bytes(now, &bytes)?;
+//!             moved = true;
+//!         }
+//!         while let Some(bytes) = b.poll_transmit() {
+//!             a.handle_bytes(now, &bytes)?;
+//!             moved = true;
+//!         }
+//!         if !moved {
+//!             return Ok(());
+//!         }
+//!     }
+//! }
+//!
+//! pump(&mut dialer, &mut listener, now)?;
+//! // Both sides are authenticated; nothing flows until each approves.
+//! assert_eq!(listener.peer_id(), Some(alice.peer_id()));
+//! assert_eq!(dialer.handshake_hash(), listener.handshake_hash());
+//! dialer.approve(TrustLevel::DEFAULT)?;
+//! listener.approve(TrustLevel::DEFAULT)?;
+//!
+//! dialer.send(PureMessage::new("hello, bob"))?;
+//! pump(&mut dialer, &mut listener, now)?;
+//!
+//! let events: Vec<ChannelEvent> = std::iter::from_fn(|| listener.poll_event()).collect();
+//! assert!(matches!(
+//!     &events[..],
+//!     [
+//!         ChannelEvent::HandshakeComplete { .. },
+//!         ChannelEvent::AwaitingApproval,
+//!         ChannelEvent::Opened { trust: TrustLevel::DEFAULT },
+//!         ChannelEvent::Packet(Packet::PureMessage(message)),
+//!     ] if message.text == "hello, bob"
+//! ));
+//! # Ok::<(), Error>(())
+//! ```
+
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
+
+pub mod backoff;
+pub mod channel;
+pub mod codec;
+pub mod error;
+pub mod handshake;
+pub mod identity;
+pub mod packet;
+pub mod time;
+pub mod transfer;
+pub mod trust;
+
+#[cfg(test)]
+mod tests;
+
+pub use backoff::Backoff;
+pub use channel::{
+    Channel, ChannelConfig, ChannelEvent, ChannelState, ChannelStats, CloseReason, RefuseReason,
+};
+pub use error::{
+    DecodeError, Error, HandshakeError, InvalidPacket, ProtocolViolation, TransferError,
+};
+pub use handshake::Hello;
+pub use identity::{Keypair, PeerId};
+pub use packet::{Packet, PacketKind};
+pub use time::Instant;
+pub use trust::{
+    AccessList, Admission, Decision, DenyReason, Direction, IncomingPeerTrustPolicy, Placement,
+    TrustLevel,
+};
+
+/// The protocol version: bound into the handshake prologue, sent in the
+/// [`Hello`], and written in every frame header.
+pub const PROTOCOL_VERSION: u8 = 1;
