@@ -75,7 +75,7 @@ mod tests {
     fn unix_ms_formats_as_utc() {
         assert_eq!(format_unix_ms(0), "1970-01-01 00:00:00 UTC");
         assert_eq!(format_unix_ms(951_782_400_000), "2000-02-29 00:00:00 UTC");
-        assert_eq!(format_unix_ms(1_795_000_000_123), "2026-11-18 10:26:40 UTC");
+        assert_eq!(format_unix_ms(1_795_000_000_123), "2026-11-18 11:06:40 UTC");
         assert_eq!(format_unix_ms(-1000), "1969-12-31 23:59:59 UTC");
     }
 
