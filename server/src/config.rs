@@ -284,8 +284,9 @@ impl Config {
             }
             figment = figment.merge(Toml::file_exact(path));
         }
-        // P2PNET_CONFIG names the file; it is not a key.
-        figment = figment.merge(env.ignore(&["config"]));
+        // Only SECTION__KEY variables are configuration; others sharing the
+        // prefix (P2PNET_CONFIG names the file, test harness variables) are not.
+        figment = figment.merge(env.filter(|key| key.as_str().contains("__")));
         let raw: RawConfig = figment.extract().map_err(Box::new)?;
         Self::validate(apply_flags(raw, cli))
     }
@@ -538,6 +539,8 @@ mod tests {
         figment::Jail::expect_with(|jail| {
             jail.create_file("c.toml", "[node]\nname = \"from-file\"\n")?;
             jail.set_env("P2PNET_NODE__NAME", "from-env");
+            // Not a SECTION__KEY variable: ignored, not an unknown-key error.
+            jail.set_env("P2PNET_UNRELATED", "x");
             let cli = Cli {
                 config: Some("c.toml".into()),
                 ..Cli::default()
