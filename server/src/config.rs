@@ -286,7 +286,8 @@ impl Config {
         }
         // Only SECTION__KEY variables are configuration; others sharing the
         // prefix (P2PNET_CONFIG names the file, test harness variables) are not.
-        figment = figment.merge(env.filter(|key| key.as_str().contains("__")));
+        figment = figment
+            .merge(env.filter(|key| key.as_str().contains("__") || key.as_str().contains('.')));
         let raw: RawConfig = figment.extract().map_err(Box::new)?;
         Self::validate(apply_flags(raw, cli))
     }
