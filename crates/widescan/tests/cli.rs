@@ -1,0 +1,136 @@
+//! The command-line entry: refusals and dry runs (no network).
+#![cfg(feature = "cli")]
+
+use std::process::{Command, Output};
+
+use widescan::{AddressSpace, Prefix, TargetSet};
+
+fn widescan(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_widescan"))
+        .args(args)
+        .env("XDG_RUNTIME_DIR", std::env::temp_dir())
+        .output()
+        .expect("run widescan")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn refuses_to_run_without_prefixes() {
+    let o = widescan(&["scan", "--port", "4000"]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("--prefix"), "{}", stderr(&o));
+    let empty = std::env::temp_dir().join(format!("widescan-empty-{}.txt", std::process::id()));
+    std::fs::write(&empty, "# nothing here\n").expect("write");
+    let o = widescan(&[
+        "scan",
+        "--port",
+        "4000",
+        "--prefix-file",
+        empty.to_str().expect("utf8"),
+    ]);
+    let _ = std::fs::remove_file(&empty);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("no prefixes"), "{}", stderr(&o));
+}
+
+#[test]
+fn refuses_bad_and_out_of_policy_input() {
+    for (args, needle) in [
+        (
+            &["scan", "--port", "4000", "-p", "fd00:5ca7:1::/120"][..],
+            "outside global unicast",
+        ),
+        (
+            &["scan", "--port", "4000", "-p", "2001:db8::/48"][..],
+            "documentation",
+        ),
+        (
+            &["scan", "--port", "4000", "-p", "2a00::/129"][..],
+            "between 0 and 128",
+        ),
+        (
+            &["scan", "--port", "4000", "-p", "ff02::1"][..],
+            "multicast",
+        ),
+        (&["scan", "--port", "0", "-p", "2a00::/120"][..], "port"),
+        (
+            &[
+                "scan",
+                "--port",
+                "4000",
+                "-p",
+                "2a00::/120",
+                "--shard",
+                "2/2",
+            ][..],
+            "shard",
+        ),
+        (
+            &[
+                "scan",
+                "--port",
+                "4000",
+                "-p",
+                "2a00::/120",
+                "--format",
+                "xml",
+            ][..],
+            "format",
+        ),
+        (
+            &[
+                "scan",
+                "--port",
+                "4000",
+                "-p",
+                "2a00::/120",
+                "--contact",
+                "\u{1}",
+            ][..],
+            "contact",
+        ),
+    ] {
+        let o = widescan(args);
+        assert!(!o.status.success(), "{args:?} should fail");
+        assert!(stderr(&o).contains(needle), "{args:?}: {}", stderr(&o));
+    }
+}
+
+#[test]
+fn dry_run_prints_the_library_order_and_sends_nothing() {
+    let o = widescan(&[
+        "scan",
+        "--port",
+        "4000",
+        "-p",
+        "2a00:1::/120,2a00:2::/126",
+        "--seed",
+        "9",
+        "--hardware",
+        "cpu",
+        "--dry-run",
+        "--limit",
+        "300",
+        "--shard",
+        "1/2",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let got: Vec<String> = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect();
+    let targets = TargetSet::builder()
+        .prefixes(["2a00:1::/120", "2a00:2::/126"].map(|p| p.parse::<Prefix>().expect("prefix")))
+        .build()
+        .expect("targets");
+    let space = AddressSpace::new(targets, 9).expect("space");
+    let want: Vec<String> = (130..260)
+        .filter_map(|i| space.address(i))
+        .map(|a| a.to_string())
+        .collect();
+    assert_eq!(got, want);
+    assert!(stderr(&o).contains("nothing sent"));
+}

@@ -1,0 +1,449 @@
+//! End-to-end scans inside network namespaces this test creates and deletes.
+//!
+//! Topology (all in namespaces named `ws<pid>…`, prefix `fd00:5ca7:1::/120`):
+//!
+//! ```text
+//!   scanner ::1 ─┐
+//!   live    ::10 ├── br0 (own namespace)
+//!   live    ::20 │
+//!   silent  ::30 │   echo_ignore_all=1
+//!   peer    ::40 ┘   runs a second widescan listener
+//! ```
+//!
+//! One test function runs every scenario in sequence, so namespaces are never
+//! built concurrently.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::net::Ipv6Addr;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::Lab;
+use widescan::{
+    Contact, Error, Event, Identity, Listener, ListenerOptions, Peer, PeerVia, Prefix, ProbeCodec,
+    ProbeSender, RunKey, Scan, ScanReport, SenderOptions, TargetSet,
+};
+
+const PREFIX: &str = "fd00:5ca7:1::/120";
+
+fn a(s: &str) -> Ipv6Addr {
+    s.parse().expect("addr")
+}
+
+fn targets() -> TargetSet {
+    TargetSet::builder()
+        .prefix(PREFIX.parse::<Prefix>().expect("prefix"))
+        // Do not probe ourselves.
+        .exclude("fd00:5ca7:1::1/128".parse().expect("prefix"))
+        .test_mode(true)
+        .build()
+        .expect("targets")
+}
+
+fn scanner_identity() -> Identity {
+    Identity::new(
+        0xaaaa_0001,
+        4000,
+        Contact::new("https://example.invalid/widescan-test").expect("contact"),
+    )
+    .expect("identity")
+}
+
+/// Runs a scan to the end in namespace `ns`, collecting its events.
+fn scan_in(lab: &Lab, ns: &str, build: impl FnOnce() -> Scan + Send) -> (ScanReport, Vec<Event>) {
+    let handle = lab.within(ns, || build().start().expect("scan starts"));
+    let mut events = Vec::new();
+    while !handle.is_finished() {
+        if let Ok(e) = handle.events().recv_timeout(Duration::from_millis(50)) {
+            events.push(e);
+        }
+    }
+    events.extend(handle.events().try_iter());
+    let report = handle.join().expect("scan succeeds");
+    (report, events)
+}
+
+fn hits(events: &[Event]) -> BTreeSet<Ipv6Addr> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Hit { addr, .. } => Some(*addr),
+            _ => None,
+        })
+        .collect()
+}
+
+fn peers(events: &[Event]) -> Vec<Peer> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Peer(p) => Some(p.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn netns_scenarios() {
+    if !common::can_run("netns_scenarios") {
+        return;
+    }
+    let tag;
+    {
+        let mut lab = Lab::new("n");
+        tag = lab.tag().to_string();
+        lab.bridge();
+        let scanner = lab.host("s", "fd00:5ca7:1::1/64");
+        lab.host("t1", "fd00:5ca7:1::10/64");
+        lab.host("t2", "fd00:5ca7:1::20/64");
+        let silent = lab.host("t3", "fd00:5ca7:1::30/64");
+        let peer_ns = lab.host("t4", "fd00:5ca7:1::40/64");
+        lab.silence(&silent);
+
+        discovery_hits_and_silence(&lab, &scanner, &peer_ns);
+        rate_limits_hold(&lab, &scanner);
+        stop_and_resume_cover_everything_once(&lab, &scanner);
+        sender_refuses_addresses_outside_its_targets(&lab, &scanner);
+        command_line_scan_and_listen(&scanner, &peer_ns);
+    }
+    assert!(
+        Lab::leftovers(&tag).is_empty(),
+        "namespaces left behind: {:?}",
+        Lab::leftovers(&tag)
+    );
+}
+
+fn discovery_hits_and_silence(lab: &Lab, scanner: &str, peer_ns: &str) {
+    // Instance B: a listener only, with its own identity and run key.
+    let b_identity = Identity::new(
+        0xbbbb_0002,
+        5000,
+        Contact::new("instance-b").expect("contact"),
+    )
+    .expect("id");
+    let b_codec = ProbeCodec::new(RunKey::random().expect("key"), b_identity);
+    let (b_listener, b_events) = lab.within(peer_ns, || {
+        Listener::start(b_codec, ListenerOptions::default()).expect("listener B starts")
+    });
+
+    let (report, events) = scan_in(lab, scanner, || {
+        Scan::builder(targets(), scanner_identity())
+            .seed(0x5ca7)
+            .rate(2000)
+            .per_subnet_rate(None)
+            .cooldown(Duration::from_millis(1500))
+            .build()
+            .expect("scan builds")
+    });
+    std::thread::sleep(Duration::from_millis(200));
+    let b_stats = b_listener.join().expect("listener B");
+    let b_seen: Vec<Event> = b_events.try_iter().collect();
+
+    assert!(report.completed, "{report:?}");
+    assert_eq!(report.sent, 255, "every target probed once: {report:?}");
+    assert_eq!(report.send_errors, 0);
+
+    // Exactly the live hosts: 100 % recall, no false positives, silent host absent.
+    let live: BTreeSet<Ipv6Addr> = [
+        a("fd00:5ca7:1::10"),
+        a("fd00:5ca7:1::20"),
+        a("fd00:5ca7:1::40"),
+    ]
+    .into();
+    assert_eq!(hits(&events), live, "hits");
+    assert!(
+        !hits(&events).contains(&a("fd00:5ca7:1::30")),
+        "silent host must not be a hit"
+    );
+    assert_eq!(report.hits, 3);
+
+    // The scanner learns B from B's verified answer ...
+    let a_peers = peers(&events);
+    assert_eq!(a_peers.len(), 1, "{a_peers:?}");
+    let p = &a_peers[0];
+    assert_eq!(
+        (p.addr, p.tcp_port, p.instance_id, p.via),
+        (a("fd00:5ca7:1::40"), 5000, 0xbbbb_0002, PeerVia::Answer)
+    );
+    assert_eq!(p.contact, "instance-b");
+
+    // ... and B learns the scanner from its probe, and sees the scanner as live
+    // (the scanner's kernel echoed B's answer).
+    let b_peers = peers(&b_seen);
+    assert_eq!(b_peers.len(), 1, "{b_peers:?}");
+    let q = &b_peers[0];
+    assert_eq!(
+        (q.addr, q.tcp_port, q.instance_id, q.via),
+        (a("fd00:5ca7:1::1"), 4000, 0xaaaa_0001, PeerVia::Probe)
+    );
+    assert_eq!(q.contact, "https://example.invalid/widescan-test");
+    assert_eq!(hits(&b_seen), [a("fd00:5ca7:1::1")].into());
+    assert_eq!(b_stats.answers_sent, 1, "{b_stats:?}");
+    assert_eq!(b_stats.bad_mac, 0);
+}
+
+fn rate_limits_hold(lab: &Lab, scanner: &str) {
+    // Global token bucket.
+    let rate = 400u32;
+    let (report, _) = scan_in(lab, scanner, || {
+        Scan::builder(targets(), scanner_identity())
+            .seed(1)
+            .rate(rate)
+            .per_subnet_rate(None)
+            .listen(false)
+            .cooldown(Duration::ZERO)
+            .build()
+            .expect("scan builds")
+    });
+    let measured = report.sent as f64 / report.send_elapsed.as_secs_f64();
+    eprintln!(
+        "global limit {rate}/s: measured {measured:.0}/s over {:?}",
+        report.send_elapsed
+    );
+    assert_eq!(report.sent, 255);
+    assert!(
+        measured <= 1.2 * f64::from(rate),
+        "rate {measured:.0} > 1.2 × {rate}"
+    );
+    assert!(
+        measured >= 0.5 * f64::from(rate),
+        "rate {measured:.0} far below {rate}"
+    );
+
+    // Per-/64 cap: the whole /120 is one /64, so the cap sets the pace even though
+    // the global rate is high. The first `cap/10` probes are an allowed burst.
+    let cap = 300u32;
+    let (report, _) = scan_in(lab, scanner, || {
+        Scan::builder(targets(), scanner_identity())
+            .seed(2)
+            .rate(100_000)
+            .per_subnet_rate(Some(cap))
+            .listen(false)
+            .cooldown(Duration::ZERO)
+            .build()
+            .expect("scan builds")
+    });
+    let burst = f64::from(cap / 10);
+    let measured = (report.sent as f64 - burst) / report.send_elapsed.as_secs_f64();
+    eprintln!(
+        "per-/64 cap {cap}/s: measured {measured:.0}/s over {:?}",
+        report.send_elapsed
+    );
+    assert_eq!(report.sent, 255);
+    assert!(
+        measured <= 1.2 * f64::from(cap),
+        "per-/64 rate {measured:.0} > 1.2 × {cap}"
+    );
+}
+
+fn stop_and_resume_cover_everything_once(lab: &Lab, scanner: &str) {
+    let key = RunKey::random().expect("key");
+    let build = |resume: Option<u128>| {
+        let mut b = Scan::builder(targets(), scanner_identity())
+            .seed(77)
+            .run_key(key.clone())
+            .rate(300)
+            .per_subnet_rate(None)
+            .cooldown(Duration::from_millis(800));
+        if let Some(c) = resume {
+            b = b.resume_from(c);
+        }
+        b.build().expect("scan builds")
+    };
+    // First run: stop after a fraction of a second.
+    let handle = lab.within(scanner, || build(None).start().expect("starts"));
+    std::thread::sleep(Duration::from_millis(350));
+    handle.stop();
+    let mut first_events: Vec<Event> = Vec::new();
+    while !handle.is_finished() {
+        first_events.extend(handle.events().recv_timeout(Duration::from_millis(20)));
+    }
+    first_events.extend(handle.events().try_iter());
+    let first = handle.join().expect("first run");
+    assert!(
+        !first.completed && first.checkpoint > 0 && first.checkpoint < 255,
+        "{first:?}"
+    );
+    assert_eq!(
+        u128::from(first.sent),
+        first.checkpoint,
+        "checkpoint = probes handed over"
+    );
+
+    // Second run resumes at the checkpoint and finishes.
+    let (second, second_events) = scan_in(lab, scanner, || build(Some(first.checkpoint)));
+    assert!(second.completed, "{second:?}");
+    assert_eq!(first.sent + second.sent, 255, "no gap, no repeat");
+    let all: BTreeSet<Ipv6Addr> = hits(&first_events)
+        .union(&hits(&second_events))
+        .copied()
+        .collect();
+    // The listener of the stopped run may miss replies to its last probes, so check
+    // the union is a subset of the live hosts and that the resumed run's probes
+    // were the complement of the first run's.
+    let live: BTreeSet<Ipv6Addr> = [
+        a("fd00:5ca7:1::10"),
+        a("fd00:5ca7:1::20"),
+        a("fd00:5ca7:1::40"),
+    ]
+    .into();
+    assert!(all.is_subset(&live), "{all:?}");
+    let space = build(None).space().clone();
+    let probed_first: BTreeSet<Ipv6Addr> = (0..first.checkpoint)
+        .filter_map(|i| space.address(i))
+        .collect();
+    let probed_second: BTreeSet<Ipv6Addr> = (first.checkpoint..255)
+        .filter_map(|i| space.address(i))
+        .collect();
+    assert!(probed_first.is_disjoint(&probed_second));
+    assert_eq!(probed_first.len() + probed_second.len(), 255);
+    for h in hits(&second_events) {
+        assert!(
+            probed_second.contains(&h),
+            "{h} was not probed by the resumed run"
+        );
+    }
+}
+
+/// The binary end to end: `widescan listen` in the peer namespace, `widescan scan`
+/// in the scanner namespace, CSV and NDJSON files checked afterwards.
+fn command_line_scan_and_listen(scanner: &str, peer_ns: &str) {
+    let Some(bin) = option_env!("CARGO_BIN_EXE_widescan") else {
+        eprintln!("SKIPPED command-line scenario: built without the `cli` feature");
+        return;
+    };
+    let dir = std::env::temp_dir();
+    let pid = std::process::id();
+    let scan_out = dir.join(format!("widescan-scan-{pid}.csv"));
+    let listen_out = dir.join(format!("widescan-listen-{pid}.ndjson"));
+    let mut listener = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            peer_ns,
+            bin,
+            "listen",
+            "--port",
+            "5001",
+            "--contact",
+            "cli-b",
+        ])
+        .arg("--output")
+        .arg(&listen_out)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn widescan listen");
+    std::thread::sleep(Duration::from_millis(500));
+    let scan = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            scanner,
+            bin,
+            "scan",
+            "--test-mode",
+            "-p",
+            PREFIX,
+        ])
+        .args([
+            "--exclude",
+            "fd00:5ca7:1::1",
+            "--port",
+            "4001",
+            "--rate",
+            "2000",
+        ])
+        .args([
+            "--per-subnet-rate",
+            "0",
+            "--cooldown",
+            "1",
+            "--seed",
+            "5",
+            "--hardware",
+            "cpu",
+        ])
+        .args(["--format", "csv", "--output"])
+        .arg(&scan_out)
+        .output()
+        .expect("run widescan scan");
+    // SAFETY: plain kill(2) of our own child; SIGINT asks it to stop cleanly.
+    #[allow(unsafe_code)]
+    unsafe {
+        libc::kill(listener.id() as libc::pid_t, libc::SIGINT);
+    }
+    let status = listener.wait().expect("listener exits");
+    let scan_csv = std::fs::read_to_string(&scan_out).unwrap_or_default();
+    let listen_json = std::fs::read_to_string(&listen_out).unwrap_or_default();
+    let _ = std::fs::remove_file(&scan_out);
+    let _ = std::fs::remove_file(&listen_out);
+    assert!(
+        scan.status.success(),
+        "scan failed: {}",
+        String::from_utf8_lossy(&scan.stderr)
+    );
+    assert!(status.success(), "listen exited with {status}");
+
+    let mut rows = scan_csv.lines();
+    assert_eq!(
+        rows.next(),
+        Some("type,addr,tcp_port,instance_id,contact,via,unix_ms")
+    );
+    let rows: Vec<Vec<&str>> = rows.map(|l| l.split(',').collect()).collect();
+    let hit_addrs: BTreeSet<Ipv6Addr> = rows
+        .iter()
+        .filter(|r| r[0] == "hit")
+        .map(|r| a(r[1]))
+        .collect();
+    let live: BTreeSet<Ipv6Addr> = [
+        a("fd00:5ca7:1::10"),
+        a("fd00:5ca7:1::20"),
+        a("fd00:5ca7:1::40"),
+    ]
+    .into();
+    assert_eq!(hit_addrs, live, "{scan_csv}");
+    let peer_rows: Vec<&Vec<&str>> = rows.iter().filter(|r| r[0] == "peer").collect();
+    assert_eq!(peer_rows.len(), 1, "{scan_csv}");
+    assert_eq!(
+        (
+            peer_rows[0][1],
+            peer_rows[0][2],
+            peer_rows[0][4],
+            peer_rows[0][5]
+        ),
+        ("fd00:5ca7:1::40", "5001", "cli-b", "answer")
+    );
+
+    let peers: Vec<serde_json::Value> = listen_json
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("ndjson"))
+        .filter(|v| v["type"] == "peer")
+        .collect();
+    assert_eq!(peers.len(), 1, "{listen_json}");
+    assert_eq!(peers[0]["addr"], "fd00:5ca7:1::1");
+    assert_eq!(peers[0]["tcp_port"], 4001);
+    assert_eq!(peers[0]["via"], "probe");
+}
+
+/// The sender is a last line of defence: an address outside the target set it was
+/// opened with is an error, and nothing after it is sent.
+fn sender_refuses_addresses_outside_its_targets(lab: &Lab, scanner: &str) {
+    let codec = ProbeCodec::new(RunKey::random().expect("key"), scanner_identity());
+    let (result, sent) = lab.within(scanner, || {
+        let mut sender =
+            ProbeSender::open(codec, &targets(), SenderOptions::default()).expect("sender");
+        let addrs = [
+            a("fd00:5ca7:1::10").octets(),
+            a("fd00:5ca7:2::10").octets(),
+            a("fd00:5ca7:1::20").octets(),
+        ];
+        let r = sender.send(&addrs, &std::sync::atomic::AtomicBool::new(false));
+        (r, sender.sent())
+    });
+    let err = result.expect_err("outside the target set");
+    assert!(matches!(err, Error::PrefixRefused { .. }), "{err}");
+    assert_eq!(sent, 1, "only the probe before the stray address went out");
+}
