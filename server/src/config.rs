@@ -5,11 +5,7 @@
 //! a documented default, unknown keys are errors), and [`Config::validate`]
 //! turns it into typed values or an error that names the offending key.
 
-use std::{
-    net::SocketAddr,
-    path::{Path, PathBuf},
-    time::Duration,
-};
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use clap::Parser;
 use figment::{
@@ -459,11 +455,6 @@ impl Config {
         }
         raw.database.url = crate::store::redact_url(&self.database_url);
         toml::to_string_pretty(&raw).unwrap_or_else(|e| format!("# cannot render: {e}"))
-    }
-
-    /// The SQLite data directory as a path.
-    pub fn data_dir(&self) -> &Path {
-        &self.data_dir
     }
 }
 
