@@ -1,0 +1,225 @@
+//! What a network tells the application.
+//!
+//! Events go through a bounded broadcast channel: every subscriber sees
+//! every event, and a subscriber that falls behind loses the oldest ones and
+//! is told how many ([`NetworkEvent::EventsLost`]) instead of making the
+//! network buffer without bound.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use p2pnet_proto::packet::{ContentHash, DataKind, Disconnect, TransferId};
+use p2pnet_proto::{CloseReason, Direction, PacketKind, PeerId, RefuseReason, TrustLevel};
+use tokio::sync::broadcast;
+
+use crate::known_peers::PeerSource;
+
+/// Which way a file moves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TransferDirection {
+    /// We send it.
+    Outgoing,
+    /// We receive it.
+    Incoming,
+}
+
+/// One thing that happened in a [`PeerNetwork`](crate::PeerNetwork).
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum NetworkEvent {
+    /// A peer entered the known-peers table.
+    PeerAdded {
+        /// Its id.
+        peer: PeerId,
+        /// How it was learned.
+        source: PeerSource,
+    },
+    /// A peer left the known-peers table.
+    PeerRemoved {
+        /// Its id.
+        peer: PeerId,
+    },
+    /// A TCP connection arrived (before the handshake: no identity yet).
+    IncomingConnectionAttempt {
+        /// Its address.
+        addr: SocketAddr,
+    },
+    /// An inbound connection was refused before or after its handshake.
+    ConnectionRefused {
+        /// Its address.
+        addr: SocketAddr,
+        /// Its authenticated id, if the handshake completed.
+        peer: Option<PeerId>,
+        /// Why.
+        reason: String,
+    },
+    /// An authenticated inbound peer waits for
+    /// [`PeerNetwork::approve`](crate::PeerNetwork::approve) or
+    /// [`reject`](crate::PeerNetwork::reject) (trust policy placement
+    /// `Event` or `QueueAndEvent`).
+    ApprovalRequested {
+        /// Its id.
+        peer: PeerId,
+        /// Its address.
+        addr: SocketAddr,
+    },
+    /// A channel opened.
+    ChannelOpened {
+        /// The peer.
+        peer: PeerId,
+        /// Its address.
+        addr: SocketAddr,
+        /// Who dialed.
+        direction: Direction,
+        /// What may be exchanged.
+        trust: TrustLevel,
+    },
+    /// An open channel's trust level changed.
+    TrustChanged {
+        /// The peer.
+        peer: PeerId,
+        /// The new level.
+        trust: TrustLevel,
+    },
+    /// A channel closed.
+    ChannelClosed {
+        /// The peer, if it had authenticated.
+        peer: Option<PeerId>,
+        /// Its address.
+        addr: SocketAddr,
+        /// Why.
+        reason: CloseReason,
+        /// Whether the remote side ended it.
+        by_remote: bool,
+    },
+    /// A text message arrived (default PureMessage handler).
+    MessageReceived {
+        /// The sender.
+        peer: PeerId,
+        /// The text.
+        text: String,
+    },
+    /// A task or opaque data arrived (default handlers).
+    DataReceived {
+        /// The sender.
+        peer: PeerId,
+        /// Task or misc data.
+        kind: DataKind,
+        /// The application label, if any.
+        label: Option<String>,
+        /// The bytes.
+        data: Vec<u8>,
+    },
+    /// The remote closed with a Disconnect (default Disconnect handler).
+    Disconnected {
+        /// The peer.
+        peer: PeerId,
+        /// What it said.
+        disconnect: Disconnect,
+    },
+    /// A received packet was dropped by the trust gate.
+    PacketRefused {
+        /// The sender.
+        peer: PeerId,
+        /// Its kind.
+        kind: PacketKind,
+        /// Why.
+        reason: RefuseReason,
+    },
+    /// Bytes of a file moved.
+    TransferProgress {
+        /// The peer.
+        peer: PeerId,
+        /// The transfer.
+        transfer: TransferId,
+        /// Which way.
+        direction: TransferDirection,
+        /// Bytes done, a resumed prefix included.
+        transferred: u64,
+        /// File size.
+        total: u64,
+    },
+    /// A file arrived complete, its hash verified, under `path`; or was
+    /// entirely sent.
+    TransferCompleted {
+        /// The peer.
+        peer: PeerId,
+        /// The transfer.
+        transfer: TransferId,
+        /// Which way.
+        direction: TransferDirection,
+        /// Where the file is.
+        path: PathBuf,
+        /// Its verified BLAKE3 hash.
+        hash: ContentHash,
+        /// Bytes resumed from an earlier, interrupted attempt.
+        resumed_from: u64,
+    },
+    /// A transfer ended without completing.
+    TransferFailed {
+        /// The peer.
+        peer: PeerId,
+        /// The transfer.
+        transfer: TransferId,
+        /// Which way.
+        direction: TransferDirection,
+        /// Why.
+        reason: String,
+    },
+    /// A packet handler returned an error or panicked. The channel lives on.
+    HandlerFailed {
+        /// The peer whose packet it was.
+        peer: PeerId,
+        /// The packet kind.
+        kind: PacketKind,
+        /// The error or panic message.
+        error: String,
+    },
+    /// A routine's run failed.
+    RoutineFailed {
+        /// Its name.
+        name: String,
+        /// The error.
+        error: String,
+    },
+    /// This subscriber fell behind and missed `count` events.
+    EventsLost {
+        /// How many.
+        count: u64,
+    },
+}
+
+/// A subscription to a network's events; see
+/// [`PeerNetwork::subscribe`](crate::PeerNetwork::subscribe).
+#[derive(Debug)]
+pub struct EventStream {
+    rx: broadcast::Receiver<NetworkEvent>,
+}
+
+impl EventStream {
+    pub(crate) fn new(rx: broadcast::Receiver<NetworkEvent>) -> Self {
+        Self { rx }
+    }
+
+    /// The next event; `None` once the network is gone.
+    pub async fn recv(&mut self) -> Option<NetworkEvent> {
+        match self.rx.recv().await {
+            Ok(event) => Some(event),
+            Err(broadcast::error::RecvError::Lagged(count)) => {
+                Some(NetworkEvent::EventsLost { count })
+            }
+            Err(broadcast::error::RecvError::Closed) => None,
+        }
+    }
+
+    /// The next event if one is ready.
+    pub fn try_recv(&mut self) -> Option<NetworkEvent> {
+        match self.rx.try_recv() {
+            Ok(event) => Some(event),
+            Err(broadcast::error::TryRecvError::Lagged(count)) => {
+                Some(NetworkEvent::EventsLost { count })
+            }
+            Err(_) => None,
+        }
+    }
+}

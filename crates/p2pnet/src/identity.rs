@@ -1,0 +1,146 @@
+//! Where the long-term identity comes from: a file created on first use
+//! (mode 0600), a caller-supplied keypair, or a fresh ephemeral key.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use p2pnet_proto::Keypair;
+use p2pnet_proto::identity::KEYPAIR_ENCODED_LEN;
+
+use crate::error::{Error, Result};
+
+/// The source of a network's long-term keypair.
+#[derive(Debug)]
+pub enum IdentitySource {
+    /// Generate a new key for this run only.
+    Ephemeral,
+    /// Use this keypair.
+    Keypair(Keypair),
+    /// Load the keypair from this file, creating it (mode 0600) if absent.
+    File(PathBuf),
+}
+
+impl IdentitySource {
+    pub(crate) fn resolve(self) -> Result<Keypair> {
+        match self {
+            Self::Ephemeral => Ok(Keypair::generate(&mut rand::rng())),
+            Self::Keypair(keypair) => Ok(keypair),
+            Self::File(path) => load_or_create(&path),
+        }
+    }
+}
+
+/// Loads the keypair stored at `path`, or creates one there.
+///
+/// A new file is written to a temporary name with mode 0600 and renamed
+/// into place, so a crash never leaves a half-written key. An existing file
+/// that group or others can read is refused, as OpenSSH refuses such keys.
+pub fn load_or_create(path: &Path) -> Result<Keypair> {
+    match std::fs::read(path) {
+        Ok(bytes) => {
+            check_permissions(path)?;
+            Keypair::from_bytes(&bytes).map_err(|err| Error::Identity {
+                path: path.to_owned(),
+                reason: err.to_string(),
+            })
+        }
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => create(path),
+        Err(err) => Err(Error::io(format!("reading {}", path.display()), err)),
+    }
+}
+
+fn create(path: &Path) -> Result<Keypair> {
+    let keypair = Keypair::generate(&mut rand::rng());
+    let bytes = keypair.to_bytes();
+    debug_assert_eq!(bytes.len(), KEYPAIR_ENCODED_LEN);
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)
+            .map_err(|err| Error::io(format!("creating {}", dir.display()), err))?;
+    }
+    let mut temp = path.as_os_str().to_owned();
+    temp.push(format!(".tmp{}", std::process::id()));
+    let temp = PathBuf::from(temp);
+    let write = || -> std::io::Result<()> {
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let mut file = options.open(&temp)?;
+        file.write_all(&bytes)?;
+        file.sync_all()?;
+        std::fs::rename(&temp, path)
+    };
+    write().map_err(|err| {
+        let _ = std::fs::remove_file(&temp);
+        Error::io(format!("writing identity {}", path.display()), err)
+    })?;
+    tracing::info!(path = %path.display(), peer_id = %keypair.peer_id(), "created a new identity");
+    Ok(keypair)
+}
+
+#[cfg(unix)]
+fn check_permissions(path: &Path) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let meta = std::fs::metadata(path)
+        .map_err(|err| Error::io(format!("reading {}", path.display()), err))?;
+    let mode = meta.permissions().mode();
+    if mode & 0o077 != 0 {
+        return Err(Error::Identity {
+            path: path.to_owned(),
+            reason: format!("mode {:o} lets other users read the key; chmod 600 it", mode & 0o777),
+        });
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn check_permissions(_path: &Path) -> Result<()> {
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn creates_once_with_mode_0600_and_reloads_the_same_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("keys/identity.key");
+        let first = load_or_create(&path).unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        let second = load_or_create(&path).unwrap();
+        assert_eq!(first.peer_id(), second.peer_id());
+        assert_eq!(std::fs::read_dir(path.parent().unwrap()).unwrap().count(), 1);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn refuses_a_key_others_can_read() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("identity.key");
+        load_or_create(&path).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let err = load_or_create(&path).unwrap_err();
+        assert!(err.to_string().contains("chmod 600"), "{err}");
+    }
+
+    #[test]
+    fn refuses_a_corrupt_key_without_overwriting_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("identity.key");
+        std::fs::write(&path, b"not a key").unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        }
+        assert!(matches!(load_or_create(&path), Err(Error::Identity { .. })));
+        assert_eq!(std::fs::read(&path).unwrap(), b"not a key");
+    }
+}

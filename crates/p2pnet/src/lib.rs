@@ -1,0 +1,97 @@
+//! P2PNet runtime: a [`PeerNetwork`] on tokio, driving the sans-IO
+//! protocol core [`p2pnet_proto`].
+//!
+//! A `PeerNetwork` listens on a TCP port, dials peers by address, runs one
+//! actor per connection (Noise XX handshake, then an encrypted,
+//! authenticated channel whose identity is the peer's public key), gates
+//! every peer through its [`IncomingPeerTrustPolicy`] and access list,
+//! dispatches typed packets to replaceable [`PacketHandlers`], streams
+//! resumable, hash-verified files, keeps [`KnownPeers`] and
+//! [`ActivePeerChannels`](PeerNetwork::channels), runs named
+//! [`routines`](PeerNetwork::routines) and reports everything as
+//! [`NetworkEvent`]s. There is no global state: any number of networks can
+//! run in one process, and [`PeerNetwork::shutdown`] ends every task.
+//!
+//! # Example
+//!
+//! Two networks on loopback; Bob approves Alice, Alice says hello.
+//!
+//! ```
+//! use p2pnet::{NetworkEvent, PeerNetwork};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> p2pnet::Result<()> {
+//! let alice = PeerNetwork::builder().listen_ip("127.0.0.1".parse().unwrap()).start().await?;
+//! let bob = PeerNetwork::builder().listen_ip("127.0.0.1".parse().unwrap()).start().await?;
+//! let mut bob_events = bob.subscribe();
+//!
+//! let bob_id = alice.connect(bob.local_addr().unwrap()).await?;
+//! assert_eq!(bob_id, bob.local_peer_id());
+//!
+//! // By default an inbound peer waits for approval, announced by an event.
+//! let alice_id = loop {
+//!     if let Some(NetworkEvent::ApprovalRequested { peer, .. }) = bob_events.recv().await {
+//!         break peer;
+//!     }
+//! };
+//! assert_eq!(alice_id, alice.local_peer_id());
+//! bob.approve(alice_id, None).await?;
+//!
+//! alice.send_message(bob_id, "hello, bob").await?;
+//! let text = loop {
+//!     if let Some(NetworkEvent::MessageReceived { text, .. }) = bob_events.recv().await {
+//!         break text;
+//!     }
+//! };
+//! assert_eq!(text, "hello, bob");
+//!
+//! alice.shutdown().await;
+//! bob.shutdown().await;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Layout
+//!
+//! * [`PeerNetwork`] (`network.rs`): the handle and its shared state;
+//!   connect, approve, trust, block, send, broadcast, files, shutdown.
+//! * [`PeerNetworkBuilder`] (`config.rs`): settings and their defaults.
+//! * `actor.rs`: the per-connection task around a protocol `Channel`.
+//! * [`handler`]: the packet handler table and its defaults.
+//! * [`KnownPeers`] (`known_peers.rs`) and `registry.rs` (active channels):
+//!   pure bookkeeping.
+//! * `transfer_io.rs`: file hashing, chunk reads, partial files, resume.
+//! * [`routines`]: named periodic routines, `DiscernPeerChannels`.
+//! * [`identity`]: the long-term key file.
+
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
+
+mod actor;
+mod clock;
+mod config;
+mod error;
+mod event;
+pub mod handler;
+pub mod identity;
+mod known_peers;
+mod network;
+mod registry;
+pub mod routines;
+mod transfer_io;
+
+pub use config::{Limits, PeerNetworkBuilder};
+pub use error::{Error, Result};
+pub use event::{EventStream, NetworkEvent, TransferDirection};
+pub use handler::{FileDecision, FileOfferHandler, FileOfferInfo, PacketContext, PacketHandler, PacketHandlers};
+pub use known_peers::{KnownPeer, KnownPeers, PeerSource};
+pub use network::{PeerNetwork, PendingPeer, Verdict};
+pub use registry::{ChannelId, ChannelInfo};
+pub use routines::{Routine, RoutineInfo, Routines};
+pub use transfer_io::PARTIAL_DIR;
+
+/// The protocol core, re-exported.
+pub use p2pnet_proto as proto;
+pub use p2pnet_proto::{
+    ChannelConfig, CloseReason, Direction, IncomingPeerTrustPolicy, Keypair, PeerId, Placement,
+    TrustLevel,
+};

@@ -1,0 +1,326 @@
+//! Disk side of file transfers: the protocol core's `FileSender` and
+//! `FileReceiver` decide, this module reads and writes.
+//!
+//! * The sender hashes the file once (BLAKE3, on a blocking thread) before
+//!   offering it, then streams it chunk by chunk: memory stays at one chunk
+//!   per transfer whatever the file size.
+//! * The receiver writes into `<download dir>/.p2pnet-partial/<sender>-<hash>.part`.
+//!   The name depends only on who sends which content, so when the same
+//!   sender offers the same file again (after a reconnect or a restart) the
+//!   partial file is found, re-hashed up to its last whole chunk, and the
+//!   transfer resumes there. Only a verified file is renamed into the
+//!   download directory, under a name that does not overwrite anything.
+
+use std::io::SeekFrom;
+use std::path::{Path, PathBuf};
+
+use p2pnet_proto::PeerId;
+use p2pnet_proto::packet::{ContentHash, FileAccept, FileChunk, FileDone, FileName, FileOffer};
+use p2pnet_proto::transfer::{FileReceiver, FileSender};
+use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
+
+use crate::error::{Error, Result};
+
+/// Subdirectory of the download directory holding partial files.
+pub const PARTIAL_DIR: &str = ".p2pnet-partial";
+
+/// Progress events per transfer: at most this many, plus the last.
+const PROGRESS_STEPS: u64 = 50;
+const MIN_PROGRESS_STEP: u64 = 1 << 20;
+
+/// A file hashed and ready to offer.
+#[derive(Debug)]
+pub(crate) struct PreparedFile {
+    pub(crate) path: PathBuf,
+    pub(crate) name: FileName,
+    pub(crate) size: u64,
+    pub(crate) hash: ContentHash,
+    file: tokio::fs::File,
+}
+
+impl PreparedFile {
+    /// Checks that `path` is a regular file with a usable name and hashes it.
+    pub(crate) async fn open(path: PathBuf) -> Result<Self> {
+        let invalid = |reason: String| Error::InvalidFile {
+            path: path.clone(),
+            reason,
+        };
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .ok_or_else(|| invalid("the file name is not valid UTF-8".into()))?;
+        let name = FileName::new(name).map_err(|err| invalid(err.to_string()))?;
+        let hash_path = path.clone();
+        // The hash is taken from the very file handle the chunks will be
+        // read from, so renaming another file into place changes nothing.
+        let (file, size, hash) = tokio::task::spawn_blocking(move || -> std::io::Result<_> {
+            let mut file = std::fs::File::open(&hash_path)?;
+            let meta = file.metadata()?;
+            if !meta.is_file() {
+                return Err(std::io::Error::other("not a regular file"));
+            }
+            let mut hasher = blake3::Hasher::new();
+            hasher.update_reader(&mut file)?;
+            Ok((file, meta.len(), ContentHash::from(hasher.finalize())))
+        })
+        .await
+        .map_err(|err| invalid(format!("hashing task failed: {err}")))?
+        .map_err(|err| invalid(err.to_string()))?;
+        Ok(Self {
+            path,
+            name,
+            size,
+            hash,
+            file: tokio::fs::File::from_std(file),
+        })
+    }
+}
+
+/// Emits progress at most every `step` bytes.
+#[derive(Debug)]
+pub(crate) struct ProgressGate {
+    next: u64,
+    step: u64,
+}
+
+impl ProgressGate {
+    pub(crate) fn new(total: u64, from: u64) -> Self {
+        let step = (total / PROGRESS_STEPS).max(MIN_PROGRESS_STEP);
+        Self {
+            next: from + step,
+            step,
+        }
+    }
+
+    /// Whether `transferred` crossed the next step.
+    pub(crate) fn due(&mut self, transferred: u64) -> bool {
+        if transferred < self.next {
+            return false;
+        }
+        self.next = transferred + self.step;
+        true
+    }
+}
+
+/// One file we are sending.
+#[derive(Debug)]
+pub(crate) struct Outgoing {
+    pub(crate) sender: FileSender,
+    pub(crate) path: PathBuf,
+    file: tokio::fs::File,
+    position: u64,
+    pub(crate) progress: ProgressGate,
+}
+
+impl Outgoing {
+    pub(crate) fn new(prepared: PreparedFile, sender: FileSender) -> Self {
+        Self {
+            progress: ProgressGate::new(prepared.size, 0),
+            sender,
+            path: prepared.path,
+            file: prepared.file,
+            // Hashing left the cursor at the end: force a seek.
+            position: u64::MAX,
+        }
+    }
+
+    /// Reads the next chunk the sender wants, if any.
+    pub(crate) async fn next_chunk(&mut self) -> Result<Option<FileChunk>> {
+        let Some(request) = self.sender.next_read() else {
+            return Ok(None);
+        };
+        if self.position != request.offset {
+            self.file
+                .seek(SeekFrom::Start(request.offset))
+                .await
+                .map_err(|err| Error::io("seeking in the file being sent", err))?;
+        }
+        let mut data = vec![0; request.len as usize];
+        self.file
+            .read_exact(&mut data)
+            .await
+            .map_err(|err| Error::io("reading the file being sent (did it shrink?)", err))?;
+        self.position = request.offset + u64::from(request.len);
+        let chunk = self
+            .sender
+            .chunk(request.offset, data)
+            .map_err(p2pnet_proto::Error::from)?;
+        Ok(Some(chunk))
+    }
+}
+
+/// One file we are receiving.
+#[derive(Debug)]
+pub(crate) struct Incoming {
+    pub(crate) receiver: FileReceiver,
+    part: PathBuf,
+    download_dir: PathBuf,
+    file: tokio::fs::File,
+    pub(crate) resumed_from: u64,
+    pub(crate) progress: ProgressGate,
+}
+
+impl Incoming {
+    /// Opens (or resumes) the partial file for `offer` and accepts it.
+    pub(crate) async fn start(
+        download_dir: &Path,
+        sender: &PeerId,
+        offer: FileOffer,
+        max_size: u64,
+    ) -> std::result::Result<(Self, FileAccept), String> {
+        let mut receiver = FileReceiver::new(offer, max_size).map_err(|err| err.to_string())?;
+        let partial_dir = download_dir.join(PARTIAL_DIR);
+        tokio::fs::create_dir_all(&partial_dir)
+            .await
+            .map_err(|err| format!("cannot create the download directory: {err}"))?;
+        let offer = receiver.offer();
+        let part = partial_dir.join(format!("{sender}-{}.part", offer.hash));
+        let mut file = tokio::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&part)
+            .await
+            .map_err(|err| format!("cannot open the partial file: {err}"))?;
+        let on_disk = file.metadata().await.map(|m| m.len()).unwrap_or(0);
+        let resume = receiver.resume_offset(on_disk);
+        let absorbed = absorb_prefix(&mut file, &mut receiver, resume).await;
+        let resumed_from = match absorbed {
+            Ok(()) => resume,
+            Err(err) => {
+                tracing::warn!(%err, part = %part.display(), "cannot resume; starting over");
+                receiver = FileReceiver::new(receiver.offer().clone(), max_size)
+                    .map_err(|err| err.to_string())?;
+                0
+            }
+        };
+        file.set_len(resumed_from)
+            .await
+            .map_err(|err| format!("cannot truncate the partial file: {err}"))?;
+        file.seek(SeekFrom::Start(resumed_from))
+            .await
+            .map_err(|err| format!("cannot seek in the partial file: {err}"))?;
+        let accept = receiver.accept().map_err(|err| err.to_string())?;
+        let total = receiver.offer().size;
+        Ok((
+            Self {
+                receiver,
+                part,
+                download_dir: download_dir.to_owned(),
+                file,
+                resumed_from,
+                progress: ProgressGate::new(total, resumed_from),
+            },
+            accept,
+        ))
+    }
+
+    /// Verifies and appends a chunk.
+    pub(crate) async fn write(&mut self, chunk: &FileChunk) -> std::result::Result<(), String> {
+        self.receiver
+            .handle_chunk(chunk)
+            .map_err(|err| err.to_string())?;
+        self.file
+            .write_all(&chunk.data)
+            .await
+            .map_err(|err| format!("cannot write the partial file: {err}"))
+    }
+
+    /// Checks the hash and moves the file into place. On a hash mismatch
+    /// the partial file is deleted, so a retry starts from zero.
+    pub(crate) async fn finish(
+        mut self,
+        done: &FileDone,
+    ) -> std::result::Result<(PathBuf, ContentHash), String> {
+        self.file
+            .flush()
+            .await
+            .map_err(|err| format!("cannot flush the partial file: {err}"))?;
+        let hash = match self.receiver.handle_done(done) {
+            Ok(hash) => hash,
+            Err(err) => {
+                let _ = tokio::fs::remove_file(&self.part).await;
+                return Err(err.to_string());
+            }
+        };
+        self.file
+            .sync_all()
+            .await
+            .map_err(|err| format!("cannot sync the received file: {err}"))?;
+        drop(self.file);
+        let target = unused_name(&self.download_dir, self.receiver.offer().name.as_str()).await;
+        tokio::fs::rename(&self.part, &target)
+            .await
+            .map_err(|err| format!("cannot move the received file into place: {err}"))?;
+        Ok((target, hash))
+    }
+}
+
+async fn absorb_prefix(
+    file: &mut tokio::fs::File,
+    receiver: &mut FileReceiver,
+    len: u64,
+) -> std::io::Result<()> {
+    let mut buf = vec![0; 1 << 20];
+    let mut remaining = len;
+    file.seek(SeekFrom::Start(0)).await?;
+    while remaining > 0 {
+        let take = remaining.min(buf.len() as u64) as usize;
+        file.read_exact(&mut buf[..take]).await?;
+        receiver
+            .absorb_existing(&buf[..take])
+            .map_err(std::io::Error::other)?;
+        remaining -= take as u64;
+    }
+    Ok(())
+}
+
+/// `name`, or `stem (n).ext` for the first `n` that does not exist yet.
+async fn unused_name(dir: &Path, name: &str) -> PathBuf {
+    let candidate = dir.join(name);
+    if !exists(&candidate).await {
+        return candidate;
+    }
+    let (stem, ext) = match name.rsplit_once('.') {
+        Some((stem, ext)) if !stem.is_empty() => (stem, format!(".{ext}")),
+        _ => (name, String::new()),
+    };
+    for n in 1..10_000 {
+        let candidate = dir.join(format!("{stem} ({n}){ext}"));
+        if !exists(&candidate).await {
+            return candidate;
+        }
+    }
+    dir.join(format!("{stem} ({}){ext}", std::process::id()))
+}
+
+async fn exists(path: &Path) -> bool {
+    tokio::fs::symlink_metadata(path).await.is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn progress_gate_fires_once_per_step() {
+        let mut gate = ProgressGate::new(100 << 20, 0);
+        let step = (100u64 << 20) / PROGRESS_STEPS;
+        assert!(!gate.due(step - 1));
+        assert!(gate.due(step));
+        assert!(!gate.due(step + 1));
+        assert!(gate.due(2 * step + 10));
+    }
+
+    #[tokio::test]
+    async fn unused_name_never_overwrites() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(unused_name(dir.path(), "a.txt").await, dir.path().join("a.txt"));
+        std::fs::write(dir.path().join("a.txt"), b"x").unwrap();
+        std::fs::write(dir.path().join("a (1).txt"), b"x").unwrap();
+        assert_eq!(unused_name(dir.path(), "a.txt").await, dir.path().join("a (2).txt"));
+        std::fs::write(dir.path().join("noext"), b"x").unwrap();
+        assert_eq!(unused_name(dir.path(), "noext").await, dir.path().join("noext (1)"));
+    }
+}
