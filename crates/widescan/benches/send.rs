@@ -7,7 +7,6 @@
 //! (also on panic). Needs root; skipped otherwise.
 //!
 //! `cargo bench -j 1 --bench send`
-#![allow(unsafe_code)] // geteuid, setns
 #![allow(missing_docs)] // criterion_group! generates undocumented functions
 
 use std::fs::File;
@@ -86,6 +85,7 @@ impl Netns {
         ns
     }
 
+    #[allow(unsafe_code)] // setns
     fn enter(&self) {
         let f = File::open(format!("/run/netns/{}", self.0)).expect("netns file");
         // SAFETY: `f` is a namespace file; setns only changes this thread's netns.
@@ -147,8 +147,9 @@ fn encode(c: &mut Criterion) {
     group.finish();
 }
 
+#[allow(unsafe_code)] // geteuid
 fn send(c: &mut Criterion) {
-    // SAFETY: geteuid has no preconditions.
+    // SAFETY: geteuid has no preconditions and cannot fail.
     if unsafe { libc::geteuid() } != 0 {
         eprintln!("SKIPPED send bench: needs root for a network namespace and raw sockets");
         return;

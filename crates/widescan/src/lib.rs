@@ -16,6 +16,8 @@
 //!   ([`TargetSetBuilder::test_mode`]) exists for namespaces made by tests.
 //! * 10 000 probes/s globally and 100/s per /64 unless configured otherwise.
 //! * Replies are validated statelessly with a 64-bit keyed MAC: no false hits.
+//!   ICMPv6 errors that quote a probe (unreachable, time exceeded, …) are counted
+//!   per type ([`ErrorCounts`]), never taken for hits.
 //!
 //! # Example: generation only (no network)
 //!
@@ -54,7 +56,8 @@
 //! * [`probe`]: the probe wire format, the run-key MAC and the pure classification
 //!   of inbound ICMPv6.
 //! * [`sender`]: raw socket, `sendmmsg` batches, token bucket and per-/64 cap.
-//! * [`listener`]: the independent receive socket; hits, peers, answers, dedup.
+//! * [`listener`]: the independent receive socket; hits, peers, answers, dedup,
+//!   and ICMPv6 error counts.
 //! * [`scan`]: the pipeline (generator → bounded queue → sender; listener aside),
 //!   progress, stop and resume.
 //! * [`output`]: NDJSON and CSV result writers.
@@ -77,14 +80,19 @@ pub mod sender;
 mod sys;
 
 pub use error::{Error, Result};
+
+// The README's examples are compiled (and the generation one run) as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
 pub use event::{Event, Peer, PeerVia};
 pub use generate::{
     ActiveHardware, AddressSpace, Generator, GeneratorOptions, HardwareMode, IndexRange, Octets,
     Shard,
 };
-pub use listener::{EventReceiver, Listener, ListenerOptions, ListenerStats};
+pub use listener::{ErrorCounts, EventReceiver, Listener, ListenerOptions, ListenerStats};
 pub use output::{OutputFormat, ResultWriter};
 pub use prefix::{Prefix, TargetSet, TargetSetBuilder};
-pub use probe::{Contact, Identity, ProbeCodec, RunKey};
+pub use probe::{Contact, ErrorType, Identity, ProbeCodec, RunKey};
 pub use scan::{Phase, Progress, Rates, Scan, ScanBuilder, ScanHandle, ScanReport};
 pub use sender::{ProbeSender, SendOutcome, SenderOptions};

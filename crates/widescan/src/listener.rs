@@ -1,11 +1,15 @@
 //! The listener: an independent raw ICMPv6 socket that turns replies into hits and
 //! other instances' probes into peers.
 //!
-//! It runs on its own thread, classifies every echo message with
+//! It runs on its own thread, classifies every echo and error message with
 //! [`ProbeCodec::classify`] (pure, so tested without sockets), de-duplicates, and
-//! delivers [`Event`]s through a bounded channel. When the channel is full it waits
-//! (checking for stop) rather than dropping: the host application sets the pace,
-//! and the kernel's socket buffer absorbs short stalls.
+//! delivers [`Event`]s through a bounded channel. ICMPv6 errors that quote one of
+//! our probes (unreachable, time exceeded, …) are counted per type in
+//! [`ListenerStats::errors`] and never reported as hits.
+//!
+//! When the event channel is full the listener waits (checking for stop) rather
+//! than dropping: the host application sets the pace, and the kernel's socket
+//! buffer absorbs short stalls.
 //!
 //! Answers to other instances' probes leave from the address the probe was sent to
 //! (`IPV6_PKTINFO`), because the prober verifies an answer against the address it
@@ -26,10 +30,11 @@ use socket2::Socket;
 use crate::error::{Error, Result};
 use crate::event::{Event, Peer, PeerVia, unix_ms_now};
 use crate::probe::{
-    Discovery, ECHO_REPLY, ECHO_REQUEST, Ignored, Inbound, MAX_MESSAGE_LEN, ProbeCodec,
+    Discovery, ECHO_REPLY, ECHO_REQUEST, ERROR_TYPES, ErrorType, Ignored, Inbound, MAX_MESSAGE_LEN,
+    ProbeCodec,
 };
 use crate::rate::TokenBucket;
-use crate::sys::{self, SocketOptions};
+use crate::sys::{self, RecvMeta, SocketOptions};
 
 /// The receiving end of the event channel.
 pub type EventReceiver = crossbeam_channel::Receiver<Event>;
@@ -77,6 +82,11 @@ pub(crate) struct ListenerCounters {
     pub(crate) own: AtomicU64,
     pub(crate) foreign: AtomicU64,
     pub(crate) unsolicited: AtomicU64,
+    pub(crate) destination_unreachable: AtomicU64,
+    pub(crate) packet_too_big: AtomicU64,
+    pub(crate) time_exceeded: AtomicU64,
+    pub(crate) parameter_problem: AtomicU64,
+    pub(crate) unrelated_errors: AtomicU64,
     pub(crate) events_dropped: AtomicU64,
 }
 
@@ -84,7 +94,7 @@ pub(crate) struct ListenerCounters {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct ListenerStats {
-    /// Echo messages read from the socket.
+    /// ICMPv6 messages (echo and error) read from the socket.
     pub received: u64,
     /// Distinct live hosts reported.
     pub hits: u64,
@@ -106,8 +116,47 @@ pub struct ListenerStats {
     pub foreign: u64,
     /// Answers that echo no probe of ours.
     pub unsolicited: u64,
+    /// ICMPv6 errors that quote one of our probes or answers, per type.
+    pub errors: ErrorCounts,
+    /// ICMPv6 errors about anything else (other traffic, forged or cut quotes).
+    pub unrelated_errors: u64,
     /// Events lost because the receiver was dropped.
     pub events_dropped: u64,
+}
+
+/// ICMPv6 errors that quote one of our messages, per type (RFC 4443 §3). A router
+/// or the target reported that a probe could not be delivered; none is a hit.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ErrorCounts {
+    /// Destination unreachable (no route, prohibited, address unreachable, …).
+    pub destination_unreachable: u64,
+    /// Packet too big.
+    pub packet_too_big: u64,
+    /// Time exceeded (hop limit reached).
+    pub time_exceeded: u64,
+    /// Parameter problem.
+    pub parameter_problem: u64,
+}
+
+impl ErrorCounts {
+    /// The count of one type.
+    pub fn of(&self, ty: ErrorType) -> u64 {
+        match ty {
+            ErrorType::DestinationUnreachable => self.destination_unreachable,
+            ErrorType::PacketTooBig => self.packet_too_big,
+            ErrorType::TimeExceeded => self.time_exceeded,
+            ErrorType::ParameterProblem => self.parameter_problem,
+        }
+    }
+
+    /// All types together.
+    pub fn total(&self) -> u64 {
+        self.destination_unreachable
+            + self.packet_too_big
+            + self.time_exceeded
+            + self.parameter_problem
+    }
 }
 
 impl ListenerCounters {
@@ -125,7 +174,23 @@ impl ListenerCounters {
             own: g(&self.own),
             foreign: g(&self.foreign),
             unsolicited: g(&self.unsolicited),
+            errors: ErrorCounts {
+                destination_unreachable: g(&self.destination_unreachable),
+                packet_too_big: g(&self.packet_too_big),
+                time_exceeded: g(&self.time_exceeded),
+                parameter_problem: g(&self.parameter_problem),
+            },
+            unrelated_errors: g(&self.unrelated_errors),
             events_dropped: g(&self.events_dropped),
+        }
+    }
+
+    fn error(&self, ty: ErrorType) -> &AtomicU64 {
+        match ty {
+            ErrorType::DestinationUnreachable => &self.destination_unreachable,
+            ErrorType::PacketTooBig => &self.packet_too_big,
+            ErrorType::TimeExceeded => &self.time_exceeded,
+            ErrorType::ParameterProblem => &self.parameter_problem,
         }
     }
 }
@@ -161,28 +226,16 @@ impl Listener {
             read_timeout: Some(Duration::from_millis(50)),
             write_timeout: Some(Duration::from_millis(50)),
             recv_buffer: Some(options.recv_buffer),
-            pass_types: vec![ECHO_REQUEST, ECHO_REPLY],
+            pass_types: [ECHO_REQUEST, ECHO_REPLY]
+                .into_iter()
+                .chain(ERROR_TYPES)
+                .collect(),
             pktinfo: true,
             ..SocketOptions::default()
         })?;
         let stop = Arc::new(AtomicBool::new(false));
         let counters = Arc::new(ListenerCounters::default());
-        let state = State {
-            codec,
-            events,
-            stop: stop.clone(),
-            counters: counters.clone(),
-            hits: HashSet::new(),
-            peers: HashSet::new(),
-            answered: HashSet::new(),
-            dedup_capacity: options.dedup_capacity,
-            answers: TokenBucket::new(
-                f64::from(options.answer_rate),
-                f64::from(options.answer_rate.div_ceil(10)),
-                Instant::now(),
-            ),
-            dedup_full_warned: false,
-        };
+        let state = State::new(codec, &options, events, stop.clone(), counters.clone());
         let span = tracing::info_span!("widescan_listener", instance = %format!("{:016x}", state.codec.identity().instance_id()));
         let thread = std::thread::Builder::new()
             .name("widescan-listen".into())
@@ -247,8 +300,34 @@ struct State {
 }
 
 impl State {
+    fn new(
+        codec: ProbeCodec,
+        options: &ListenerOptions,
+        events: Sender<Event>,
+        stop: Arc<AtomicBool>,
+        counters: Arc<ListenerCounters>,
+    ) -> Self {
+        State {
+            codec,
+            events,
+            stop,
+            counters,
+            hits: HashSet::new(),
+            peers: HashSet::new(),
+            answered: HashSet::new(),
+            dedup_capacity: options.dedup_capacity,
+            answers: TokenBucket::new(
+                f64::from(options.answer_rate),
+                f64::from(options.answer_rate.div_ceil(10)),
+                Instant::now(),
+            ),
+            dedup_full_warned: false,
+        }
+    }
+
     fn run(mut self, sock: &Socket) -> Result<()> {
         tracing::debug!("listening");
+        // ICMPv6 errors quote up to 1232 bytes of the offending packet.
         let mut buf = [0u8; 2048];
         while !self.stop.load(Ordering::Relaxed) {
             let meta = match sys::recv_with_pktinfo(sock, &mut buf) {
@@ -257,20 +336,28 @@ impl State {
                 Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => continue,
                 Err(e) => return Err(Error::io("receiving ICMPv6", e)),
             };
-            self.counters.received.fetch_add(1, Ordering::Relaxed);
-            let msg = &buf[..meta.len];
-            match self.codec.classify(meta.src, msg) {
-                Inbound::Hit => self.on_hit(meta.src),
-                Inbound::PeerProbe(d) => {
-                    self.on_peer(meta.src, &d, PeerVia::Probe);
-                    self.answer(sock, meta.src, meta.dst, &d);
-                }
-                Inbound::PeerAnswer(d) => self.on_peer(meta.src, &d, PeerVia::Answer),
-                Inbound::Ignore(why) => self.count_ignored(why),
-            }
+            self.handle(sock, meta, &buf[..meta.len]);
         }
         tracing::debug!("listener stopped");
         Ok(())
+    }
+
+    /// Deals with one received message; `sock` is only used to answer peers.
+    fn handle(&mut self, sock: &Socket, meta: RecvMeta, msg: &[u8]) {
+        self.counters.received.fetch_add(1, Ordering::Relaxed);
+        match self.codec.classify(meta.src, msg) {
+            Inbound::Hit => self.on_hit(meta.src),
+            Inbound::PeerProbe(d) => {
+                self.on_peer(meta.src, &d, PeerVia::Probe);
+                self.answer(sock, meta.src, meta.dst, &d);
+            }
+            Inbound::PeerAnswer(d) => self.on_peer(meta.src, &d, PeerVia::Answer),
+            Inbound::Error { ty, code, target } => {
+                self.counters.error(ty).fetch_add(1, Ordering::Relaxed);
+                tracing::trace!(from = %meta.src, %target, ty = ty.as_str(), code, "ICMPv6 error");
+            }
+            Inbound::Ignore(why) => self.count_ignored(why),
+        }
     }
 
     fn remember<T: std::hash::Hash + Eq>(
@@ -370,6 +457,7 @@ impl State {
             Ignored::Foreign => &self.counters.foreign,
             Ignored::BadMac => &self.counters.bad_mac,
             Ignored::UnsolicitedAnswer => &self.counters.unsolicited,
+            Ignored::UnrelatedError => &self.counters.unrelated_errors,
         };
         c.fetch_add(1, Ordering::Relaxed);
     }
@@ -391,5 +479,69 @@ impl State {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use socket2::{Domain, Type};
+
+    use super::*;
+    use crate::probe::{Contact, Identity, RunKey, icmp_error, reply_to};
+
+    #[test]
+    fn errors_quoting_our_probes_are_counted_per_type_and_are_not_hits() {
+        let codec = ProbeCodec::new(
+            RunKey::from_bytes([3; 16]),
+            Identity::new(0xa, 4000, Contact::default()).expect("identity"),
+        );
+        let (tx, events) = crossbeam_channel::bounded(16);
+        let counters = Arc::new(ListenerCounters::default());
+        let stop = Arc::new(AtomicBool::new(false));
+        let options = ListenerOptions::default();
+        let mut state = State::new(codec.clone(), &options, tx, stop, counters.clone());
+        // Only peer probes are answered, and none is fed in; a UDP socket needs no
+        // privilege.
+        let sock = Socket::new(Domain::IPV6, Type::DGRAM, None).expect("socket");
+        let me: Ipv6Addr = "2a00::1".parse().expect("addr");
+        let target: Ipv6Addr = "2a00:1::7".parse().expect("addr");
+        let router: Ipv6Addr = "2a00:ff::1".parse().expect("addr");
+        let mut buf = [0u8; MAX_MESSAGE_LEN];
+        let len = codec.encode_probe(&target.octets(), &mut buf);
+        let probe = &buf[..len];
+        let mut feed = |src: Ipv6Addr, msg: &[u8]| {
+            let meta = RecvMeta {
+                len: msg.len(),
+                src,
+                dst: Some((me, 1)),
+            };
+            state.handle(&sock, meta, msg);
+        };
+
+        feed(router, &icmp_error(3, 0, me, target, probe)); // hop limit exceeded
+        feed(router, &icmp_error(1, 3, me, target, probe)); // address unreachable
+        feed(target, &icmp_error(1, 4, me, target, probe)); // port unreachable
+        // About a packet to another address: not ours, whatever it says.
+        feed(router, &icmp_error(1, 3, me, router, probe));
+        let stats = counters.snapshot();
+        assert_eq!(
+            stats.errors,
+            ErrorCounts {
+                destination_unreachable: 2,
+                time_exceeded: 1,
+                ..ErrorCounts::default()
+            }
+        );
+        assert_eq!(stats.errors.total(), 3);
+        assert_eq!(stats.errors.of(ErrorType::TimeExceeded), 1);
+        assert_eq!(stats.unrelated_errors, 1);
+        assert_eq!(stats.received, 4);
+        assert_eq!((stats.hits, stats.peers, stats.malformed), (0, 0, 0));
+        assert!(events.try_recv().is_err(), "errors are not events");
+
+        // The target's own echo reply is still the one thing that makes a hit.
+        feed(target, &reply_to(probe).expect("reply"));
+        assert_eq!(counters.snapshot().hits, 1);
+        assert!(matches!(events.try_recv(), Ok(Event::Hit { addr, .. }) if addr == target));
     }
 }

@@ -128,13 +128,18 @@ mod tests {
         ]
     }
 
-    #[test]
-    fn ndjson_lines_parse_back() {
-        let mut w = ResultWriter::new(Vec::new(), OutputFormat::Ndjson);
+    /// The test events, written in `format`.
+    fn render(format: OutputFormat) -> String {
+        let mut w = ResultWriter::new(Vec::new(), format);
         for e in events() {
             w.write(&e).expect("write");
         }
-        let text = String::from_utf8(w.into_inner()).expect("utf8");
+        String::from_utf8(w.into_inner()).expect("utf8")
+    }
+
+    #[test]
+    fn ndjson_lines_parse_back() {
+        let text = render(OutputFormat::Ndjson);
         let lines: Vec<serde_json::Value> = text
             .lines()
             .map(|l| serde_json::from_str(l).expect("json"))
@@ -149,11 +154,7 @@ mod tests {
 
     #[test]
     fn csv_has_header_and_quotes() {
-        let mut w = ResultWriter::new(Vec::new(), OutputFormat::Csv);
-        for e in events() {
-            w.write(&e).expect("write");
-        }
-        let text = String::from_utf8(w.into_inner()).expect("utf8");
+        let text = render(OutputFormat::Csv);
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines[0], CSV_HEADER.trim_end());
         assert_eq!(lines[1], "hit,2a00::1,,,,,5");

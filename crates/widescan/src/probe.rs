@@ -34,6 +34,12 @@
 //! * An **answer** echoes the MAC of the probe it answers; we recompute the probe we
 //!   would have sent to the answer's source and compare, so an answer is verified
 //!   to come from an address we actually probed.
+//! * An **ICMPv6 error** (destination unreachable, packet too big, time exceeded,
+//!   parameter problem) quotes the packet that caused it: an IPv6 header, then our
+//!   message. It is ours only if the quoted message carries our instance id and its
+//!   MAC verifies for the quoted *destination*; then it is reported as
+//!   [`Inbound::Error`] and counted per type. It is never a hit: it proves only
+//!   that some router or host on the way could not (or would not) deliver the probe.
 //!
 //! Discovery data is never proof of identity: a peer's instance id and port are
 //! hints for where to connect. Identity is established later by the p2pnet channel
@@ -54,6 +60,13 @@ pub const VERSION: u8 = 1;
 pub const ECHO_REQUEST: u8 = 128;
 /// ICMPv6 echo reply type.
 pub const ECHO_REPLY: u8 = 129;
+/// ICMPv6 error types (RFC 4443 §3), all of which quote the offending packet.
+pub const ERROR_TYPES: [u8; 4] = [1, 2, 3, 4];
+/// IPv6 header bytes; an ICMPv6 error quotes the offending packet from its IPv6
+/// header on.
+pub const IPV6_HEADER_LEN: usize = 40;
+/// IPv6 next-header value of ICMPv6.
+const NEXT_HEADER_ICMPV6: u8 = 58;
 /// ICMPv6 header bytes (type, code, checksum, identifier, sequence).
 pub const ICMP_HEADER_LEN: usize = 8;
 /// Fixed part of the discovery payload.
@@ -310,6 +323,43 @@ fn be_u64(b: &[u8]) -> u64 {
     u64::from_be_bytes(a)
 }
 
+/// An ICMPv6 error message type (RFC 4443 §3).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ErrorType {
+    /// Type 1: no route, administratively prohibited, address unreachable, …
+    DestinationUnreachable,
+    /// Type 2: the probe did not fit a link's MTU.
+    PacketTooBig,
+    /// Type 3: the hop limit ran out on the way.
+    TimeExceeded,
+    /// Type 4: a router or host could not parse the probe's headers.
+    ParameterProblem,
+}
+
+impl ErrorType {
+    /// The type for an ICMPv6 type byte, if it is an error type.
+    pub fn from_type(ty: u8) -> Option<Self> {
+        match ty {
+            1 => Some(ErrorType::DestinationUnreachable),
+            2 => Some(ErrorType::PacketTooBig),
+            3 => Some(ErrorType::TimeExceeded),
+            4 => Some(ErrorType::ParameterProblem),
+            _ => None,
+        }
+    }
+
+    /// `"destination_unreachable"`, `"packet_too_big"`, `"time_exceeded"` or
+    /// `"parameter_problem"`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            ErrorType::DestinationUnreachable => "destination_unreachable",
+            ErrorType::PacketTooBig => "packet_too_big",
+            ErrorType::TimeExceeded => "time_exceeded",
+            ErrorType::ParameterProblem => "parameter_problem",
+        }
+    }
+}
+
 /// What an inbound ICMPv6 message means to this instance.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Inbound<'a> {
@@ -320,6 +370,18 @@ pub enum Inbound<'a> {
     PeerProbe(Discovery<'a>),
     /// Another instance answered one of our probes; the echoed MAC was verified.
     PeerAnswer(Discovery<'a>),
+    /// An ICMPv6 error about one of our probes or answers (the quoted MAC was
+    /// verified). Counted, never a hit: the message's source is whoever reported
+    /// the failure, not the target.
+    Error {
+        /// The error's type.
+        ty: ErrorType,
+        /// The error's code (e.g. 1 = administratively prohibited, 3 = address
+        /// unreachable for [`ErrorType::DestinationUnreachable`]).
+        code: u8,
+        /// The address the quoted probe was sent to.
+        target: Ipv6Addr,
+    },
     /// Not for us, or not valid.
     Ignore(Ignored),
 }
@@ -337,6 +399,10 @@ pub enum Ignored {
     BadMac,
     /// An answer whose echoed MAC is not one of our probes to that address.
     UnsolicitedAnswer,
+    /// An ICMPv6 error that does not quote a complete, valid message of ours
+    /// (another program's traffic, another instance's probe, a truncated or forged
+    /// quote).
+    UnrelatedError,
 }
 
 /// Encodes our probes and classifies inbound messages with one run key.
@@ -410,6 +476,9 @@ impl ProbeCodec {
     /// Classifies a raw ICMPv6 message received from `src`. Pure and total: any byte
     /// string gives an answer, never a panic.
     pub fn classify<'a>(&self, src: Ipv6Addr, msg: &'a [u8]) -> Inbound<'a> {
+        if let Some(ty) = msg.first().copied().and_then(ErrorType::from_type) {
+            return self.classify_error(ty, msg);
+        }
         let echo = match Echo::parse(msg) {
             Ok(e) => e,
             Err(Error::Malformed(why)) => return Inbound::Ignore(Ignored::Malformed(why)),
@@ -423,17 +492,9 @@ impl ProbeCodec {
         let mine = d.instance_id == self.identity.instance_id;
         match (echo.is_reply, mine) {
             (true, false) => Inbound::Ignore(Ignored::Foreign),
-            (true, true) => {
-                // Recompute the MAC over the echoed fields for the reply's source.
-                let mut h = mac_prefix(&self.key, echo.data);
-                h.write(&src.octets());
-                let want = h.finish();
-                if want == d.mac && (echo.ident, echo.seq) == ident_seq(want) {
-                    Inbound::Hit
-                } else {
-                    Inbound::Ignore(Ignored::BadMac)
-                }
-            }
+            // The echoed MAC must verify for the reply's source.
+            (true, true) if self.sent_by_us(&echo, &d, src) => Inbound::Hit,
+            (true, true) => Inbound::Ignore(Ignored::BadMac),
             (false, true) => Inbound::Ignore(Ignored::Own),
             (false, false) => match d.kind {
                 Kind::Probe => Inbound::PeerProbe(d),
@@ -446,6 +507,59 @@ impl ProbeCodec {
                 }
             },
         }
+    }
+
+    /// An ICMPv6 error: ours only if it quotes, after the IPv6 header, a complete
+    /// echo request of ours whose MAC verifies for the quoted destination.
+    fn classify_error<'a>(&self, ty: ErrorType, msg: &[u8]) -> Inbound<'a> {
+        let unrelated = Inbound::Ignore(Ignored::UnrelatedError);
+        let Some((hdr, quoted)) = msg.split_first_chunk::<ICMP_HEADER_LEN>() else {
+            return Inbound::Ignore(Ignored::Malformed("shorter than an ICMPv6 error header"));
+        };
+        let Some((ip, rest)) = quoted.split_first_chunk::<IPV6_HEADER_LEN>() else {
+            return unrelated;
+        };
+        // Our messages carry no extension headers, so anything else is not ours.
+        if ip[0] >> 4 != 6 || ip[6] != NEXT_HEADER_ICMPV6 {
+            return unrelated;
+        }
+        // The quote must hold the whole message (ours are far below the 1280-byte
+        // minimum MTU, so a conforming quote is never cut); bytes past the quoted
+        // payload length are padding, not message.
+        let payload_len = usize::from(u16::from_be_bytes([ip[4], ip[5]]));
+        let Some(inner) = rest.get(..payload_len) else {
+            return unrelated;
+        };
+        let mut target = [0u8; 16];
+        target.copy_from_slice(&ip[24..40]);
+        let target = Ipv6Addr::from(target);
+        let Ok(echo) = Echo::parse(inner) else {
+            return unrelated;
+        };
+        let Ok(d) = Discovery::decode(echo.data) else {
+            return unrelated;
+        };
+        if echo.is_reply
+            || d.instance_id != self.identity.instance_id
+            || !self.sent_by_us(&echo, &d, target)
+        {
+            return unrelated;
+        }
+        Inbound::Error {
+            ty,
+            code: hdr[1],
+            target,
+        }
+    }
+
+    /// Whether `echo` (carrying our instance id) is a message this codec wrote for
+    /// `peer`: its MAC, recomputed over the payload for that address, matches, and
+    /// so do the identifier and sequence derived from it.
+    fn sent_by_us(&self, echo: &Echo<'_>, d: &Discovery<'_>, peer: Ipv6Addr) -> bool {
+        let mut h = mac_prefix(&self.key, echo.data);
+        h.write(&peer.octets());
+        let want = h.finish();
+        want == d.mac && (echo.ident, echo.seq) == ident_seq(want)
     }
 
     #[inline]
@@ -521,6 +635,25 @@ pub fn reply_to(request: &[u8]) -> Option<Vec<u8>> {
     r[2] = 0;
     r[3] = 0;
     Some(r)
+}
+
+/// The ICMPv6 error a router sends about `quoted` (a message from `src` to `dst`):
+/// type, code, checksum, four bytes (unused, MTU or pointer), then the offending
+/// packet from its IPv6 header on. Listener tests feed it in as received.
+#[cfg(test)]
+pub(crate) fn icmp_error(ty: u8, code: u8, src: Ipv6Addr, dst: Ipv6Addr, quoted: &[u8]) -> Vec<u8> {
+    let mut m = vec![ty, code, 0x12, 0x34, 0, 0, 0x05, 0x00];
+    m.extend_from_slice(&[0x60, 0, 0, 0]); // version 6, traffic class and flow 0
+    m.extend_from_slice(
+        &u16::try_from(quoted.len())
+            .unwrap_or(u16::MAX)
+            .to_be_bytes(),
+    );
+    m.extend_from_slice(&[NEXT_HEADER_ICMPV6, 1]); // hop limit as it arrived
+    m.extend_from_slice(&src.octets());
+    m.extend_from_slice(&dst.octets());
+    m.extend_from_slice(quoted);
+    m
 }
 
 #[cfg(test)]
@@ -656,6 +789,106 @@ mod tests {
     }
 
     #[test]
+    fn errors_quoting_our_probes_are_classified_and_never_hits() {
+        let a = codec(0xa, 4000, "https://example.invalid/scan", 1);
+        let (me, target, router) = (addr("2a00::1"), addr("2a00:1::7"), addr("2a00:ff::1"));
+        let p = probe(&a, target);
+        for (ty, code, want) in [
+            (1, 3, ErrorType::DestinationUnreachable),
+            (1, 1, ErrorType::DestinationUnreachable),
+            (2, 0, ErrorType::PacketTooBig),
+            (3, 0, ErrorType::TimeExceeded),
+            (4, 1, ErrorType::ParameterProblem),
+        ] {
+            let e = icmp_error(ty, code, me, target, &p);
+            let classified = Inbound::Error {
+                ty: want,
+                code,
+                target,
+            };
+            assert_eq!(a.classify(router, &e), classified, "type {ty} code {code}");
+            // Reported by the target itself (e.g. port unreachable): still no hit.
+            assert_eq!(a.classify(target, &e), classified, "type {ty} from target");
+        }
+        // Errors about our answers to other instances are ours too.
+        let mut buf = [0u8; MAX_MESSAGE_LEN];
+        let n = a.encode_answer(&target.octets(), 0x1234, &mut buf);
+        assert_eq!(
+            a.classify(router, &icmp_error(1, 4, me, target, &buf[..n])),
+            Inbound::Error {
+                ty: ErrorType::DestinationUnreachable,
+                code: 4,
+                target
+            }
+        );
+        // Bytes past the quoted payload length are padding.
+        let mut padded = icmp_error(3, 0, me, target, &p);
+        padded.extend_from_slice(&[0; 8]);
+        assert!(matches!(
+            a.classify(router, &padded),
+            Inbound::Error {
+                ty: ErrorType::TimeExceeded,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn errors_not_quoting_a_valid_message_of_ours_are_unrelated() {
+        let a = codec(0xa, 4000, "contact", 1);
+        let (me, target, router) = (addr("2a00::1"), addr("2a00:1::7"), addr("2a00:ff::1"));
+        let p = probe(&a, target);
+        let unrelated = Inbound::Ignore(Ignored::UnrelatedError);
+        // The MAC binds the destination: our probe, quoted as sent elsewhere.
+        let moved = icmp_error(1, 3, me, addr("2a00:1::8"), &p);
+        assert_eq!(a.classify(router, &moved), unrelated);
+        // Another instance's probe, and one of ours from an earlier run (other key).
+        let b = codec(0xb, 4001, "", 2);
+        let theirs = icmp_error(1, 3, me, target, &probe(&b, target));
+        assert_eq!(a.classify(router, &theirs), unrelated);
+        let old = codec(0xa, 4000, "contact", 2);
+        let stale = icmp_error(1, 3, me, target, &probe(&old, target));
+        assert_eq!(a.classify(router, &stale), unrelated);
+        // A quoted echo reply: kernels send those, we never do.
+        let reply = icmp_error(1, 3, me, target, &reply_to(&p).expect("reply"));
+        assert_eq!(a.classify(router, &reply), unrelated);
+        // Another upper layer, and a quoted IPv4 header.
+        let mut udp = icmp_error(1, 4, me, target, &p);
+        udp[ICMP_HEADER_LEN + 6] = 17;
+        assert_eq!(a.classify(router, &udp), unrelated);
+        let mut v4 = icmp_error(1, 4, me, target, &p);
+        v4[ICMP_HEADER_LEN] = 0x45;
+        assert_eq!(a.classify(router, &v4), unrelated);
+
+        let e = icmp_error(1, 3, me, target, &p);
+        for len in 0..e.len() {
+            let got = a.classify(router, &e[..len]);
+            assert!(
+                matches!(
+                    got,
+                    Inbound::Ignore(Ignored::UnrelatedError | Ignored::Malformed(_))
+                ),
+                "len {len}: {got:?}"
+            );
+        }
+        // Any flipped bit in the quoted destination or message, except the quoted
+        // checksum (kernels fill it in; nobody checks it), breaks it.
+        let quoted_dst = ICMP_HEADER_LEN + 24;
+        let quoted_msg = ICMP_HEADER_LEN + IPV6_HEADER_LEN;
+        for i in (quoted_dst..e.len()).filter(|&i| !(quoted_msg + 2..quoted_msg + 4).contains(&i)) {
+            for bit in 0..8 {
+                let mut t = e.clone();
+                t[i] ^= 1 << bit;
+                let got = a.classify(router, &t);
+                assert!(
+                    matches!(got, Inbound::Ignore(_)),
+                    "byte {i} bit {bit}: {got:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
     fn every_truncation_and_extension_is_rejected_cleanly() {
         let a = codec(0xa, 4000, "https://example.invalid", 1);
         let dst = addr("2a00::9");
@@ -707,7 +940,7 @@ mod tests {
 
         #[test]
         fn structured_garbage_never_panics_nor_hits(
-            ty in prop_oneof![Just(128u8), Just(129u8)],
+            ty in prop_oneof![Just(128u8), Just(129u8), 1u8..=4],
             body in proptest::collection::vec(any::<u8>(), 0..120),
             magic in any::<bool>(),
         ) {

@@ -28,7 +28,7 @@ use crate::generate::{
     ActiveHardware, AddressSpace, Generator, GeneratorOptions, HardwareMode, IndexRange, Octets,
     Shard,
 };
-use crate::listener::{EventReceiver, Listener, ListenerCounters, ListenerOptions};
+use crate::listener::{ErrorCounts, EventReceiver, Listener, ListenerCounters, ListenerOptions};
 use crate::prefix::TargetSet;
 use crate::probe::{Identity, ProbeCodec, RunKey};
 use crate::sender::{ProbeSender, SenderCounters, SenderOptions};
@@ -489,12 +489,14 @@ pub struct Progress {
     pub sent: u64,
     /// Probes that could not be sent (no route, …).
     pub send_errors: u64,
-    /// Echo messages the listener read.
+    /// ICMPv6 messages (echo and error) the listener read.
     pub received: u64,
     /// Distinct live hosts.
     pub hits: u64,
     /// Distinct peers.
     pub peers: u64,
+    /// ICMPv6 errors about our probes, per type (never hits).
+    pub errors: ErrorCounts,
 }
 
 /// Rates between two [`Progress`] snapshots.
@@ -502,7 +504,7 @@ pub struct Progress {
 pub struct Rates {
     /// Probes sent per second.
     pub sent_per_sec: f64,
-    /// Echo messages received per second.
+    /// ICMPv6 messages received per second.
     pub received_per_sec: f64,
 }
 
@@ -562,7 +564,9 @@ pub struct ScanReport {
     pub hits: u64,
     /// Distinct peers.
     pub peers: u64,
-    /// Echo messages the listener read.
+    /// ICMPv6 errors about our probes, per type (never hits).
+    pub errors: ErrorCounts,
+    /// ICMPv6 messages (echo and error) the listener read.
     pub received: u64,
     /// Whole run, cooldown included.
     pub elapsed: Duration,
@@ -634,6 +638,7 @@ impl ScanHandle {
             received: l.received,
             hits: l.hits,
             peers: l.peers,
+            errors: l.errors,
         }
     }
 
@@ -672,6 +677,7 @@ impl ScanHandle {
             send_errors: p.send_errors,
             hits: p.hits,
             peers: p.peers,
+            errors: p.errors,
             received: p.received,
             elapsed: p.elapsed,
             send_elapsed,
@@ -770,6 +776,7 @@ mod tests {
             received: 40,
             hits: 3,
             peers: 1,
+            errors: ErrorCounts::default(),
         };
         assert!((p.fraction() - 0.25).abs() < 1e-9);
         assert_eq!(p.eta(), Some(Duration::from_secs(30)));

@@ -2,20 +2,24 @@
 //!
 //! Runs on any wgpu adapter, including lavapipe (Vulkan on llvmpipe from
 //! mesa-vulkan-drivers) on CI. Skips, loudly, only when no adapter exists at all.
+//!
+//! Each check runs in a child process with its own environment: the comparison
+//! gets an `XDG_RUNTIME_DIR` (without one, Mesa's Vulkan drivers print
+//! "XDG_RUNTIME_DIR is invalid or not set" for every instance), and the
+//! no-adapter check hides every Vulkan driver.
 #![cfg(feature = "gpu")]
 
+mod common;
+
+use std::ffi::OsStr;
+
 use widescan::generate::{GeneratorOptions, fill_serial};
-use widescan::{AddressSpace, Error, Generator, HardwareMode, Octets, Prefix, TargetSet};
+use widescan::{AddressSpace, Error, Generator, HardwareMode, Octets, TargetSet};
 
 fn space(prefixes: &[&str], seed: u64) -> AddressSpace {
     let targets = TargetSet::builder()
-        .prefixes(
-            prefixes
-                .iter()
-                .map(|s| s.parse::<Prefix>().expect("prefix")),
-        )
-        .test_mode(true)
-        .build()
+        .parse_prefixes(&prefixes.join(","))
+        .and_then(|b| b.test_mode(true).build())
         .expect("targets");
     AddressSpace::new(targets, seed).expect("space")
 }
@@ -64,6 +68,20 @@ fn compare(prefixes: &[&str], seed: u64, start: u128, count: usize, max_batch: u
 
 #[test]
 fn gpu_matches_cpu_bit_for_bit() {
+    let runtime_dir = std::env::var_os("XDG_RUNTIME_DIR")
+        .unwrap_or_else(|| std::env::temp_dir().into_os_string());
+    common::run_child(
+        "gpu_matches_cpu_child",
+        &[("XDG_RUNTIME_DIR", &runtime_dir)],
+    );
+}
+
+#[test]
+#[ignore = "run by gpu_matches_cpu_bit_for_bit"]
+fn gpu_matches_cpu_child() {
+    if !common::in_child("gpu_matches_cpu_child") {
+        return;
+    }
     let mut checked = 0;
     // Narrow, power of two, one prefix: the common /64 scan. 2 M addresses in
     // batches of 512 Ki, so the two readback slots alternate.
@@ -119,30 +137,24 @@ fn gpu_matches_cpu_bit_for_bit() {
 
 #[test]
 fn explicit_gpu_mode_without_adapter_is_a_clear_error_and_auto_falls_back() {
-    // The environment is process-wide, so the check runs in a child process that
-    // sees only the Vulkan backend with every Vulkan driver hidden: no adapter.
-    let exe = std::env::current_exe().expect("test binary");
-    let out = std::process::Command::new(exe)
-        .args([
-            "--exact",
-            "no_adapter_child",
-            "--nocapture",
-            "--include-ignored",
-        ])
-        .env("WGPU_BACKEND", "vulkan")
-        .env("VK_ICD_FILENAMES", "/nonexistent.json")
-        .env("VK_DRIVER_FILES", "/nonexistent.json")
-        .output()
-        .expect("spawn child");
-    let text =
-        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "child failed:\n{text}");
-    assert!(text.contains("CHILD-OK"), "child did not run:\n{text}");
+    // Only the Vulkan backend, with every Vulkan driver hidden: no adapter.
+    let none = OsStr::new("/nonexistent.json");
+    common::run_child(
+        "no_adapter_child",
+        &[
+            ("WGPU_BACKEND", OsStr::new("vulkan")),
+            ("VK_ICD_FILENAMES", none),
+            ("VK_DRIVER_FILES", none),
+        ],
+    );
 }
 
 #[test]
 #[ignore = "run by explicit_gpu_mode_without_adapter_is_a_clear_error_and_auto_falls_back"]
 fn no_adapter_child() {
+    if !common::in_child("no_adapter_child") {
+        return;
+    }
     let err = Generator::new(space(&["2a00::/120"], 1), HardwareMode::Gpu).expect_err("no adapter");
     assert!(matches!(err, Error::GpuUnavailable(_)), "{err}");
     assert!(err.to_string().contains("GPU unavailable"), "{err}");
@@ -157,5 +169,4 @@ fn no_adapter_child() {
     );
     let mut buf = [[0u8; 16]; 256];
     auto.fill(0, &mut buf).expect("cpu fallback fills");
-    println!("CHILD-OK");
 }

@@ -4,7 +4,7 @@
 //!
 //! ```text
 //!   scanner ::1 ─┐
-//!   live    ::10 ├── br0 (own namespace)
+//!   live    ::10 ├── br0 (own namespace)   last scenario: also a router
 //!   live    ::20 │
 //!   silent  ::30 │   echo_ignore_all=1
 //!   peer    ::40 ┘   runs a second widescan listener
@@ -20,10 +20,12 @@ use std::net::Ipv6Addr;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::Lab;
+use common::lab::{Lab, can_run};
+use common::run;
 use widescan::{
-    Contact, Error, Event, Identity, Listener, ListenerOptions, Peer, PeerVia, Prefix, ProbeCodec,
-    ProbeSender, RunKey, Scan, ScanReport, SenderOptions, TargetSet,
+    Contact, Error, Event, HardwareMode, Identity, Listener, ListenerOptions, Peer, PeerVia,
+    Prefix, ProbeCodec, ProbeSender, RunKey, Scan, ScanBuilder, ScanReport, SenderOptions,
+    TargetSet,
 };
 
 const PREFIX: &str = "fd00:5ca7:1::/120";
@@ -40,6 +42,20 @@ fn targets() -> TargetSet {
         .test_mode(true)
         .build()
         .expect("targets")
+}
+
+/// The hosts that answer echo requests (the silent one does not).
+fn live() -> BTreeSet<Ipv6Addr> {
+    ["fd00:5ca7:1::10", "fd00:5ca7:1::20", "fd00:5ca7:1::40"]
+        .map(a)
+        .into()
+}
+
+/// A scan of [`targets`] from the scanner. Generation is pinned to the CPU: these
+/// scenarios test the network path, and `Auto` would only open a GPU instance to
+/// turn down a software adapter (`tests/gpu_differential.rs` covers the GPU).
+fn scan() -> ScanBuilder {
+    Scan::builder(targets(), scanner_identity()).hardware(HardwareMode::Cpu)
 }
 
 fn scanner_identity() -> Identity {
@@ -87,7 +103,7 @@ fn peers(events: &[Event]) -> Vec<Peer> {
 
 #[test]
 fn netns_scenarios() {
-    if !common::can_run("netns_scenarios") {
+    if !can_run("netns_scenarios") {
         return;
     }
     let tag;
@@ -96,7 +112,7 @@ fn netns_scenarios() {
         tag = lab.tag().to_string();
         lab.bridge();
         let scanner = lab.host("s", "fd00:5ca7:1::1/64");
-        lab.host("t1", "fd00:5ca7:1::10/64");
+        let router = lab.host("t1", "fd00:5ca7:1::10/64");
         lab.host("t2", "fd00:5ca7:1::20/64");
         let silent = lab.host("t3", "fd00:5ca7:1::30/64");
         let peer_ns = lab.host("t4", "fd00:5ca7:1::40/64");
@@ -107,6 +123,7 @@ fn netns_scenarios() {
         stop_and_resume_cover_everything_once(&lab, &scanner);
         sender_refuses_addresses_outside_its_targets(&lab, &scanner);
         command_line_scan_and_listen(&scanner, &peer_ns);
+        icmp_errors_are_counted_never_hits(&lab, &scanner, &router);
     }
     assert!(
         Lab::leftovers(&tag).is_empty(),
@@ -129,7 +146,7 @@ fn discovery_hits_and_silence(lab: &Lab, scanner: &str, peer_ns: &str) {
     });
 
     let (report, events) = scan_in(lab, scanner, || {
-        Scan::builder(targets(), scanner_identity())
+        scan()
             .seed(0x5ca7)
             .rate(2000)
             .per_subnet_rate(None)
@@ -146,13 +163,7 @@ fn discovery_hits_and_silence(lab: &Lab, scanner: &str, peer_ns: &str) {
     assert_eq!(report.send_errors, 0);
 
     // Exactly the live hosts: 100 % recall, no false positives, silent host absent.
-    let live: BTreeSet<Ipv6Addr> = [
-        a("fd00:5ca7:1::10"),
-        a("fd00:5ca7:1::20"),
-        a("fd00:5ca7:1::40"),
-    ]
-    .into();
-    assert_eq!(hits(&events), live, "hits");
+    assert_eq!(hits(&events), live(), "hits");
     assert!(
         !hits(&events).contains(&a("fd00:5ca7:1::30")),
         "silent host must not be a hit"
@@ -188,7 +199,7 @@ fn rate_limits_hold(lab: &Lab, scanner: &str) {
     // Global token bucket.
     let rate = 400u32;
     let (report, _) = scan_in(lab, scanner, || {
-        Scan::builder(targets(), scanner_identity())
+        scan()
             .seed(1)
             .rate(rate)
             .per_subnet_rate(None)
@@ -216,7 +227,7 @@ fn rate_limits_hold(lab: &Lab, scanner: &str) {
     // the global rate is high. The first `cap/10` probes are an allowed burst.
     let cap = 300u32;
     let (report, _) = scan_in(lab, scanner, || {
-        Scan::builder(targets(), scanner_identity())
+        scan()
             .seed(2)
             .rate(100_000)
             .per_subnet_rate(Some(cap))
@@ -241,7 +252,7 @@ fn rate_limits_hold(lab: &Lab, scanner: &str) {
 fn stop_and_resume_cover_everything_once(lab: &Lab, scanner: &str) {
     let key = RunKey::random().expect("key");
     let build = |resume: Option<u128>| {
-        let mut b = Scan::builder(targets(), scanner_identity())
+        let mut b = scan()
             .seed(77)
             .run_key(key.clone())
             .rate(300)
@@ -283,13 +294,7 @@ fn stop_and_resume_cover_everything_once(lab: &Lab, scanner: &str) {
     // The listener of the stopped run may miss replies to its last probes, so check
     // the union is a subset of the live hosts and that the resumed run's probes
     // were the complement of the first run's.
-    let live: BTreeSet<Ipv6Addr> = [
-        a("fd00:5ca7:1::10"),
-        a("fd00:5ca7:1::20"),
-        a("fd00:5ca7:1::40"),
-    ]
-    .into();
-    assert!(all.is_subset(&live), "{all:?}");
+    assert!(all.is_subset(&live()), "{all:?}");
     let space = build(None).space().clone();
     let probed_first: BTreeSet<Ipv6Addr> = (0..first.checkpoint)
         .filter_map(|i| space.address(i))
@@ -398,13 +403,7 @@ fn command_line_scan_and_listen(scanner: &str, peer_ns: &str) {
         .filter(|r| r[0] == "hit")
         .map(|r| a(r[1]))
         .collect();
-    let live: BTreeSet<Ipv6Addr> = [
-        a("fd00:5ca7:1::10"),
-        a("fd00:5ca7:1::20"),
-        a("fd00:5ca7:1::40"),
-    ]
-    .into();
-    assert_eq!(hit_addrs, live, "{scan_csv}");
+    assert_eq!(hit_addrs, live(), "{scan_csv}");
     let peer_rows: Vec<&Vec<&str>> = rows.iter().filter(|r| r[0] == "peer").collect();
     assert_eq!(peer_rows.len(), 1, "{scan_csv}");
     assert_eq!(
@@ -446,4 +445,77 @@ fn sender_refuses_addresses_outside_its_targets(lab: &Lab, scanner: &str) {
     let err = result.expect_err("outside the target set");
     assert!(matches!(err, Error::PrefixRefused { .. }), "{err}");
     assert_eq!(sent, 1, "only the probe before the stray address went out");
+}
+
+/// ICMPv6 errors about our probes are counted per type and are never hits. Host t1
+/// becomes a router: it refuses `fd00:5ca7:2::/127` (a `prohibit` route: destination
+/// unreachable, code 1) and would forward `fd00:5ca7:3::/127` to t2, but probes sent
+/// with hop limit 1 expire on it (time exceeded). Two probes of each kind stay well
+/// inside the kernel's ICMPv6 error burst, so every error arrives.
+fn icmp_errors_are_counted_never_hits(lab: &Lab, scanner: &str, router: &str) {
+    let (refused, expiring) = ("fd00:5ca7:2::/127", "fd00:5ca7:3::/127");
+    run(&[
+        "ip",
+        "netns",
+        "exec",
+        router,
+        "sysctl",
+        "-qw",
+        "net.ipv6.conf.all.forwarding=1",
+    ]);
+    run(&[
+        "ip", "-n", router, "-6", "route", "add", "prohibit", refused,
+    ]);
+    run(&[
+        "ip",
+        "-n",
+        router,
+        "-6",
+        "route",
+        "add",
+        expiring,
+        "via",
+        "fd00:5ca7:1::20",
+    ]);
+    for prefix in [refused, expiring] {
+        run(&[
+            "ip",
+            "-n",
+            scanner,
+            "-6",
+            "route",
+            "add",
+            prefix,
+            "via",
+            "fd00:5ca7:1::10",
+        ]);
+    }
+    let targets = TargetSet::builder()
+        .prefixes([refused, expiring].map(|p| p.parse::<Prefix>().expect("prefix")))
+        .test_mode(true)
+        .build()
+        .expect("targets");
+    let (report, events) = scan_in(lab, scanner, || {
+        Scan::builder(targets, scanner_identity())
+            .hardware(HardwareMode::Cpu)
+            .sender_options(SenderOptions {
+                hop_limit: 1,
+                rate_pps: 1000,
+                per_subnet_pps: None,
+                ..SenderOptions::default()
+            })
+            .cooldown(Duration::from_millis(1000))
+            .build()
+            .expect("scan builds")
+    });
+    assert!(report.completed, "{report:?}");
+    assert_eq!(report.sent, 4, "{report:?}");
+    let e = report.errors;
+    assert_eq!(
+        (e.destination_unreachable, e.time_exceeded, e.total()),
+        (2, 2, 4),
+        "{report:?}"
+    );
+    assert_eq!(report.hits, 0, "{report:?}");
+    assert!(hits(&events).is_empty(), "{events:?}");
 }

@@ -3,7 +3,8 @@
 //!
 //! As root the check runs in a child process that first drops to `nobody`
 //! (setuid drops every capability); as a normal user it runs directly.
-#![allow(unsafe_code)] // geteuid/setuid in the child
+
+mod common;
 
 use std::time::Duration;
 
@@ -11,8 +12,6 @@ use widescan::{
     Contact, Error, Identity, Listener, ListenerOptions, ProbeCodec, ProbeSender, RunKey, Scan,
     SenderOptions, TargetSet,
 };
-
-const CHILD_ENV: &str = "WIDESCAN_PERMISSION_CHILD";
 
 fn codec() -> ProbeCodec {
     ProbeCodec::new(
@@ -46,43 +45,31 @@ fn assert_permission_errors() {
 
 #[test]
 fn no_raw_socket_permission_is_a_clear_error() {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
+    if common::is_root() {
+        common::run_child("permission_child", &[]);
+    } else {
         assert_permission_errors();
-        return;
     }
-    let exe = std::env::current_exe().expect("test binary");
-    let out = std::process::Command::new(exe)
-        .args([
-            "--exact",
-            "permission_child",
-            "--include-ignored",
-            "--nocapture",
-        ])
-        .env(CHILD_ENV, "1")
-        .output()
-        .expect("spawn child");
-    let text =
-        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "child failed:\n{text}");
-    assert!(
-        text.contains("PERMISSION-CHILD-OK"),
-        "child did not run:\n{text}"
-    );
 }
 
 #[test]
 #[ignore = "run by no_raw_socket_permission_is_a_clear_error"]
 fn permission_child() {
-    if std::env::var_os(CHILD_ENV).is_none() {
+    if !common::in_child("permission_child") {
         return;
     }
-    // SAFETY: setgid/setuid have no memory-safety preconditions; dropping to
-    // nobody (65534) clears every capability of this child process.
+    drop_to_nobody();
+    assert_permission_errors();
+}
+
+/// Becomes `nobody` (65534): setuid away from root clears every capability of this
+/// process, so it is only ever called in a child.
+#[allow(unsafe_code)] // setgid, setuid
+fn drop_to_nobody() {
+    // SAFETY: setgid/setuid have no memory-safety preconditions; they change only
+    // this process's credentials.
     unsafe {
         assert_eq!(libc::setgid(65534), 0);
         assert_eq!(libc::setuid(65534), 0);
     }
-    assert_permission_errors();
-    println!("PERMISSION-CHILD-OK");
 }

@@ -2,13 +2,14 @@
 //! other instances, with a live progress line.
 //!
 //! ```text
-//! widescan scan --prefix 2001:db8:1::/120 --port 4000 --rate 1000 --output hits.ndjson
+//! widescan scan --prefix "$PREFIX" --port 4000 --rate 1000 --output hits.ndjson
 //! widescan scan --prefix-file targets.txt --port 4000 --dry-run | head
 //! widescan listen --port 4000
 //! ```
 //!
-//! Nothing is scanned without explicit prefixes. Ctrl-C stops cleanly and prints the
-//! checkpoint to resume from.
+//! Nothing is scanned without explicit prefixes, and only inside `2000::/3` minus
+//! the reserved ranges (so documentation prefixes such as `2001:db8::/32` are
+//! refused). Ctrl-C stops cleanly and prints the checkpoint to resume from.
 
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
@@ -22,8 +23,8 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use widescan::{
-    AddressSpace, Contact, Error, Event, Generator, HardwareMode, Identity, Listener,
-    ListenerOptions, OutputFormat, Prefix, ProbeCodec, ResultWriter, RunKey, Scan, Shard,
+    AddressSpace, Contact, Error, ErrorCounts, ErrorType, Event, Generator, HardwareMode, Identity,
+    Listener, ListenerOptions, OutputFormat, Prefix, ProbeCodec, ResultWriter, RunKey, Scan, Shard,
     TargetSet, prefix::parse_prefix_list,
 };
 
@@ -68,7 +69,7 @@ struct Announce {
 
 #[derive(Args, Debug)]
 struct ScanArgs {
-    /// A prefix to scan, e.g. 2001:db8:1::/120 (repeatable; commas allowed).
+    /// A prefix to scan, as ADDRESS/LEN inside 2000::/3 (repeatable; commas allowed).
     #[arg(
         long = "prefix",
         short = 'p',
@@ -274,12 +275,13 @@ fn scan(args: ScanArgs) -> CliResult {
             let r = p.rates_since(&last);
             bar.set_position((p.fraction() * 100_000.0) as u64);
             bar.set_message(format!(
-                "sent {} ({:.0}/s)  recv {:.0}/s  hits {}  peers {}  eta {}  {:?}",
+                "sent {} ({:.0}/s)  recv {:.0}/s  hits {}  peers {}  errors {}  eta {}  {:?}",
                 p.sent,
                 r.sent_per_sec,
                 r.received_per_sec,
                 p.hits,
                 p.peers,
+                p.errors.total(),
                 p.eta().map_or("?".into(), |d| format!("{}s", d.as_secs())),
                 p.phase,
             ));
@@ -294,12 +296,13 @@ fn scan(args: ScanArgs) -> CliResult {
     bar.finish_and_clear();
     let report = handle.join()?;
     eprintln!(
-        "widescan: sent {} ({} failed) in {:.1}s, {} hits, {} peers",
+        "widescan: sent {} ({} failed) in {:.1}s, {} hits, {} peers, {}",
         report.sent,
         report.send_errors,
         report.send_elapsed.as_secs_f64(),
         report.hits,
-        report.peers
+        report.peers,
+        describe_errors(&report.errors)
     );
     if !report.completed {
         eprintln!(
@@ -313,6 +316,25 @@ fn scan(args: ScanArgs) -> CliResult {
         );
     }
     Ok(())
+}
+
+/// "no ICMPv6 errors", or e.g. "ICMPv6 errors: 2 destination_unreachable, 1 time_exceeded".
+fn describe_errors(errors: &ErrorCounts) -> String {
+    let parts: Vec<String> = [
+        ErrorType::DestinationUnreachable,
+        ErrorType::PacketTooBig,
+        ErrorType::TimeExceeded,
+        ErrorType::ParameterProblem,
+    ]
+    .into_iter()
+    .filter(|&ty| errors.of(ty) > 0)
+    .map(|ty| format!("{} {}", errors.of(ty), ty.as_str()))
+    .collect();
+    if parts.is_empty() {
+        "no ICMPv6 errors".into()
+    } else {
+        format!("ICMPv6 errors: {}", parts.join(", "))
+    }
 }
 
 fn dry_run(targets: TargetSet, args: &ScanArgs) -> CliResult {
@@ -373,8 +395,11 @@ fn listen(args: ListenArgs) -> CliResult {
     }
     out.flush()?;
     eprintln!(
-        "widescan: {} peers, {} hits, {} answers sent",
-        stats.peers, stats.hits, stats.answers_sent
+        "widescan: {} peers, {} hits, {} answers sent, {}",
+        stats.peers,
+        stats.hits,
+        stats.answers_sent,
+        describe_errors(&stats.errors)
     );
     Ok(())
 }

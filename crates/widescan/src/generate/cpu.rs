@@ -350,19 +350,10 @@ fn wide_block(space: &AddressSpace, start: u128, out: &mut [Octets], sc: &mut Sc
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::prefix::{Prefix, TargetSet};
+    use crate::generate::tests::space;
 
     fn check(prefixes: &[&str], seed: u64, start: u128, count: usize) {
-        let targets = TargetSet::builder()
-            .prefixes(
-                prefixes
-                    .iter()
-                    .map(|s| s.parse::<Prefix>().expect("prefix")),
-            )
-            .test_mode(true)
-            .build()
-            .expect("targets");
-        let space = AddressSpace::new(targets, seed).expect("space");
+        let space = space(prefixes, seed);
         let count = count.min(usize::try_from(space.len() - start).unwrap_or(usize::MAX));
         let mut fast = vec![[0u8; 16]; count];
         fill_parallel(&space, start, &mut fast);
@@ -408,11 +399,7 @@ mod tests {
 
     #[test]
     fn chunk_boundaries_do_not_matter() {
-        let targets = TargetSet::builder()
-            .prefix("2a00::/100".parse().expect("prefix"))
-            .build()
-            .expect("targets");
-        let space = AddressSpace::new(targets, 77).expect("space");
+        let space = space(&["2a00::/100"], 77);
         let mut whole = vec![[0u8; 16]; 3 * CHUNK + 17];
         fill_parallel(&space, 5, &mut whole);
         let mut pieces = vec![[0u8; 16]; whole.len()];

@@ -472,7 +472,8 @@ mod tests {
     use super::*;
     use crate::prefix::Prefix;
 
-    fn space(prefixes: &[&str], seed: u64) -> AddressSpace {
+    /// A test-mode space over `prefixes`; `cpu.rs`'s tests use it too.
+    pub(super) fn space(prefixes: &[&str], seed: u64) -> AddressSpace {
         let targets = TargetSet::builder()
             .prefixes(
                 prefixes

@@ -1,30 +1,21 @@
-//! A throwaway network lab: namespaces, veth pairs and a bridge that exist only
-//! while a [`Lab`] lives. Nothing is created in (or sent into) the root namespace:
-//! veth ends are created directly inside the lab's namespaces and the bridge lives
-//! in a namespace of its own. Dropping the lab deletes every namespace it made,
-//! which also deletes their interfaces, even when the test panics.
-#![allow(dead_code, unsafe_code)]
+//! Helpers shared by the integration tests: the network [`lab`], commands, and
+//! tests that need a process of their own.
+// Each test binary uses a different part.
+#![allow(dead_code)]
 
-use std::fs::File;
-use std::os::fd::AsRawFd;
+pub(crate) mod lab;
+
+use std::ffi::OsStr;
 use std::process::Command;
 
-/// True when the test can build namespaces (root with `ip` available); otherwise
-/// prints why it is skipping.
-pub(crate) fn can_run(test: &str) -> bool {
-    // SAFETY: geteuid has no preconditions.
-    let root = unsafe { libc::geteuid() } == 0;
-    if !root {
-        eprintln!(
-            "SKIPPED {test}: needs root (network namespaces and raw sockets); CI runs it as root"
-        );
-        return false;
-    }
-    if Command::new("ip").arg("-V").output().is_err() {
-        eprintln!("SKIPPED {test}: the `ip` tool (iproute2) is not installed");
-        return false;
-    }
-    true
+/// Names the test a child process started by [`run_child`] is for.
+const CHILD_ENV: &str = "WIDESCAN_TEST_CHILD";
+
+/// Whether this process runs as root.
+#[allow(unsafe_code)] // geteuid
+pub(crate) fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() == 0 }
 }
 
 /// Runs a command, panicking with its output on failure.
@@ -41,178 +32,32 @@ pub(crate) fn run(args: &[&str]) {
     );
 }
 
-/// Namespaces owned by one test; all deleted on drop.
-pub(crate) struct Lab {
-    tag: String,
-    names: Vec<String>,
-    bridge: Option<String>,
+/// Runs the `#[ignore]`d test `name` of this test binary alone in a child process
+/// with extra environment variables, and asserts that it ran and passed. The
+/// environment and the credentials are process-wide, so a test that changes them
+/// needs a process of its own. The child's output is printed (and so shown with
+/// `--nocapture` or when the test fails).
+pub(crate) fn run_child(name: &str, envs: &[(&str, &OsStr)]) {
+    let exe = std::env::current_exe().expect("test binary");
+    let out = Command::new(exe)
+        .args(["--exact", name, "--include-ignored", "--nocapture"])
+        .env(CHILD_ENV, name)
+        .envs(envs.iter().copied())
+        .output()
+        .expect("spawn the child test");
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    eprint!("{text}");
+    assert!(out.status.success(), "child test {name} failed:\n{text}");
+    assert!(
+        text.contains("1 passed"),
+        "child test {name} did not run:\n{text}"
+    );
 }
 
-impl Lab {
-    /// A lab whose namespace names start with `ws<pid><tag>`.
-    pub(crate) fn new(tag: &str) -> Lab {
-        Lab {
-            tag: format!("ws{}{tag}", std::process::id()),
-            names: Vec::new(),
-            bridge: None,
-        }
-    }
-
-    /// Full name of a namespace of this lab.
-    pub(crate) fn ns(&self, short: &str) -> String {
-        format!("{}{short}", self.tag)
-    }
-
-    fn add_ns(&mut self, short: &str) -> String {
-        let name = self.ns(short);
-        // Record first so a half-made namespace is still deleted.
-        self.names.push(name.clone());
-        run(&["ip", "netns", "add", &name]);
-        run(&[
-            "ip",
-            "netns",
-            "exec",
-            &name,
-            "sysctl",
-            "-qw",
-            "net.ipv6.conf.all.accept_dad=0",
-            "net.ipv6.conf.default.accept_dad=0",
-        ]);
-        run(&["ip", "-n", &name, "link", "set", "lo", "up"]);
-        name
-    }
-
-    /// A bridge in its own namespace, for hosts to plug into.
-    pub(crate) fn bridge(&mut self) {
-        let sw = self.add_ns("sw");
-        run(&[
-            "ip",
-            "-n",
-            &sw,
-            "link",
-            "add",
-            "br0",
-            "type",
-            "bridge",
-            "mcast_snooping",
-            "0",
-        ]);
-        run(&["ip", "-n", &sw, "link", "set", "br0", "up"]);
-        self.bridge = Some(sw);
-    }
-
-    /// A host namespace with `eth0` on the bridge and the given address (`addr/len`).
-    pub(crate) fn host(&mut self, short: &str, addr_with_len: &str) -> String {
-        let sw = self.bridge.clone().expect("call bridge() first");
-        let name = self.add_ns(short);
-        let port = format!("p{short}");
-        run(&[
-            "ip", "link", "add", "eth0", "netns", &name, "type", "veth", "peer", "name", &port,
-            "netns", &sw,
-        ]);
-        run(&["ip", "-n", &sw, "link", "set", &port, "master", "br0"]);
-        run(&["ip", "-n", &sw, "link", "set", &port, "up"]);
-        run(&[
-            "ip",
-            "-n",
-            &name,
-            "addr",
-            "add",
-            addr_with_len,
-            "dev",
-            "eth0",
-            "nodad",
-        ]);
-        run(&["ip", "-n", &name, "link", "set", "eth0", "up"]);
-        name
-    }
-
-    /// A lone namespace with a dummy interface that silently eats packets routed to
-    /// `sink_prefix` through a fake gateway (one neighbour entry, no replies).
-    pub(crate) fn blackhole(
-        &mut self,
-        short: &str,
-        local: &str,
-        gateway: &str,
-        sink_prefix: &str,
-    ) -> String {
-        let name = self.add_ns(short);
-        run(&["ip", "-n", &name, "link", "add", "d0", "type", "dummy"]);
-        run(&[
-            "ip", "-n", &name, "addr", "add", local, "dev", "d0", "nodad",
-        ]);
-        run(&["ip", "-n", &name, "link", "set", "d0", "up"]);
-        run(&[
-            "ip",
-            "-n",
-            &name,
-            "-6",
-            "route",
-            "add",
-            sink_prefix,
-            "via",
-            gateway,
-            "dev",
-            "d0",
-        ]);
-        name
-    }
-
-    /// Makes a host ignore echo requests (a silent host).
-    pub(crate) fn silence(&self, ns: &str) {
-        run(&[
-            "ip",
-            "netns",
-            "exec",
-            ns,
-            "sysctl",
-            "-qw",
-            "net.ipv6.icmp.echo_ignore_all=1",
-        ]);
-    }
-
-    /// Runs `f` on a thread that has entered namespace `ns`. Sockets opened there
-    /// belong to `ns`, and threads it spawns start in `ns`.
-    pub(crate) fn within<T: Send>(&self, ns: &str, f: impl FnOnce() -> T + Send) -> T {
-        let path = format!("/run/netns/{ns}");
-        std::thread::scope(|s| {
-            s.spawn(|| {
-                let file = File::open(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
-                // SAFETY: `file` is an open namespace file; setns only changes this
-                // thread's network namespace.
-                let rc = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
-                assert_eq!(rc, 0, "setns {ns}: {}", std::io::Error::last_os_error());
-                f()
-            })
-            .join()
-            .unwrap_or_else(|p| std::panic::resume_unwind(p))
-        })
-    }
-
-    /// Names of this lab's namespaces that still exist.
-    pub(crate) fn leftovers(tag_prefix: &str) -> Vec<String> {
-        let out = Command::new("ip")
-            .args(["netns", "list"])
-            .output()
-            .expect("ip netns list");
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .filter_map(|l| l.split_whitespace().next())
-            .filter(|n| n.starts_with(tag_prefix))
-            .map(str::to_string)
-            .collect()
-    }
-
-    /// The tag all namespace names start with.
-    pub(crate) fn tag(&self) -> &str {
-        &self.tag
-    }
-}
-
-impl Drop for Lab {
-    fn drop(&mut self) {
-        for n in self.names.iter().rev() {
-            let _ = Command::new("ip").args(["netns", "del", n]).output();
-        }
-    }
+/// Whether this process is the child [`run_child`] started for `name`. A child
+/// test returns at once otherwise, so `--include-ignored` never runs it in the
+/// wrong environment (or, as root, drops the whole test process's privileges).
+pub(crate) fn in_child(name: &str) -> bool {
+    std::env::var_os(CHILD_ENV).is_some_and(|v| v == name)
 }
