@@ -53,6 +53,8 @@ pub(crate) const WRITE_BUFFER: usize = 256 * 1024;
 pub(crate) const MIN_READ_BUFFER: usize = 2 * 1024;
 /// The read buffer of a busy channel.
 pub(crate) const MAX_READ_BUFFER: usize = 128 * 1024;
+/// Held transfer messages and handler replies beyond which reading pauses.
+const MAX_BACKLOG: usize = 64;
 /// Time a closed channel gets to flush its final Disconnect.
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -149,7 +151,9 @@ impl Actor {
                     out.clear();
                     written = 0;
                     while out.len() < WRITE_BUFFER {
-                        let Some(bytes) = self.channel.poll_transmit() else { break };
+                        let Some(bytes) = self.channel.poll_transmit() else {
+                            break;
+                        };
                         if !write_dead {
                             out.extend_from_slice(&bytes);
                         }
@@ -173,8 +177,8 @@ impl Actor {
                 if self.channel.is_drained() && (written == out.len() || write_dead) {
                     break;
                 }
-                let deadline =
-                    *flush_deadline.get_or_insert_with(|| tokio::time::Instant::now() + FLUSH_TIMEOUT);
+                let deadline = *flush_deadline
+                    .get_or_insert_with(|| tokio::time::Instant::now() + FLUSH_TIMEOUT);
                 if tokio::time::Instant::now() >= deadline {
                     break;
                 }
@@ -202,7 +206,9 @@ impl Actor {
                         }
                     }
                 }
-                result = reader.read(&mut read_buf), if read_open => {
+                // While replies wait for buffer space, stop reading: a peer
+                // that sends without reading cannot grow the backlog.
+                result = reader.read(&mut read_buf), if read_open && self.backlog.len() < MAX_BACKLOG => {
                     match result {
                         Ok(0) | Err(_) => {
                             read_open = false;
@@ -255,7 +261,8 @@ impl Actor {
                 ChannelEvent::PacketRefused { kind, reason } => {
                     if let Some(peer) = self.peer {
                         tracing::debug!(%kind, ?reason, "packet refused by the trust gate");
-                        self.shared.emit(NetworkEvent::PacketRefused { peer, kind, reason });
+                        self.shared
+                            .emit(NetworkEvent::PacketRefused { peer, kind, reason });
                     }
                 }
                 ChannelEvent::Writable => {}
@@ -280,7 +287,11 @@ impl Actor {
             .decide(Some(&peer), self.addr.ip(), direction);
         if let Decision::Deny(reason) = decision {
             tracing::info!(?reason, "peer denied by the access list");
-            self.refuse(Some(peer), &format!("{reason:?}"), DisconnectReason::Blocked);
+            self.refuse(
+                Some(peer),
+                &format!("{reason:?}"),
+                DisconnectReason::Blocked,
+            );
             return;
         }
         let bind = self
@@ -421,9 +432,11 @@ impl Actor {
 
     fn on_closed(&mut self, reason: CloseReason, by_remote: bool) {
         tracing::info!(?reason, by_remote, "channel closed");
-        self.shared
-            .registry()
-            .set_state(self.id, ChannelState::Closed, tokio::time::Instant::now());
+        self.shared.registry().set_state(
+            self.id,
+            ChannelState::Closed,
+            tokio::time::Instant::now(),
+        );
         if let Some(peer) = self.peer {
             self.shared.dequeue_approval(&peer);
         }
@@ -454,6 +467,7 @@ impl Actor {
             addr: self.addr,
             trust: self.channel.trust().unwrap_or(TrustLevel::NONE),
             network: &self.network,
+            replies: std::cell::RefCell::default(),
         }
     }
 
@@ -484,9 +498,18 @@ impl Actor {
             Packet::DataTransmission(DataTransmission::File(message)) => {
                 drop(ctx);
                 self.on_file_message(peer, message).await;
+                return;
             }
             // Handled inside the channel; never delivered.
             Packet::Disconnect(_) | Packet::Keepalive(_) => {}
+        }
+        let replies = ctx.replies.into_inner();
+        for reply in replies {
+            match self.channel.send(reply.clone()) {
+                Err(p2pnet_proto::Error::SendBufferFull { .. }) => self.backlog.push_back(reply),
+                Err(err) => tracing::debug!(%err, "handler reply not sent"),
+                Ok(()) => {}
+            }
         }
     }
 
@@ -580,15 +603,22 @@ impl Actor {
             && self.channel.pending_send_bytes() < self.shared.config.channel.send_buffer_limit / 2
     }
 
-    fn start_outgoing(&mut self, file: PreparedFile, reply: oneshot::Sender<Result<TransferId, Error>>) {
+    fn start_outgoing(
+        &mut self,
+        file: PreparedFile,
+        reply: oneshot::Sender<Result<TransferId, Error>>,
+    ) {
         let max_frame = self
             .channel
             .remote_hello()
-            .map_or(p2pnet_proto::codec::MIN_MAX_FRAME_SIZE, |hello| hello.max_frame_size);
+            .map_or(p2pnet_proto::codec::MIN_MAX_FRAME_SIZE, |hello| {
+                hello.max_frame_size
+            });
         let chunk_size =
             max_chunk_size_for_frame(max_frame).min(p2pnet_proto::packet::DEFAULT_CHUNK_SIZE);
         let id = self.shared.next_transfer_id();
-        let sender = match FileSender::new(id, file.name.clone(), file.size, chunk_size, file.hash) {
+        let sender = match FileSender::new(id, file.name.clone(), file.size, chunk_size, file.hash)
+        {
             Ok(sender) => sender,
             Err(err) => {
                 let _ = reply.send(Err(err.into()));
@@ -612,7 +642,9 @@ impl Actor {
         match message {
             FileMessage::Offer(offer) => self.on_offer(peer, offer).await,
             FileMessage::Accept(accept) => {
-                let Some(outgoing) = self.outgoing.get_mut(&id) else { return };
+                let Some(outgoing) = self.outgoing.get_mut(&id) else {
+                    return;
+                };
                 if let Err(err) = outgoing.sender.handle_accept(&accept) {
                     let cancel = outgoing.sender.cancel(Some(err.to_string()));
                     self.fail_outgoing(peer, id, err.to_string());
@@ -653,7 +685,9 @@ impl Actor {
                 }
             }
             FileMessage::Done(done) => {
-                let Some(incoming) = self.incoming.remove(&id) else { return };
+                let Some(incoming) = self.incoming.remove(&id) else {
+                    return;
+                };
                 let resumed_from = incoming.resumed_from;
                 match incoming.finish(&done).await {
                     Ok((path, hash)) => {
@@ -695,7 +729,10 @@ impl Actor {
             return;
         }
         if offer.size > config.max_file_size {
-            let reason = format!("file too large ({} bytes, limit {})", offer.size, config.max_file_size);
+            let reason = format!(
+                "file too large ({} bytes, limit {})",
+                offer.size, config.max_file_size
+            );
             self.send_file_message(refuse(&reason));
             return;
         }
@@ -758,7 +795,13 @@ impl Actor {
         }
     }
 
-    fn emit_failed(&self, peer: PeerId, id: TransferId, direction: TransferDirection, reason: String) {
+    fn emit_failed(
+        &self,
+        peer: PeerId,
+        id: TransferId,
+        direction: TransferDirection,
+        reason: String,
+    ) {
         tracing::warn!(transfer = %id, ?direction, %reason, "transfer failed");
         self.shared.emit(NetworkEvent::TransferFailed {
             peer,
@@ -781,7 +824,9 @@ impl Actor {
             if !self.has_room() {
                 break;
             }
-            let Some(outgoing) = self.outgoing.get_mut(&id) else { continue };
+            let Some(outgoing) = self.outgoing.get_mut(&id) else {
+                continue;
+            };
             let chunk = match outgoing.next_chunk().await {
                 Ok(Some(chunk)) => chunk,
                 Ok(None) => {
@@ -804,7 +849,9 @@ impl Actor {
                     continue;
                 }
                 Err(err) => {
-                    let cancel = outgoing.sender.cancel(Some("the sender cannot read the file".into()));
+                    let cancel = outgoing
+                        .sender
+                        .cancel(Some("the sender cannot read the file".into()));
                     self.send_file_message(FileMessage::Cancel(cancel));
                     self.fail_outgoing(peer, id, err.to_string());
                     progressed = true;
@@ -813,7 +860,8 @@ impl Actor {
             };
             let progress = outgoing.sender.progress();
             let report = outgoing.progress.due(progress.transferred);
-            let packet = Packet::DataTransmission(DataTransmission::File(FileMessage::Chunk(chunk)));
+            let packet =
+                Packet::DataTransmission(DataTransmission::File(FileMessage::Chunk(chunk)));
             if let Err(err) = self.channel.send(packet) {
                 // Not permitted any more (demoted) or closed: give up; a
                 // later channel re-offers it.
@@ -846,7 +894,9 @@ impl Actor {
         self.commands.close();
         while let Ok(command) = self.commands.try_recv() {
             match command {
-                Command::Send { reply: Some(reply), .. } => {
+                Command::Send {
+                    reply: Some(reply), ..
+                } => {
                     let _ = reply.send(Err(Error::ChannelClosed));
                 }
                 Command::SendFile { file, reply } => {
@@ -861,10 +911,20 @@ impl Actor {
         let Some(peer) = self.peer else { return };
         for (id, outgoing) in std::mem::take(&mut self.outgoing) {
             self.shared.remember_interrupted(peer, outgoing.path);
-            self.emit_failed(peer, id, TransferDirection::Outgoing, "the channel closed".into());
+            self.emit_failed(
+                peer,
+                id,
+                TransferDirection::Outgoing,
+                "the channel closed".into(),
+            );
         }
         for id in std::mem::take(&mut self.incoming).into_keys() {
-            self.emit_failed(peer, id, TransferDirection::Incoming, "the channel closed".into());
+            self.emit_failed(
+                peer,
+                id,
+                TransferDirection::Incoming,
+                "the channel closed".into(),
+            );
         }
     }
 }

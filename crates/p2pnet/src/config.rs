@@ -316,6 +316,13 @@ impl PeerNetworkBuilder {
             default_routines: self.default_routines,
             discern_interval: self.discern_interval,
         };
-        PeerNetwork::start(config, keypair, self.policy, self.handlers, self.approval_hook).await
+        PeerNetwork::start(
+            config,
+            keypair,
+            self.policy,
+            self.handlers,
+            self.approval_hook,
+        )
+        .await
     }
 }

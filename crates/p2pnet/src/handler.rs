@@ -12,6 +12,7 @@
 //! the application's say is the [`FileOfferHandler`], which consents to or
 //! refuses each offered file.
 
+use std::cell::RefCell;
 use std::net::SocketAddr;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
@@ -19,11 +20,14 @@ use std::sync::Arc;
 use p2pnet_proto::packet::{
     CollectionShare, ContentHash, DataKind, Disconnect, Identifier, Payload, PureMessage,
 };
-use p2pnet_proto::{PacketKind, PeerId, TrustLevel};
+use p2pnet_proto::{Packet, PacketKind, PeerId, TrustLevel};
 
 use crate::event::NetworkEvent;
 use crate::known_peers::PeerSource;
 use crate::network::PeerNetwork;
+
+/// Replies one handler call may queue with [`PacketContext::reply`].
+pub const MAX_REPLIES_PER_PACKET: usize = 16;
 
 /// What a handler returns; the error is reported, never fatal.
 pub type HandlerResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
@@ -35,6 +39,7 @@ pub struct PacketContext<'a> {
     pub(crate) addr: SocketAddr,
     pub(crate) trust: TrustLevel,
     pub(crate) network: &'a PeerNetwork,
+    pub(crate) replies: RefCell<Vec<Packet>>,
 }
 
 impl PacketContext<'_> {
@@ -51,6 +56,19 @@ impl PacketContext<'_> {
     /// The channel's trust level.
     pub fn trust(&self) -> TrustLevel {
         self.trust
+    }
+
+    /// Queues a packet back to the sender on the same channel, sent as soon
+    /// as the handler returns (no task, no extra hop: the cheapest way to
+    /// answer). At most [`MAX_REPLIES_PER_PACKET`] per call; the trust gate
+    /// applies as to any send.
+    pub fn reply(&self, packet: impl Into<Packet>) -> Result<(), crate::Error> {
+        let mut replies = self.replies.borrow_mut();
+        if replies.len() >= MAX_REPLIES_PER_PACKET {
+            return Err(crate::Error::LimitReached("replies per packet"));
+        }
+        replies.push(packet.into());
+        Ok(())
     }
 
     /// The network the packet arrived on. This handle does not keep the

@@ -87,7 +87,10 @@ fn check_permissions(path: &Path) -> Result<()> {
     if mode & 0o077 != 0 {
         return Err(Error::Identity {
             path: path.to_owned(),
-            reason: format!("mode {:o} lets other users read the key; chmod 600 it", mode & 0o777),
+            reason: format!(
+                "mode {:o} lets other users read the key; chmod 600 it",
+                mode & 0o777
+            ),
         });
     }
     Ok(())
@@ -115,7 +118,10 @@ mod tests {
         }
         let second = load_or_create(&path).unwrap();
         assert_eq!(first.peer_id(), second.peer_id());
-        assert_eq!(std::fs::read_dir(path.parent().unwrap()).unwrap().count(), 1);
+        assert_eq!(
+            std::fs::read_dir(path.parent().unwrap()).unwrap().count(),
+            1
+        );
     }
 
     #[cfg(unix)]

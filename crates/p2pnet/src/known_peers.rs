@@ -190,7 +190,10 @@ mod tests {
     #[test]
     fn observe_adds_then_refreshes_and_keeps_first_source() {
         let mut table = KnownPeers::new(4);
-        assert_eq!(table.observe(id(1), Some(addr(1)), PeerSource::Manual, at(1)), Observed::Added);
+        assert_eq!(
+            table.observe(id(1), Some(addr(1)), PeerSource::Manual, at(1)),
+            Observed::Added
+        );
         assert_eq!(
             table.observe(id(1), Some(addr(2)), PeerSource::Inbound, at(5)),
             Observed::Updated
@@ -222,10 +225,16 @@ mod tests {
         table.observe(id(3), None, PeerSource::Inbound, at(3));
         table.set_persistent(&id(1), true);
         table.set_trust(&id(2), Some(TrustLevel::DEFAULT));
-        assert_eq!(table.observe(id(4), None, PeerSource::Inbound, at(4)), Observed::Added);
+        assert_eq!(
+            table.observe(id(4), None, PeerSource::Inbound, at(4)),
+            Observed::Added
+        );
         assert!(table.get(&id(3)).is_none(), "the only evictable peer goes");
         table.set_trust(&id(4), Some(TrustLevel::DEFAULT));
-        assert_eq!(table.observe(id(5), None, PeerSource::Inbound, at(5)), Observed::Full);
+        assert_eq!(
+            table.observe(id(5), None, PeerSource::Inbound, at(5)),
+            Observed::Full
+        );
         assert_eq!(table.len(), 3);
     }
 

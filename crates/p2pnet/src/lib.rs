@@ -82,7 +82,9 @@ mod transfer_io;
 pub use config::{Limits, PeerNetworkBuilder};
 pub use error::{Error, Result};
 pub use event::{EventStream, NetworkEvent, TransferDirection};
-pub use handler::{FileDecision, FileOfferHandler, FileOfferInfo, PacketContext, PacketHandler, PacketHandlers};
+pub use handler::{
+    FileDecision, FileOfferHandler, FileOfferInfo, PacketContext, PacketHandler, PacketHandlers,
+};
 pub use known_peers::{KnownPeer, KnownPeers, PeerSource};
 pub use network::{PeerNetwork, PendingPeer, Verdict};
 pub use registry::{ChannelId, ChannelInfo};

@@ -164,7 +164,9 @@ impl Shared {
     /// Re-offers files whose transfer to `peer` a lost channel interrupted;
     /// the receiver resumes from its partial file.
     pub(crate) fn resume_interrupted_transfers(self: &Arc<Self>, peer: PeerId) {
-        let Some(paths) = lock(&self.interrupted).remove(&peer) else { return };
+        let Some(paths) = lock(&self.interrupted).remove(&peer) else {
+            return;
+        };
         let network = PeerNetwork::internal(self.clone());
         self.tracker.spawn(async move {
             for path in paths {
@@ -444,7 +446,9 @@ impl PeerNetwork {
         }
         let addr = canonical(addr);
         if let Decision::Deny(reason) =
-            shared.policy().decide(expected.as_ref(), addr.ip(), Direction::Outbound)
+            shared
+                .policy()
+                .decide(expected.as_ref(), addr.ip(), Direction::Outbound)
         {
             return Err(Error::Denied(reason));
         }
@@ -542,7 +546,9 @@ impl PeerNetwork {
         persistent.insert(peer, token.clone());
         drop(persistent);
         let network = Self::internal(shared.clone());
-        shared.tracker.spawn(async move { network.reconnect_loop(peer, token).await });
+        shared
+            .tracker
+            .spawn(async move { network.reconnect_loop(peer, token).await });
     }
 
     async fn reconnect_loop(self, peer: PeerId, token: CancellationToken) {
@@ -679,11 +685,19 @@ impl PeerNetwork {
         .await
     }
 
-    async fn change_trust(&self, peer: PeerId, change: impl Fn(TrustLevel) -> TrustLevel) -> Result<()> {
-        let open = self.shared.registry().by_peer(&peer).and_then(|e| match e.info.state {
-            ChannelState::Open { trust } => Some((trust, e.commands.clone())),
-            _ => None,
-        });
+    async fn change_trust(
+        &self,
+        peer: PeerId,
+        change: impl Fn(TrustLevel) -> TrustLevel,
+    ) -> Result<()> {
+        let open = self
+            .shared
+            .registry()
+            .by_peer(&peer)
+            .and_then(|e| match e.info.state {
+                ChannelState::Open { trust } => Some((trust, e.commands.clone())),
+                _ => None,
+            });
         if let Some((trust, commands)) = open {
             return commands
                 .send(Command::SetTrust(change(trust)))
@@ -715,7 +729,8 @@ impl PeerNetwork {
     /// Lifts a block (or allow-list entry) on a peer id.
     pub fn unblock_peer(&self, peer: PeerId) -> bool {
         let mut found = false;
-        self.shared.update_policy(|policy| found = policy.access.forget_peer(&peer));
+        self.shared
+            .update_policy(|policy| found = policy.access.forget_peer(&peer));
         found
     }
 
@@ -790,7 +805,10 @@ impl PeerNetwork {
     pub async fn broadcast(&self, packet: impl Into<Packet>) -> usize {
         let packet = packet.into();
         let kind = packet.kind();
-        let targets = self.shared.registry().open_with(|trust| trust.permits(kind));
+        let targets = self
+            .shared
+            .registry()
+            .open_with(|trust| trust.permits(kind));
         let mut sent = 0;
         for (_, commands) in targets {
             let command = Command::Send {
@@ -838,7 +856,8 @@ impl PeerNetwork {
     /// Records a peer learned elsewhere (discovery); connects to no one.
     pub fn learn_peer(&self, peer: PeerId, addr: SocketAddr, source: PeerSource) {
         if peer != self.shared.local_id {
-            self.shared.observe_peer(peer, Some(canonical(addr)), source);
+            self.shared
+                .observe_peer(peer, Some(canonical(addr)), source);
         }
     }
 
@@ -904,7 +923,10 @@ async fn bind(ip: IpAddr, ports: std::ops::RangeInclusive<u16>) -> Result<TcpLis
         }
     }
     match last {
-        Some((port, err)) => Err(Error::io(format!("binding {ip} (last port tried: {port})"), err)),
+        Some((port, err)) => Err(Error::io(
+            format!("binding {ip} (last port tried: {port})"),
+            err,
+        )),
         None => Err(Error::InvalidConfig("the port range is empty".into())),
     }
 }

@@ -125,7 +125,12 @@ impl ActivePeerChannels {
         outcome
     }
 
-    pub(crate) fn set_state(&mut self, id: ChannelId, state: ChannelState, now: tokio::time::Instant) {
+    pub(crate) fn set_state(
+        &mut self,
+        id: ChannelId,
+        state: ChannelState,
+        now: tokio::time::Instant,
+    ) {
         if let Some(entry) = self.entries.get_mut(&id) {
             entry.pending_since = match state {
                 ChannelState::PendingApproval => entry.pending_since.or(Some(now)),
@@ -185,7 +190,10 @@ impl ActivePeerChannels {
     }
 
     /// Open channels whose trust permits `kind`.
-    pub(crate) fn open_with(&self, permits: impl Fn(TrustLevel) -> bool) -> Vec<(PeerId, mpsc::Sender<Command>)> {
+    pub(crate) fn open_with(
+        &self,
+        permits: impl Fn(TrustLevel) -> bool,
+    ) -> Vec<(PeerId, mpsc::Sender<Command>)> {
         self.entries
             .values()
             .filter_map(|e| match (e.info.state, e.info.peer) {
@@ -220,7 +228,11 @@ mod tests {
         (ActivePeerChannels::default(), tokio::time::Instant::now())
     }
 
-    fn insert(t: &mut ActivePeerChannels, direction: Direction, now: tokio::time::Instant) -> ChannelId {
+    fn insert(
+        t: &mut ActivePeerChannels,
+        direction: Direction,
+        now: tokio::time::Instant,
+    ) -> ChannelId {
         let (tx, _rx) = mpsc::channel(1);
         t.insert(addr(), direction, tx, now)
     }
@@ -264,7 +276,13 @@ mod tests {
         assert_eq!((t.len(), t.inbound(), t.pending()), (2, 1, 2));
         t.set_state(a, ChannelState::PendingApproval, now);
         assert!(t.entries().any(|e| e.pending_since.is_some()));
-        t.set_state(b, ChannelState::Open { trust: TrustLevel::DEFAULT }, now);
+        t.set_state(
+            b,
+            ChannelState::Open {
+                trust: TrustLevel::DEFAULT,
+            },
+            now,
+        );
         assert_eq!(t.pending(), 1);
         t.bind_peer(b, id(3), id(1));
         assert_eq!(t.open_with(|trust| trust.default_communication).len(), 1);

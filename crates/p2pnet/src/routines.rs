@@ -111,10 +111,17 @@ impl<'a> Routines<'a> {
     }
 
     /// Adds a stopped routine.
-    pub fn add(&self, name: impl Into<String>, interval: Duration, routine: impl Routine) -> Result<()> {
+    pub fn add(
+        &self,
+        name: impl Into<String>,
+        interval: Duration,
+        routine: impl Routine,
+    ) -> Result<()> {
         let name = name.into();
         if interval.is_zero() {
-            return Err(Error::InvalidConfig(format!("routine {name:?}: the interval must be positive")));
+            return Err(Error::InvalidConfig(format!(
+                "routine {name:?}: the interval must be positive"
+            )));
         }
         let mut slots = self.table().slots();
         if slots.contains_key(&name) {
@@ -139,7 +146,9 @@ impl<'a> Routines<'a> {
             return Err(Error::Shutdown);
         }
         let mut slots = self.table().slots();
-        let slot = slots.get_mut(name).ok_or_else(|| Error::UnknownRoutine(name.into()))?;
+        let slot = slots
+            .get_mut(name)
+            .ok_or_else(|| Error::UnknownRoutine(name.into()))?;
         if slot.token.is_some() {
             return Ok(());
         }
@@ -160,7 +169,9 @@ impl<'a> Routines<'a> {
     /// Stops a routine (a run in progress finishes).
     pub fn stop(&self, name: &str) -> Result<()> {
         let mut slots = self.table().slots();
-        let slot = slots.get_mut(name).ok_or_else(|| Error::UnknownRoutine(name.into()))?;
+        let slot = slots
+            .get_mut(name)
+            .ok_or_else(|| Error::UnknownRoutine(name.into()))?;
         if let Some(token) = slot.token.take() {
             token.cancel();
         }
@@ -171,10 +182,14 @@ impl<'a> Routines<'a> {
     /// new interval from now.
     pub fn set_interval(&self, name: &str, interval: Duration) -> Result<()> {
         if interval.is_zero() {
-            return Err(Error::InvalidConfig("a routine interval must be positive".into()));
+            return Err(Error::InvalidConfig(
+                "a routine interval must be positive".into(),
+            ));
         }
         let slots = self.table().slots();
-        let slot = slots.get(name).ok_or_else(|| Error::UnknownRoutine(name.into()))?;
+        let slot = slots
+            .get(name)
+            .ok_or_else(|| Error::UnknownRoutine(name.into()))?;
         slot.interval.send_replace(interval);
         Ok(())
     }
@@ -279,10 +294,14 @@ impl RoutineTask {
 pub(crate) fn install_defaults(network: &PeerNetwork) -> Result<()> {
     let routines = network.routines();
     let interval = network.shared().config.discern_interval;
-    routines.add(DISCERN_PEER_CHANNELS, interval, |network: PeerNetwork| async move {
-        discern_peer_channels(&network);
-        Ok(())
-    })?;
+    routines.add(
+        DISCERN_PEER_CHANNELS,
+        interval,
+        |network: PeerNetwork| async move {
+            discern_peer_channels(&network);
+            Ok(())
+        },
+    )?;
     routines.start(DISCERN_PEER_CHANNELS)
 }
 
@@ -317,7 +336,9 @@ fn discern_peer_channels(network: &PeerNetwork) {
                     .idle_channel_timeout
                     .is_some_and(|idle| now.duration_since(entry.last_app_activity) >= idle)
             {
-                Some(Command::Close(Disconnect::new(DisconnectReason::IdleTimeout)))
+                Some(Command::Close(Disconnect::new(
+                    DisconnectReason::IdleTimeout,
+                )))
             } else {
                 None
             };
@@ -327,7 +348,12 @@ fn discern_peer_channels(network: &PeerNetwork) {
         }
     }
     for (id, peer, commands, command) in actions {
-        tracing::debug!(channel = id, ?peer, ?command, "discerned a channel to close");
+        tracing::debug!(
+            channel = id,
+            ?peer,
+            ?command,
+            "discerned a channel to close"
+        );
         if let Some(peer) = peer {
             shared.dequeue_approval(&peer);
         }

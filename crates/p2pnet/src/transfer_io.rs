@@ -316,11 +316,20 @@ mod tests {
     #[tokio::test]
     async fn unused_name_never_overwrites() {
         let dir = tempfile::tempdir().unwrap();
-        assert_eq!(unused_name(dir.path(), "a.txt").await, dir.path().join("a.txt"));
+        assert_eq!(
+            unused_name(dir.path(), "a.txt").await,
+            dir.path().join("a.txt")
+        );
         std::fs::write(dir.path().join("a.txt"), b"x").unwrap();
         std::fs::write(dir.path().join("a (1).txt"), b"x").unwrap();
-        assert_eq!(unused_name(dir.path(), "a.txt").await, dir.path().join("a (2).txt"));
+        assert_eq!(
+            unused_name(dir.path(), "a.txt").await,
+            dir.path().join("a (2).txt")
+        );
         std::fs::write(dir.path().join("noext"), b"x").unwrap();
-        assert_eq!(unused_name(dir.path(), "noext").await, dir.path().join("noext (1)"));
+        assert_eq!(
+            unused_name(dir.path(), "noext").await,
+            dir.path().join("noext (1)")
+        );
     }
 }

@@ -10,7 +10,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use common::*;
-use p2pnet::{ChannelConfig, CloseReason, IncomingPeerTrustPolicy, Limits, NetworkEvent, PeerNetwork};
+use p2pnet::{
+    ChannelConfig, CloseReason, IncomingPeerTrustPolicy, Limits, NetworkEvent, PeerNetwork,
+};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -39,7 +41,10 @@ async fn closed_by_server(stream: &mut TcpStream) {
 async fn still_serves(network: &PeerNetwork) {
     let client = start(local()).await;
     let mut events = network.subscribe();
-    let id = client.connect(addr(network)).await.expect("a legitimate peer still connects");
+    let id = client
+        .connect(addr(network))
+        .await
+        .expect("a legitimate peer still connects");
     client.send_message(id, "still there?").await.unwrap();
     assert_eq!(message(&mut events).await.1, "still there?");
     client.shutdown().await;
@@ -47,7 +52,10 @@ async fn still_serves(network: &PeerNetwork) {
 
 async fn closed_error(events: &mut p2pnet::EventStream) -> String {
     wait_for(events, "a closed channel", |e| match e {
-        NetworkEvent::ChannelClosed { reason: CloseReason::Error(err), .. } => Some(err.to_string()),
+        NetworkEvent::ChannelClosed {
+            reason: CloseReason::Error(err),
+            ..
+        } => Some(err.to_string()),
         NetworkEvent::ChannelClosed { reason, .. } => Some(format!("{reason:?}")),
         _ => None,
     })
@@ -60,7 +68,9 @@ async fn garbage_oversized_and_truncated_handshakes_are_closed() {
     let mut events = network.subscribe();
 
     let mut garbage = TcpStream::connect(addr(&network)).await.unwrap();
-    let noise: Vec<u8> = (0..4096u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+    let noise: Vec<u8> = (0..4096u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
     let _ = garbage.write_all(&noise).await;
     closed_by_server(&mut garbage).await;
     let reason = closed_error(&mut events).await;
@@ -71,7 +81,10 @@ async fn garbage_oversized_and_truncated_handshakes_are_closed() {
     oversized.write_all(&[0u8; 2048]).await.unwrap();
     closed_by_server(&mut oversized).await;
     let reason = closed_error(&mut events).await;
-    assert!(reason.contains("too large") || reason.contains("exceeds"), "{reason}");
+    assert!(
+        reason.contains("too large") || reason.contains("exceeds"),
+        "{reason}"
+    );
 
     let mut truncated = TcpStream::connect(addr(&network)).await.unwrap();
     truncated.write_all(&[0, 32, 1, 2, 3]).await.unwrap();
@@ -91,8 +104,14 @@ async fn a_peer_of_another_network_fails_the_handshake() {
     let stranger = start(local().channel_config(other)).await;
     let network = start(local().trust_policy(auto_accept())).await;
     let err = stranger.connect(addr(&network)).await.unwrap_err();
-    assert!(err.to_string().contains("handshake") || err.to_string().contains("closed"), "{err}");
-    eventually("no channel survives", || network.channels().is_empty() && stranger.channels().is_empty()).await;
+    assert!(
+        err.to_string().contains("handshake") || err.to_string().contains("closed"),
+        "{err}"
+    );
+    eventually("no channel survives", || {
+        network.channels().is_empty() && stranger.channels().is_empty()
+    })
+    .await;
     still_serves(&network).await;
     stranger.shutdown().await;
     network.shutdown().await;
@@ -106,25 +125,40 @@ async fn silent_connections_time_out_and_a_flood_cannot_exceed_the_pending_limit
         max_pending: 16,
         ..Limits::default()
     };
-    let network = start(local().channel_config(channel).limits(limits).trust_policy(auto_accept())).await;
+    let network = start(
+        local()
+            .channel_config(channel)
+            .limits(limits)
+            .trust_policy(auto_accept()),
+    )
+    .await;
 
     let mut flood = Vec::new();
     for _ in 0..200 {
         flood.push(TcpStream::connect(addr(&network)).await.unwrap());
     }
     tokio::time::sleep(Duration::from_millis(100)).await;
-    assert!(network.channels().len() <= 16, "{} channels", network.channels().len());
+    assert!(
+        network.channels().len() <= 16,
+        "{} channels",
+        network.channels().len()
+    );
     // Everything past the limit was dropped at once, without a handshake.
     let mut dropped = 0;
     for stream in &mut flood[16..] {
         let mut byte = [0u8; 1];
-        if let Ok(Ok(0) | Err(_)) = tokio::time::timeout(Duration::from_millis(50), stream.read(&mut byte)).await {
+        if let Ok(Ok(0) | Err(_)) =
+            tokio::time::timeout(Duration::from_millis(50), stream.read(&mut byte)).await
+        {
             dropped += 1;
         }
     }
     assert!(dropped >= 180, "{dropped} of 184 dropped");
     // The silent ones time out, freeing the slots for real peers.
-    eventually("silent connections timed out", || network.channels().is_empty()).await;
+    eventually("silent connections timed out", || {
+        network.channels().is_empty()
+    })
+    .await;
     still_serves(&network).await;
     drop(flood);
     network.shutdown().await;
@@ -132,7 +166,10 @@ async fn silent_connections_time_out_and_a_flood_cannot_exceed_the_pending_limit
 
 /// A TCP proxy that flips one bit of the next client→server read once
 /// `tamper` is set.
-async fn tampering_proxy(target: std::net::SocketAddr, tamper: Arc<AtomicBool>) -> std::net::SocketAddr {
+async fn tampering_proxy(
+    target: std::net::SocketAddr,
+    tamper: Arc<AtomicBool>,
+) -> std::net::SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
@@ -179,7 +216,10 @@ async fn a_tampered_frame_closes_the_channel() {
         _ => None,
     })
     .await;
-    assert!(matches!(reason, CloseReason::Error(p2pnet::proto::Error::Decrypt)), "{reason:?}");
+    assert!(
+        matches!(reason, CloseReason::Error(p2pnet::proto::Error::Decrypt)),
+        "{reason:?}"
+    );
     still_serves(&bob).await;
     alice.shutdown().await;
     bob.shutdown().await;

@@ -34,22 +34,34 @@ async fn shutdown_closes_every_channel_and_ends_every_task() {
             a.add_peer(addr(b)).await.unwrap();
         }
     }
-    eventually("a full mesh", || nodes.iter().all(|n| n.channels().len() == 2)).await;
+    eventually("a full mesh", || {
+        nodes.iter().all(|n| n.channels().len() == 2)
+    })
+    .await;
     assert!(metrics.num_alive_tasks() > baseline);
     let mut survivor_events = nodes[2].subscribe();
     nodes[0].shutdown().await;
     // Its peers hear a Disconnect(Shutdown), not a dropped connection.
     let reason = wait_for(&mut survivor_events, "shutdown notice", |e| match e {
-        NetworkEvent::ChannelClosed { reason, by_remote: true, .. } => Some(reason.clone()),
+        NetworkEvent::ChannelClosed {
+            reason,
+            by_remote: true,
+            ..
+        } => Some(reason.clone()),
         _ => None,
     })
     .await;
-    assert!(matches!(reason, p2pnet::CloseReason::Disconnect(d) if d.reason == p2pnet::proto::packet::DisconnectReason::Shutdown));
+    assert!(
+        matches!(reason, p2pnet::CloseReason::Disconnect(d) if d.reason == p2pnet::proto::packet::DisconnectReason::Shutdown)
+    );
     assert!(nodes[0].channels().is_empty());
     assert!(nodes[0].connect(addr(&nodes[1])).await.is_err());
     nodes[1].shutdown().await;
     nodes[2].shutdown().await;
-    eventually("no task left behind", || metrics.num_alive_tasks() == baseline).await;
+    eventually("no task left behind", || {
+        metrics.num_alive_tasks() == baseline
+    })
+    .await;
 }
 
 #[tokio::test]
@@ -59,12 +71,21 @@ async fn dropping_every_handle_shuts_the_network_down() {
     {
         let alice = start(local()).await;
         alice.connect(addr(&bob)).await.unwrap();
-        wait_for(&mut bob_events, "open", |e| matches!(e, NetworkEvent::ChannelOpened { .. }).then_some(())).await;
+        wait_for(&mut bob_events, "open", |e| {
+            matches!(e, NetworkEvent::ChannelOpened { .. }).then_some(())
+        })
+        .await;
     }
-    wait_for(&mut bob_events, "closed by the dropped network", |e| match e {
-        NetworkEvent::ChannelClosed { by_remote: true, .. } => Some(()),
-        _ => None,
-    })
+    wait_for(
+        &mut bob_events,
+        "closed by the dropped network",
+        |e| match e {
+            NetworkEvent::ChannelClosed {
+                by_remote: true, ..
+            } => Some(()),
+            _ => None,
+        },
+    )
     .await;
     bob.shutdown().await;
 }
@@ -72,7 +93,9 @@ async fn dropping_every_handle_shuts_the_network_down() {
 #[tokio::test]
 async fn a_persistent_peer_is_reconnected_until_removed_and_may_return() {
     let bob = start(local().trust_policy(auto_accept())).await;
-    let alice = start(local().reconnect_backoff(Duration::from_millis(20), Duration::from_millis(200))).await;
+    let alice =
+        start(local().reconnect_backoff(Duration::from_millis(20), Duration::from_millis(200)))
+            .await;
     let bob_id = alice.add_peer(addr(&bob)).await.unwrap();
     let alice_id = alice.local_peer_id();
     assert!(alice.known_peer(&bob_id).unwrap().persistent);
@@ -81,7 +104,10 @@ async fn a_persistent_peer_is_reconnected_until_removed_and_may_return() {
     let mut bob_events = bob.subscribe();
     eventually("bob sees alice", || bob.channel(&alice_id).is_some()).await;
     bob.disconnect(alice_id).await.unwrap();
-    wait_for(&mut bob_events, "closed", |e| matches!(e, NetworkEvent::ChannelClosed { .. }).then_some(())).await;
+    wait_for(&mut bob_events, "closed", |e| {
+        matches!(e, NetworkEvent::ChannelClosed { .. }).then_some(())
+    })
+    .await;
     wait_for(&mut bob_events, "reconnected", |e| match e {
         NetworkEvent::ChannelOpened { peer, .. } if *peer == alice_id => Some(()),
         _ => None,
@@ -93,7 +119,10 @@ async fn a_persistent_peer_is_reconnected_until_removed_and_may_return() {
     assert!(alice.known_peer(&bob_id).is_none());
     eventually("the channel is gone", || bob.channel(&alice_id).is_none()).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
-    assert!(bob.channel(&alice_id).is_none(), "a removed peer is not redialed");
+    assert!(
+        bob.channel(&alice_id).is_none(),
+        "a removed peer is not redialed"
+    );
 
     // Removal is not a block: Bob may connect to Alice again.
     let alice_open = bob.connect(addr(&alice)).await.unwrap();
@@ -110,43 +139,89 @@ async fn identifiers_and_shared_peer_lists_fill_known_peers() {
     let mut alice_events = alice.subscribe();
     let alice_id = bob.connect(addr(&alice)).await.unwrap();
     bob.elevate(alice_id).await.unwrap();
-    wait_for(&mut alice_events, "open", |e| matches!(e, NetworkEvent::ChannelOpened { .. }).then_some(())).await;
+    wait_for(&mut alice_events, "open", |e| {
+        matches!(e, NetworkEvent::ChannelOpened { .. }).then_some(())
+    })
+    .await;
     eventually("bob elevated alice", || {
-        bob.channel(&alice_id).is_some_and(|c| c.state == p2pnet::proto::ChannelState::Open { trust: TrustLevel::ELEVATED })
+        bob.channel(&alice_id).is_some_and(|c| {
+            c.state
+                == p2pnet::proto::ChannelState::Open {
+                    trust: TrustLevel::ELEVATED,
+                }
+        })
     })
     .await;
 
     let bob_listen = addr(&bob);
-    bob.send(alice_id, Identifier {
-        peer_id: bob.local_peer_id(),
-        listening_port: bob_listen.port(),
-        addresses: vec!["127.0.0.1".parse().unwrap()],
-    })
+    bob.send(
+        alice_id,
+        Identifier {
+            peer_id: bob.local_peer_id(),
+            listening_port: bob_listen.port(),
+            addresses: vec!["127.0.0.1".parse().unwrap()],
+        },
+    )
     .await
     .unwrap();
-    bob.send(alice_id, CollectionShare {
-        peers: vec![
-            PeerRecord { peer_id: carol.local_peer_id(), addresses: vec![addr(&carol)] },
-            PeerRecord { peer_id: alice_id, addresses: vec![] },
-        ],
-    })
+    bob.send(
+        alice_id,
+        CollectionShare {
+            peers: vec![
+                PeerRecord {
+                    peer_id: carol.local_peer_id(),
+                    addresses: vec![addr(&carol)],
+                },
+                PeerRecord {
+                    peer_id: alice_id,
+                    addresses: vec![],
+                },
+            ],
+        },
+    )
     .await
     .unwrap();
     let (learned, source) = wait_for(&mut alice_events, "carol learned", |e| match e {
-        NetworkEvent::PeerAdded { peer, source } if *peer == carol.local_peer_id() => Some((*peer, *source)),
+        NetworkEvent::PeerAdded { peer, source } if *peer == carol.local_peer_id() => {
+            Some((*peer, *source))
+        }
         _ => None,
     })
     .await;
-    assert_eq!(source, PeerSource::Shared { by: bob.local_peer_id() });
-    assert_eq!(alice.known_peer(&learned).unwrap().addresses, vec![addr(&carol)]);
+    assert_eq!(
+        source,
+        PeerSource::Shared {
+            by: bob.local_peer_id()
+        }
+    );
+    assert_eq!(
+        alice.known_peer(&learned).unwrap().addresses,
+        vec![addr(&carol)]
+    );
     assert!(alice.known_peer(&alice_id).is_none(), "never learns itself");
-    assert!(alice.known_peer(&bob.local_peer_id()).unwrap().addresses.contains(&bob_listen));
-    assert!(alice.channel(&learned).is_none(), "learning connects to no one");
+    assert!(
+        alice
+            .known_peer(&bob.local_peer_id())
+            .unwrap()
+            .addresses
+            .contains(&bob_listen)
+    );
+    assert!(
+        alice.channel(&learned).is_none(),
+        "learning connects to no one"
+    );
 
     // An identifier claiming someone else is refused by the channel.
-    bob.send(alice_id, Identifier { peer_id: carol.local_peer_id(), listening_port: 1, addresses: vec![] })
-        .await
-        .unwrap_err();
+    bob.send(
+        alice_id,
+        Identifier {
+            peer_id: carol.local_peer_id(),
+            listening_port: 1,
+            addresses: vec![],
+        },
+    )
+    .await
+    .unwrap_err();
     for n in [alice, bob, carol] {
         n.shutdown().await;
     }
@@ -161,9 +236,20 @@ async fn broadcast_reaches_every_open_channel_its_trust_permits() {
         spoke.connect(addr(&hub)).await.unwrap();
         spokes.push(spoke);
     }
-    eventually("three channels", || hub.channels().iter().filter(|c| matches!(c.state, p2pnet::proto::ChannelState::Open { .. })).count() == 3).await;
+    eventually("three channels", || {
+        hub.channels()
+            .iter()
+            .filter(|c| matches!(c.state, p2pnet::proto::ChannelState::Open { .. }))
+            .count()
+            == 3
+    })
+    .await;
     let mut inboxes: Vec<_> = spokes.iter().map(|s| s.subscribe()).collect();
-    assert_eq!(hub.broadcast(p2pnet::proto::packet::PureMessage::new("to all")).await, 3);
+    assert_eq!(
+        hub.broadcast(p2pnet::proto::packet::PureMessage::new("to all"))
+            .await,
+        3
+    );
     for inbox in &mut inboxes {
         assert_eq!(message(inbox).await.1, "to all");
     }
@@ -195,7 +281,11 @@ async fn routines_can_be_added_started_retimed_listed_and_stopped() {
             }
         })
         .unwrap();
-    assert!(routines.add("count", Duration::from_secs(1), |_n| async { Ok(()) }).is_err());
+    assert!(
+        routines
+            .add("count", Duration::from_secs(1), |_n| async { Ok(()) })
+            .is_err()
+    );
     assert!(!routines.get("count").unwrap().running);
     routines.start("count").unwrap();
     eventually("several runs", || runs.load(Ordering::SeqCst) >= 4).await;
@@ -206,19 +296,39 @@ async fn routines_can_be_added_started_retimed_listed_and_stopped() {
     tokio::time::sleep(Duration::from_millis(60)).await;
     let stopped_at = runs.load(Ordering::SeqCst);
     tokio::time::sleep(Duration::from_millis(100)).await;
-    assert_eq!(runs.load(Ordering::SeqCst), stopped_at, "a stopped routine does not run");
+    assert_eq!(
+        runs.load(Ordering::SeqCst),
+        stopped_at,
+        "a stopped routine does not run"
+    );
     assert!(!routines.get("count").unwrap().running);
 
-    routines.set_interval("count", Duration::from_secs(3600)).unwrap();
+    routines
+        .set_interval("count", Duration::from_secs(3600))
+        .unwrap();
     routines.start("count").unwrap();
-    eventually("one run at start", || runs.load(Ordering::SeqCst) == stopped_at + 1).await;
+    eventually("one run at start", || {
+        runs.load(Ordering::SeqCst) == stopped_at + 1
+    })
+    .await;
     tokio::time::sleep(Duration::from_millis(100)).await;
-    assert_eq!(runs.load(Ordering::SeqCst), stopped_at + 1, "the new interval holds");
-    assert_eq!(routines.get("count").unwrap().interval, Duration::from_secs(3600));
+    assert_eq!(
+        runs.load(Ordering::SeqCst),
+        stopped_at + 1,
+        "the new interval holds"
+    );
+    assert_eq!(
+        routines.get("count").unwrap().interval,
+        Duration::from_secs(3600)
+    );
 
     // A panicking routine is recorded and keeps its schedule.
     let mut events = network.subscribe();
-    routines.add("boom", Duration::from_millis(20), |_n| async { panic!("routine exploded") }).unwrap();
+    routines
+        .add("boom", Duration::from_millis(20), |_n| async {
+            panic!("routine exploded")
+        })
+        .unwrap();
     routines.start("boom").unwrap();
     let error = wait_for(&mut events, "routine failure", |e| match e {
         NetworkEvent::RoutineFailed { name, error } if name == "boom" => Some(error.clone()),
@@ -226,7 +336,10 @@ async fn routines_can_be_added_started_retimed_listed_and_stopped() {
     })
     .await;
     assert!(error.contains("routine exploded"));
-    eventually("it keeps running", || routines.get("boom").unwrap().runs >= 2).await;
+    eventually("it keeps running", || {
+        routines.get("boom").unwrap().runs >= 2
+    })
+    .await;
     assert!(routines.remove("boom").is_ok());
     assert!(routines.start("boom").is_err());
     network.shutdown().await;
@@ -245,7 +358,10 @@ async fn discern_closes_channels_idle_for_too_long() {
     let mut alice_events = alice.subscribe();
     alice.connect(addr(&bob)).await.unwrap();
     let reason = wait_for(&mut alice_events, "idle close", |e| match e {
-        NetworkEvent::ChannelClosed { reason: p2pnet::CloseReason::Disconnect(d), .. } => Some(d.reason),
+        NetworkEvent::ChannelClosed {
+            reason: p2pnet::CloseReason::Disconnect(d),
+            ..
+        } => Some(d.reason),
         _ => None,
     })
     .await;
@@ -265,7 +381,10 @@ async fn many_networks_run_side_by_side_in_one_process() {
     }
     let mut last = nodes[5].subscribe();
     let ids: Vec<_> = nodes.iter().map(|n| n.local_peer_id()).collect();
-    nodes[4].send_message(ids[5], "down the line").await.unwrap();
+    nodes[4]
+        .send_message(ids[5], "down the line")
+        .await
+        .unwrap();
     assert_eq!(message(&mut last).await, (ids[4], "down the line".into()));
     let unique: std::collections::HashSet<_> = ids.iter().collect();
     assert_eq!(unique.len(), 6);

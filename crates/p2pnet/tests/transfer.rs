@@ -32,11 +32,16 @@ fn write_file(path: &Path, mib: usize) -> ContentHash {
 
 fn hash_of(path: &Path) -> ContentHash {
     let mut hasher = blake3::Hasher::new();
-    hasher.update_reader(std::fs::File::open(path).unwrap()).unwrap();
+    hasher
+        .update_reader(std::fs::File::open(path).unwrap())
+        .unwrap();
     hasher.finalize().into()
 }
 
-async fn elevated_pair(sender: &PeerNetwork, receiver: &PeerNetwork) -> (p2pnet::PeerId, p2pnet::PeerId) {
+async fn elevated_pair(
+    sender: &PeerNetwork,
+    receiver: &PeerNetwork,
+) -> (p2pnet::PeerId, p2pnet::PeerId) {
     let (s, r) = link(sender, receiver).await;
     sender.elevate(r).await.unwrap();
     receiver.elevate(s).await.unwrap();
@@ -66,14 +71,21 @@ async fn a_100_mib_file_arrives_verified_with_progress() {
     sender.send_file(receiver_id, &source).await.unwrap();
     let mut progress_events = 0;
     let (path, hash, resumed) = wait_for(&mut events, "completion", |e| match e {
-        NetworkEvent::TransferProgress { direction: TransferDirection::Incoming, .. } => {
+        NetworkEvent::TransferProgress {
+            direction: TransferDirection::Incoming,
+            ..
+        } => {
             progress_events += 1;
             None
         }
         NetworkEvent::TransferFailed { reason, .. } => panic!("transfer failed: {reason}"),
-        NetworkEvent::TransferCompleted { path, hash, resumed_from, direction: TransferDirection::Incoming, .. } => {
-            Some((path.clone(), *hash, *resumed_from))
-        }
+        NetworkEvent::TransferCompleted {
+            path,
+            hash,
+            resumed_from,
+            direction: TransferDirection::Incoming,
+            ..
+        } => Some((path.clone(), *hash, *resumed_from)),
         _ => None,
     })
     .await;
@@ -81,10 +93,22 @@ async fn a_100_mib_file_arrives_verified_with_progress() {
     assert_eq!(hash, expected);
     assert_eq!(resumed, 0);
     assert_eq!(path, downloads.join("big.bin"));
-    assert_eq!(hash_of(&path), expected, "the bytes on disk are the sent bytes");
-    assert!((10..=60).contains(&progress_events), "{progress_events} progress events");
+    assert_eq!(
+        hash_of(&path),
+        expected,
+        "the bytes on disk are the sent bytes"
+    );
+    assert!(
+        (10..=60).contains(&progress_events),
+        "{progress_events} progress events"
+    );
     // The partial directory is empty once the file is in place.
-    assert_eq!(std::fs::read_dir(downloads.join(p2pnet::PARTIAL_DIR)).unwrap().count(), 0);
+    assert_eq!(
+        std::fs::read_dir(downloads.join(p2pnet::PARTIAL_DIR))
+            .unwrap()
+            .count(),
+        0
+    );
 
     sender.shutdown().await;
     receiver.shutdown().await;
@@ -99,9 +123,11 @@ async fn offers_are_refused_without_consent_a_download_dir_or_within_the_size_li
 
     let no_dir = start(local()).await;
     let refusing = start(local().download_dir(dir.path().join("r")).handlers(
-        PacketHandlers::default().on_file_offer(|_: &p2pnet::PacketContext<'_>, offer: &p2pnet::FileOfferInfo| {
-            FileDecision::Reject(format!("no thanks to {}", offer.name))
-        }),
+        PacketHandlers::default().on_file_offer(
+            |_: &p2pnet::PacketContext<'_>, offer: &p2pnet::FileOfferInfo| {
+                FileDecision::Reject(format!("no thanks to {}", offer.name))
+            },
+        ),
     ))
     .await;
     let tiny = start(local().download_dir(dir.path().join("t")).max_file_size(4)).await;
@@ -115,7 +141,10 @@ async fn offers_are_refused_without_consent_a_download_dir_or_within_the_size_li
         sender.send_file(id, &source).await.unwrap();
         let reason = wait_for(&mut events, "rejection", |e| match e {
             NetworkEvent::TransferFailed { reason, .. } => Some(reason.clone()),
-            NetworkEvent::TransferCompleted { direction: TransferDirection::Outgoing, .. } => {
+            NetworkEvent::TransferCompleted {
+                direction: TransferDirection::Outgoing,
+                ..
+            } => {
                 panic!("sent despite refusal")
             }
             _ => None,
@@ -137,11 +166,13 @@ async fn a_killed_sender_resumes_from_the_last_verified_chunk() {
     let key = Keypair::generate(&mut rand::rng()).to_bytes().to_vec();
     // The receiver admits and elevates inbound peers at once, and remembers
     // the trust it granted when the same identity comes back.
-    let receiver = start(local().download_dir(&downloads).trust_policy(p2pnet::IncomingPeerTrustPolicy {
-        auto_accept: true,
-        allow_enhanced_packet_exchange: true,
-        ..Default::default()
-    }))
+    let receiver = start(local().download_dir(&downloads).trust_policy(
+        p2pnet::IncomingPeerTrustPolicy {
+            auto_accept: true,
+            allow_enhanced_packet_exchange: true,
+            ..Default::default()
+        },
+    ))
     .await;
     let receiver_addr = addr(&receiver);
     let mut events = receiver.subscribe();
@@ -154,7 +185,10 @@ async fn a_killed_sender_resumes_from_the_last_verified_chunk() {
         let key = key.clone();
         let source = source.clone();
         std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
             let sender = runtime.block_on(async move {
                 let sender = start(local().keypair(Keypair::from_bytes(&key).unwrap())).await;
                 let receiver_id = sender.connect(receiver_addr).await.unwrap();
@@ -174,7 +208,9 @@ async fn a_killed_sender_resumes_from_the_last_verified_chunk() {
         })
     };
     wait_for(&mut events, "a quarter received", |e| match e {
-        NetworkEvent::TransferProgress { transferred, total, .. } => (*transferred >= total / 4).then_some(()),
+        NetworkEvent::TransferProgress {
+            transferred, total, ..
+        } => (*transferred >= total / 4).then_some(()),
         NetworkEvent::TransferCompleted { .. } => panic!("finished before the kill"),
         _ => None,
     })
@@ -182,12 +218,19 @@ async fn a_killed_sender_resumes_from_the_last_verified_chunk() {
     kill.send(()).unwrap();
     doomed.join().unwrap();
     wait_for(&mut events, "the dead channel noticed", |e| match e {
-        NetworkEvent::TransferFailed { direction: TransferDirection::Incoming, .. } => Some(()),
+        NetworkEvent::TransferFailed {
+            direction: TransferDirection::Incoming,
+            ..
+        } => Some(()),
         NetworkEvent::TransferCompleted { .. } => panic!("finished before the kill"),
         _ => None,
     })
     .await;
-    let partial = std::fs::read_dir(downloads.join(p2pnet::PARTIAL_DIR)).unwrap().next().unwrap().unwrap();
+    let partial = std::fs::read_dir(downloads.join(p2pnet::PARTIAL_DIR))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap();
     let kept = partial.metadata().unwrap().len();
     assert!(kept > 0 && kept < 64 << 20, "{kept} bytes kept");
 
@@ -204,14 +247,24 @@ async fn a_killed_sender_resumes_from_the_last_verified_chunk() {
     sender.send_file(receiver_id, &source).await.unwrap();
     let (path, hash, resumed_from) = wait_for(&mut events, "completion", |e| match e {
         NetworkEvent::TransferFailed { reason, .. } => panic!("resume failed: {reason}"),
-        NetworkEvent::TransferCompleted { path, hash, resumed_from, direction: TransferDirection::Incoming, .. } => {
-            Some((path.clone(), *hash, *resumed_from))
-        }
+        NetworkEvent::TransferCompleted {
+            path,
+            hash,
+            resumed_from,
+            direction: TransferDirection::Incoming,
+            ..
+        } => Some((path.clone(), *hash, *resumed_from)),
         _ => None,
     })
     .await;
-    assert!(resumed_from > 0 && resumed_from <= kept, "resumed from {resumed_from}, {kept} kept");
-    assert_eq!(resumed_from % u64::from(p2pnet::proto::packet::DEFAULT_CHUNK_SIZE), 0);
+    assert!(
+        resumed_from > 0 && resumed_from <= kept,
+        "resumed from {resumed_from}, {kept} kept"
+    );
+    assert_eq!(
+        resumed_from % u64::from(p2pnet::proto::packet::DEFAULT_CHUNK_SIZE),
+        0
+    );
     assert_eq!(hash, expected);
     assert_eq!(hash_of(&path), expected);
     sender.shutdown().await;

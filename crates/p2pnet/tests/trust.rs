@@ -29,16 +29,25 @@ async fn approve_lets_messages_through_and_reject_disconnects() {
 
     // Alice is approved; her message sent before approval was held, not lost.
     let bob_id = alice.connect(addr(&bob)).await.unwrap();
-    alice.send_message(bob_id, "sent while pending").await.unwrap();
+    alice
+        .send_message(bob_id, "sent while pending")
+        .await
+        .unwrap();
     let alice_id = wait_for(&mut bob_events, "approval request", |e| match e {
         NetworkEvent::ApprovalRequested { peer, .. } => Some(*peer),
         _ => None,
     })
     .await;
     assert_eq!(alice_id, alice.local_peer_id());
-    assert!(bob.pending_approvals().is_empty(), "placement Event does not queue");
+    assert!(
+        bob.pending_approvals().is_empty(),
+        "placement Event does not queue"
+    );
     bob.approve(alice_id, None).await.unwrap();
-    assert_eq!(message(&mut bob_events).await, (alice_id, "sent while pending".into()));
+    assert_eq!(
+        message(&mut bob_events).await,
+        (alice_id, "sent while pending".into())
+    );
 
     // Carol is rejected: told so, and nothing she sent is delivered.
     carol.connect(addr(&bob)).await.unwrap();
@@ -73,17 +82,27 @@ async fn queue_placement_and_the_approval_hook() {
     let bob = start(
         local()
             .trust_policy(policy)
-            .on_approval_request(move |pending| (pending.peer == hook_victim).then_some(Verdict::Reject)),
+            .on_approval_request(move |pending| {
+                (pending.peer == hook_victim).then_some(Verdict::Reject)
+            }),
     )
     .await;
     let alice = start(local()).await;
     let mut bob_events = bob.subscribe();
 
     let bob_id = alice.connect(addr(&bob)).await.unwrap();
-    let pending = tokio::time::timeout(WAIT, bob.next_pending()).await.unwrap().unwrap();
+    let pending = tokio::time::timeout(WAIT, bob.next_pending())
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(pending.peer, alice.local_peer_id());
-    bob.approve(pending.peer, Some(TrustLevel::DEFAULT)).await.unwrap();
-    alice.send_message(bob_id, "queued and approved").await.unwrap();
+    bob.approve(pending.peer, Some(TrustLevel::DEFAULT))
+        .await
+        .unwrap();
+    alice
+        .send_message(bob_id, "queued and approved")
+        .await
+        .unwrap();
     assert_eq!(message(&mut bob_events).await.1, "queued and approved");
 
     // The hook rejects this peer at once; it never reaches the queue.
@@ -124,7 +143,10 @@ async fn approval_is_remembered_and_auto_accept_skips_it() {
     .await;
     let mut open_events = open.subscribe();
     let open_id = alice.connect(addr(&open)).await.unwrap();
-    alice.send_message(open_id, "no approval needed").await.unwrap();
+    alice
+        .send_message(open_id, "no approval needed")
+        .await
+        .unwrap();
     assert_eq!(message(&mut open_events).await.1, "no approval needed");
 
     for n in [alice, bob, open] {
@@ -152,7 +174,10 @@ async fn blocking_a_peer_id_works_both_ways_and_closes_its_channel() {
     // Outbound: Carol blocks Bob; she refuses before dialing when she knows
     // the id, and after the handshake proves it otherwise.
     carol.block_peer(bob_id);
-    assert!(matches!(carol.connect_to(bob_id, addr(&bob)).await, Err(Error::Denied(_))));
+    assert!(matches!(
+        carol.connect_to(bob_id, addr(&bob)).await,
+        Err(Error::Denied(_))
+    ));
     let err = carol.connect(addr(&bob)).await.unwrap_err();
     assert!(err.to_string().contains("Blocked"), "{err}");
     assert!(carol.channels().is_empty());
@@ -177,10 +202,15 @@ async fn blocking_a_network_works_both_ways() {
     // before any handshake.
     let mut bob_events = bob.subscribe();
     bob.block_network("127.0.0.0/8".parse().unwrap());
-    wait_for(&mut alice_events, "blocked", |e| closed_with(e, DisconnectReason::Blocked).then_some(())).await;
+    wait_for(&mut alice_events, "blocked", |e| {
+        closed_with(e, DisconnectReason::Blocked).then_some(())
+    })
+    .await;
     assert!(alice.connect(addr(&bob)).await.is_err());
     wait_for(&mut bob_events, "refusal", |e| match e {
-        NetworkEvent::ConnectionRefused { peer: None, reason, .. } => Some(reason.clone()),
+        NetworkEvent::ConnectionRefused {
+            peer: None, reason, ..
+        } => Some(reason.clone()),
         _ => None,
     })
     .await;
@@ -188,8 +218,14 @@ async fn blocking_a_network_works_both_ways() {
 
     // Outbound by single address.
     alice.block_network("127.0.0.1/32".parse().unwrap());
-    assert!(matches!(alice.connect(addr(&bob)).await, Err(Error::Denied(_))));
-    assert!(matches!(alice.connect_to(bob_id, addr(&bob)).await, Err(Error::Denied(_))));
+    assert!(matches!(
+        alice.connect(addr(&bob)).await,
+        Err(Error::Denied(_))
+    ));
+    assert!(matches!(
+        alice.connect_to(bob_id, addr(&bob)).await,
+        Err(Error::Denied(_))
+    ));
     alice.unblock_network("127.0.0.1/32".parse().unwrap());
     alice.connect(addr(&bob)).await.unwrap();
 
@@ -210,7 +246,11 @@ async fn an_allow_list_denies_everyone_else() {
     alice.connect(addr(&bob)).await.unwrap();
     refused(&carol, addr(&bob), DisconnectReason::Blocked).await;
     eventually("only alice is connected", || {
-        bob.channels().iter().filter_map(|c| c.peer).collect::<Vec<_>>() == vec![alice.local_peer_id()]
+        bob.channels()
+            .iter()
+            .filter_map(|c| c.peer)
+            .collect::<Vec<_>>()
+            == vec![alice.local_peer_id()]
     })
     .await;
     for n in [alice, bob, carol] {
@@ -228,7 +268,10 @@ async fn elevation_unlocks_data_transmission_on_each_side() {
 
     // Default trust: Alice's own gate refuses to send.
     let err = alice.send(bob_id, data()).await.unwrap_err();
-    assert!(matches!(err, Error::Protocol(p2pnet::proto::Error::NotPermitted(_))), "{err}");
+    assert!(
+        matches!(err, Error::Protocol(p2pnet::proto::Error::NotPermitted(_))),
+        "{err}"
+    );
 
     // Alice elevates Bob, Bob has not elevated Alice: Bob's gate drops it.
     alice.elevate(bob_id).await.unwrap();
@@ -277,13 +320,16 @@ async fn elevation_unlocks_data_transmission_on_each_side() {
 
 #[tokio::test]
 async fn a_failing_or_panicking_handler_is_reported_and_the_channel_lives_on() {
-    let handlers = PacketHandlers::default().on_pure_message(|ctx: &p2pnet::PacketContext<'_>, m: p2pnet::proto::packet::PureMessage| {
-        match m.text.as_str() {
+    let handlers = PacketHandlers::default().on_pure_message(
+        |ctx: &p2pnet::PacketContext<'_>, m: p2pnet::proto::packet::PureMessage| match m
+            .text
+            .as_str()
+        {
             "panic" => panic!("handler exploded"),
             "fail" => Err("refusing this one".into()),
             _ => p2pnet::handler::defaults::pure_message(ctx, m),
-        }
-    });
+        },
+    );
     let bob = start(local().handlers(handlers)).await;
     let alice = start(local()).await;
     let (_, bob_id) = link(&alice, &bob).await;
@@ -321,7 +367,10 @@ async fn pending_peers_are_rejected_after_the_approval_timeout() {
     let mut alice_events = alice.subscribe();
     alice.connect(addr(&bob)).await.unwrap();
     let closed = wait_for(&mut alice_events, "timeout rejection", |e| match e {
-        NetworkEvent::ChannelClosed { reason: CloseReason::Disconnect(d), .. } => Some(d.clone()),
+        NetworkEvent::ChannelClosed {
+            reason: CloseReason::Disconnect(d),
+            ..
+        } => Some(d.clone()),
         _ => None,
     })
     .await;

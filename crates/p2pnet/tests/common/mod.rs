@@ -47,7 +47,10 @@ pub async fn wait_for<T>(
 pub async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
     let deadline = tokio::time::Instant::now() + WAIT;
     while !check() {
-        assert!(tokio::time::Instant::now() < deadline, "timed out waiting until {what}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting until {what}"
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
@@ -92,9 +95,11 @@ pub async fn refused(
         Err(err) => err.to_string(),
         Ok(peer) => {
             let reason = wait_for(&mut events, "the remote's refusal", |e| match e {
-                NetworkEvent::ChannelClosed { peer: Some(p), reason, .. } if *p == peer => {
-                    Some(reason.clone())
-                }
+                NetworkEvent::ChannelClosed {
+                    peer: Some(p),
+                    reason,
+                    ..
+                } if *p == peer => Some(reason.clone()),
                 _ => None,
             })
             .await;
