@@ -63,7 +63,7 @@ const FLUSH_TIMEOUT: Duration = Duration::from_secs(2);
 pub(crate) enum Command {
     Send {
         packet: Packet,
-        reply: Option<oneshot::Sender<Result<(), Error>>>,
+        reply: Option<SendReply>,
     },
     Approve(TrustLevel),
     Reject(Disconnect),
@@ -74,6 +74,9 @@ pub(crate) enum Command {
         reply: oneshot::Sender<Result<TransferId, Error>>,
     },
 }
+
+/// Answers a `send` call once its packet is queued or refused.
+pub(crate) type SendReply = oneshot::Sender<Result<(), Error>>;
 
 /// Tells a `connect` call how its channel ended up.
 pub(crate) type OpenedTx = oneshot::Sender<Result<PeerId, String>>;
@@ -89,7 +92,7 @@ pub(crate) struct Actor {
     opened: Option<OpenedTx>,
     peer: Option<PeerId>,
     /// A send that met a full channel buffer; commands wait behind it.
-    stalled: Option<(Packet, Option<oneshot::Sender<Result<(), Error>>>)>,
+    stalled: Option<(Packet, Option<SendReply>)>,
     /// Small transfer control messages that met a full buffer.
     backlog: VecDeque<Packet>,
     outgoing: HashMap<TransferId, Outgoing>,
@@ -310,11 +313,11 @@ impl Actor {
             Bind::Replaces(old) => {
                 let close = Command::Close(Disconnect::new(DisconnectReason::Duplicate));
                 if old.try_send(close).is_err() {
-                    let _ = self.shared.tracker.spawn(async move {
+                    drop(self.shared.tracker.spawn(async move {
                         let _ = old
                             .send(Command::Close(Disconnect::new(DisconnectReason::Duplicate)))
                             .await;
-                    });
+                    }));
                 }
             }
         }
@@ -544,7 +547,7 @@ impl Actor {
         }
     }
 
-    fn try_send(&mut self, packet: Packet, reply: Option<oneshot::Sender<Result<(), Error>>>) {
+    fn try_send(&mut self, packet: Packet, reply: Option<SendReply>) {
         match self.channel.send(packet.clone()) {
             Err(p2pnet_proto::Error::SendBufferFull { .. }) => self.stalled = Some((packet, reply)),
             result => {

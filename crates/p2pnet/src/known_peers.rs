@@ -156,7 +156,7 @@ impl KnownPeers {
     /// Every peer, most recently seen first.
     pub fn snapshot(&self) -> Vec<KnownPeer> {
         let mut all: Vec<_> = self.peers.values().cloned().collect();
-        all.sort_by(|a, b| b.last_seen.cmp(&a.last_seen));
+        all.sort_by_key(|peer| std::cmp::Reverse(peer.last_seen));
         all
     }
 }
