@@ -61,8 +61,10 @@ const FLUSH_TIMEOUT: Duration = Duration::from_secs(2);
 /// What the network asks of a channel.
 #[derive(Debug)]
 pub(crate) enum Command {
+    // Boxed payloads keep `Command` small: every channel's queue allocates
+    // a block of slots up front, and 10,000 idle channels pay for it.
     Send {
-        packet: Packet,
+        packet: Box<Packet>,
         reply: Option<SendReply>,
     },
     Approve(TrustLevel),
@@ -70,7 +72,7 @@ pub(crate) enum Command {
     SetTrust(TrustLevel),
     Close(Disconnect),
     SendFile {
-        file: PreparedFile,
+        file: Box<PreparedFile>,
         reply: oneshot::Sender<Result<TransferId, Error>>,
     },
 }
@@ -79,7 +81,7 @@ pub(crate) enum Command {
 pub(crate) type SendReply = oneshot::Sender<Result<(), Error>>;
 
 /// Tells a `connect` call how its channel ended up.
-pub(crate) type OpenedTx = oneshot::Sender<Result<PeerId, String>>;
+pub(crate) type OpenedTx = oneshot::Sender<Result<PeerId, CloseReason>>;
 
 pub(crate) struct Actor {
     shared: Arc<Shared>,
@@ -444,7 +446,7 @@ impl Actor {
             self.shared.dequeue_approval(&peer);
         }
         if let Some(opened) = self.opened.take() {
-            let _ = opened.send(Err(describe(&reason)));
+            let _ = opened.send(Err(reason.clone()));
         }
         if let (true, Some(peer), CloseReason::Disconnect(disconnect)) =
             (by_remote, self.peer, &reason)
@@ -500,7 +502,9 @@ impl Actor {
             }
             Packet::DataTransmission(DataTransmission::File(message)) => {
                 drop(ctx);
-                self.on_file_message(peer, message).await;
+                // Boxed: the file path's disk futures are large and rare, and
+                // would otherwise enlarge every idle channel's task.
+                Box::pin(self.on_file_message(peer, message)).await;
                 return;
             }
             // Handled inside the channel; never delivered.
@@ -519,7 +523,7 @@ impl Actor {
     fn handle_command(&mut self, command: Command) {
         let now = self.shared.clock.now();
         match command {
-            Command::Send { packet, reply } => self.try_send(packet, reply),
+            Command::Send { packet, reply } => self.try_send(*packet, reply),
             Command::Approve(trust) => {
                 let _ = self.channel.approve(trust);
             }
@@ -543,7 +547,7 @@ impl Actor {
                 }
             }
             Command::Close(disconnect) => self.channel.close(now, disconnect),
-            Command::SendFile { file, reply } => self.start_outgoing(file, reply),
+            Command::SendFile { file, reply } => self.start_outgoing(*file, reply),
         }
     }
 
@@ -830,7 +834,7 @@ impl Actor {
             let Some(outgoing) = self.outgoing.get_mut(&id) else {
                 continue;
             };
-            let chunk = match outgoing.next_chunk().await {
+            let chunk = match Box::pin(outgoing.next_chunk()).await {
                 Ok(Some(chunk)) => chunk,
                 Ok(None) => {
                     if let Ok(done) = outgoing.sender.done() {
@@ -889,7 +893,7 @@ impl Actor {
     fn finish(mut self) {
         self.shared.registry().remove(self.id);
         if let Some(opened) = self.opened.take() {
-            let _ = opened.send(Err("the channel closed".into()));
+            let _ = opened.send(Err(CloseReason::ConnectionLost));
         }
         if let Some((_, Some(reply))) = self.stalled.take() {
             let _ = reply.send(Err(Error::ChannelClosed));
@@ -932,7 +936,8 @@ impl Actor {
     }
 }
 
-fn describe(reason: &CloseReason) -> String {
+/// A close reason in words, for errors.
+pub(crate) fn describe(reason: &CloseReason) -> String {
     match reason {
         CloseReason::Disconnect(disconnect) => match &disconnect.message {
             Some(message) => format!("disconnected ({:?}): {message}", disconnect.reason),

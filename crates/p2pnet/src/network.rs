@@ -476,7 +476,8 @@ impl PeerNetwork {
             Ok(Err(reason)) => {
                 // Lost a duplicate race: the peer's other channel is the one
                 // both sides keep; wait for it to open.
-                if reason.contains("Duplicate") {
+                if matches!(&reason, CloseReason::Disconnect(d) if d.reason == DisconnectReason::Duplicate)
+                {
                     let deadline = shared.config.channel.handshake_timeout;
                     let wait = async {
                         loop {
@@ -498,7 +499,7 @@ impl PeerNetwork {
                         return Ok(peer);
                     }
                 }
-                Err(failed(reason))
+                Err(failed(crate::actor::describe(&reason)))
             }
             Err(_) => Err(failed("the channel ended".into())),
         }
@@ -787,7 +788,7 @@ impl PeerNetwork {
         let packet = packet.into();
         commands
             .send(Command::Send {
-                packet,
+                packet: Box::new(packet),
                 reply: Some(reply),
             })
             .await
@@ -812,7 +813,7 @@ impl PeerNetwork {
         let mut sent = 0;
         for (_, commands) in targets {
             let command = Command::Send {
-                packet: packet.clone(),
+                packet: Box::new(packet.clone()),
                 reply: None,
             };
             if commands.send(command).await.is_ok() {
@@ -837,7 +838,10 @@ impl PeerNetwork {
         let file = PreparedFile::open(path.as_ref().to_owned()).await?;
         let (reply, result) = oneshot::channel();
         commands
-            .send(Command::SendFile { file, reply })
+            .send(Command::SendFile {
+                file: Box::new(file),
+                reply,
+            })
             .await
             .map_err(|_| Error::NotConnected(peer))?;
         result.await.map_err(|_| Error::ChannelClosed)?
@@ -904,13 +908,6 @@ impl PeerNetwork {
         self.shared.approvals_changed.notify_waiters();
         self.shared.tracker.close();
         self.shared.tracker.wait().await;
-    }
-
-    /// Why the last channel to `peer` closed is reported by
-    /// [`NetworkEvent::ChannelClosed`]; this helper says whether a close
-    /// reason was a graceful Disconnect with `reason`.
-    pub fn closed_with(reason: &CloseReason, code: DisconnectReason) -> bool {
-        matches!(reason, CloseReason::Disconnect(d) if d.reason == code)
     }
 }
 
