@@ -7,6 +7,9 @@
 //!   by the peer (PureMessage + handler reply) vs TCP ping-pong.
 //! * `connect/p2pnet` vs `connect/tcp`: connect + Noise handshake + first
 //!   message delivered, vs TCP connect + one round trip.
+//! * `sans_io/encrypt_decrypt`: the protocol core alone, two channels in
+//!   memory on one thread (encode, encrypt, decrypt, decode): the ceiling
+//!   the runtime can reach on this CPU with ChaCha20-Poly1305.
 //!
 //! Run: `cargo bench -p p2pnet --bench channel`.
 
@@ -333,5 +336,53 @@ fn connect(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, throughput, round_trip, connect);
+fn sans_io(c: &mut Criterion) {
+    use p2pnet::proto::{Channel, ChannelConfig, ChannelEvent, Instant as CoreInstant, Keypair};
+
+    fn pump(a: &mut Channel, b: &mut Channel) {
+        loop {
+            let mut moved = false;
+            while let Some(bytes) = a.poll_transmit() {
+                b.handle_bytes(CoreInstant::ZERO, &bytes).expect("bytes");
+                moved = true;
+            }
+            while let Some(bytes) = b.poll_transmit() {
+                a.handle_bytes(CoreInstant::ZERO, &bytes).expect("bytes");
+                moved = true;
+            }
+            if !moved {
+                return;
+            }
+        }
+    }
+
+    let mut rng = rand::rng();
+    let config = Arc::new(ChannelConfig::default());
+    let (alice, bob) = (Keypair::generate(&mut rng), Keypair::generate(&mut rng));
+    let mut a = Channel::new_outbound(config.clone(), &alice, None, CoreInstant::ZERO, &mut rng)
+        .expect("a");
+    let mut b = Channel::new_inbound(config, &bob, CoreInstant::ZERO, &mut rng).expect("b");
+    pump(&mut a, &mut b);
+    a.approve(p2pnet::TrustLevel::ELEVATED).expect("approve");
+    b.approve(p2pnet::TrustLevel::ELEVATED).expect("approve");
+    pump(&mut a, &mut b);
+    while b.poll_event().is_some() {}
+    let payload = vec![0x5au8; PACKET];
+    let mut group = c.benchmark_group("sans_io");
+    group.throughput(Throughput::Bytes(PACKET as u64));
+    group.bench_function("encrypt_decrypt", |bench| {
+        bench.iter(|| {
+            a.send(DataTransmission::MiscData(Payload::new(payload.clone())))
+                .expect("send");
+            pump(&mut a, &mut b);
+            match b.poll_event() {
+                Some(ChannelEvent::Packet(packet)) => packet,
+                other => panic!("unexpected {other:?}"),
+            }
+        });
+    });
+    group.finish();
+}
+
+criterion_group!(benches, throughput, round_trip, connect, sans_io);
 criterion_main!(benches);

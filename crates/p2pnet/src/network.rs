@@ -99,8 +99,8 @@ impl Shared {
         self.policy.read().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn update_policy(&self, change: impl FnOnce(&mut IncomingPeerTrustPolicy)) {
-        change(&mut self.policy.write().unwrap_or_else(PoisonError::into_inner));
+    fn update_policy<T>(&self, change: impl FnOnce(&mut IncomingPeerTrustPolicy) -> T) -> T {
+        change(&mut self.policy.write().unwrap_or_else(PoisonError::into_inner))
     }
 
     pub(crate) fn registry(&self) -> MutexGuard<'_, ActivePeerChannels> {
@@ -729,10 +729,8 @@ impl PeerNetwork {
 
     /// Lifts a block (or allow-list entry) on a peer id.
     pub fn unblock_peer(&self, peer: PeerId) -> bool {
-        let mut found = false;
         self.shared
-            .update_policy(|policy| found = policy.access.forget_peer(&peer));
-        found
+            .update_policy(|policy| policy.access.forget_peer(&peer))
     }
 
     /// Blocks an address or network (a single address is a /32 or /128),
@@ -746,10 +744,8 @@ impl PeerNetwork {
 
     /// Lifts a block (or allow-list entry) on a network.
     pub fn unblock_network(&self, net: IpNet) -> bool {
-        let mut found = false;
         self.shared
-            .update_policy(|policy| found = policy.access.forget_network(&net));
-        found
+            .update_policy(|policy| policy.access.forget_network(&net))
     }
 
     /// Adds a peer id to the allow-list. A non-empty allow-list denies

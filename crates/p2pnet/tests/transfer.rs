@@ -46,11 +46,7 @@ async fn elevated_pair(
     sender.elevate(r).await.unwrap();
     receiver.elevate(s).await.unwrap();
     eventually("both sides elevated", || {
-        [sender.channel(&r), receiver.channel(&s)].iter().all(|c| {
-            c.as_ref().is_some_and(|c| {
-                matches!(c.state, p2pnet::proto::ChannelState::Open { trust } if trust.enhanced_exchange)
-            })
-        })
+        is_elevated(sender, &r) && is_elevated(receiver, &s)
     })
     .await;
     (s, r)
@@ -193,12 +189,7 @@ async fn a_killed_sender_resumes_from_the_last_verified_chunk() {
                 let sender = start(local().keypair(Keypair::from_bytes(&key).unwrap())).await;
                 let receiver_id = sender.connect(receiver_addr).await.unwrap();
                 sender.elevate(receiver_id).await.unwrap();
-                eventually("sender elevated", || {
-                    sender.channel(&receiver_id).is_some_and(|c| {
-                        matches!(c.state, p2pnet::proto::ChannelState::Open { trust } if trust.enhanced_exchange)
-                    })
-                })
-                .await;
+                eventually("sender elevated", || is_elevated(&sender, &receiver_id)).await;
                 sender.send_file(receiver_id, &source).await.unwrap();
                 let _ = killed.await;
                 sender
@@ -239,9 +230,7 @@ async fn a_killed_sender_resumes_from_the_last_verified_chunk() {
     let receiver_id = sender.connect(receiver_addr).await.unwrap();
     sender.elevate(receiver_id).await.unwrap();
     eventually("sender elevated again", || {
-        sender.channel(&receiver_id).is_some_and(|c| {
-            matches!(c.state, p2pnet::proto::ChannelState::Open { trust } if trust.enhanced_exchange)
-        })
+        is_elevated(&sender, &receiver_id)
     })
     .await;
     sender.send_file(receiver_id, &source).await.unwrap();

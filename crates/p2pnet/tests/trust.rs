@@ -275,12 +275,7 @@ async fn elevation_unlocks_data_transmission_on_each_side() {
 
     // Alice elevates Bob, Bob has not elevated Alice: Bob's gate drops it.
     alice.elevate(bob_id).await.unwrap();
-    eventually("alice's side is elevated", || {
-        alice.channel(&bob_id).is_some_and(|c| {
-            matches!(c.state, p2pnet::proto::ChannelState::Open { trust } if trust.enhanced_exchange)
-        })
-    })
-    .await;
+    eventually("alice's side is elevated", || is_elevated(&alice, &bob_id)).await;
     alice.send(bob_id, data()).await.unwrap();
     wait_for(&mut bob_events, "refusal", |e| match e {
         NetworkEvent::PacketRefused { peer, .. } if *peer == alice_id => Some(()),
