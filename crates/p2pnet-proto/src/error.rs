@@ -101,6 +101,10 @@ pub enum Error {
     /// A file transfer state machine rejected an input.
     #[error("file transfer: {0}")]
     Transfer(#[from] TransferError),
+
+    /// A discovery datagram is not a valid announce.
+    #[error("discovery: {0}")]
+    Announce(#[from] crate::discovery::AnnounceError),
 }
 
 /// Why an application frame could not be decoded.

@@ -29,6 +29,8 @@
 //! * [`trust`]: [`TrustLevel`], [`IncomingPeerTrustPolicy`] and the
 //!   [`AccessList`] (allow/block by peer id and CIDR).
 //! * [`backoff`]: exponential reconnect [`Backoff`] with full jitter.
+//! * [`discovery`]: the announce datagram of LAN/WAN discovery (strict,
+//!   bounded, not trusted for identity).
 //! * [`transfer`]: resumable, BLAKE3-verified file transfer state
 //!   ([`FileSender`](transfer::FileSender),
 //!   [`FileReceiver`](transfer::FileReceiver)).
@@ -114,6 +116,7 @@
 pub mod backoff;
 pub mod channel;
 pub mod codec;
+pub mod discovery;
 pub mod error;
 pub mod handshake;
 pub mod identity;
