@@ -63,6 +63,8 @@
 //! * `transfer_io.rs`: file hashing, chunk reads, partial files, resume.
 //! * [`routines`]: named periodic routines, `DiscernPeerChannels`.
 //! * [`identity`]: the long-term key file.
+//! * [`interfaces`] and [`scope`]: local address loading (pnet_datalink)
+//!   and global/LAN address classification, for discovery.
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
@@ -73,10 +75,12 @@ mod error;
 mod event;
 pub mod handler;
 pub mod identity;
+pub mod interfaces;
 mod known_peers;
 mod network;
 mod registry;
 pub mod routines;
+pub mod scope;
 mod transfer_io;
 
 pub use config::{Limits, PeerNetworkBuilder};
