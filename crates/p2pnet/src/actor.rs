@@ -167,9 +167,6 @@ impl Actor {
                     if write_dead {
                         out.clear();
                     }
-                    if out.capacity() > 2 * WRITE_BUFFER && out.is_empty() {
-                        out = Vec::new();
-                    }
                 }
                 progressed |= self.process_events().await;
                 progressed |= self.retry_held();
@@ -238,9 +235,13 @@ impl Actor {
                 () = sleep_until(timer), if timer.is_some() => {
                     self.channel.handle_timeout(self.shared.clock.now());
                     // Timers fire when the channel is quiet: give back the
-                    // big read buffer.
+                    // buffers a burst of traffic grew.
                     if read_buf.len() > MIN_READ_BUFFER {
                         read_buf = vec![0; MIN_READ_BUFFER];
+                    }
+                    if written == out.len() && out.capacity() > 0 {
+                        out = Vec::new();
+                        written = 0;
                     }
                 }
             }
@@ -510,13 +511,8 @@ impl Actor {
             // Handled inside the channel; never delivered.
             Packet::Disconnect(_) | Packet::Keepalive(_) => {}
         }
-        let replies = ctx.replies.into_inner();
-        for reply in replies {
-            match self.channel.send(reply.clone()) {
-                Err(p2pnet_proto::Error::SendBufferFull { .. }) => self.backlog.push_back(reply),
-                Err(err) => tracing::debug!(%err, "handler reply not sent"),
-                Ok(()) => {}
-            }
+        for reply in ctx.replies.into_inner() {
+            self.send_or_hold(reply);
         }
     }
 
@@ -552,56 +548,76 @@ impl Actor {
     }
 
     fn try_send(&mut self, packet: Packet, reply: Option<SendReply>) {
-        match self.channel.send(packet.clone()) {
-            Err(p2pnet_proto::Error::SendBufferFull { .. }) => self.stalled = Some((packet, reply)),
-            result => {
-                if result.is_ok() {
-                    self.shared
-                        .registry()
-                        .touch(self.id, tokio::time::Instant::now());
-                }
-                if let Some(reply) = reply {
-                    let _ = reply.send(result.map_err(Error::from));
-                }
-            }
+        if !self.can_queue() {
+            self.stalled = Some((packet, reply));
+            return;
         }
+        let result = self.channel.send(packet);
+        if result.is_ok() {
+            self.shared
+                .registry()
+                .touch(self.id, tokio::time::Instant::now());
+        }
+        if let Some(reply) = reply {
+            let _ = reply.send(result.map_err(Error::from));
+        }
+    }
+
+    /// Whether the channel is sure to accept any frame the peer allows, so
+    /// a packet can be handed over by value (no copy kept for a retry).
+    fn can_queue(&self) -> bool {
+        let pending = self.channel.pending_send_bytes();
+        let largest = self
+            .channel
+            .remote_hello()
+            .map_or(p2pnet_proto::codec::MAX_FRAME_SIZE_CEILING, |hello| {
+                hello.max_frame_size
+            }) as usize
+            + p2pnet_proto::codec::FRAME_HEADER_LEN;
+        pending == 0 || pending + largest <= self.shared.config.channel.send_buffer_limit
     }
 
     /// Retries held control messages, then the stalled send, once the
     /// channel's buffer has room.
     fn retry_held(&mut self) -> bool {
         let mut progressed = false;
-        while let Some(packet) = self.backlog.front() {
-            match self.channel.send(packet.clone()) {
-                Err(p2pnet_proto::Error::SendBufferFull { .. }) => return progressed,
-                _ => {
-                    self.backlog.pop_front();
-                    progressed = true;
-                }
+        while self.can_queue() {
+            let Some(packet) = self.backlog.pop_front() else {
+                break;
+            };
+            if let Err(err) = self.channel.send(packet) {
+                tracing::debug!(%err, "held packet not sent");
             }
+            progressed = true;
+        }
+        if !self.backlog.is_empty() || (!self.can_queue() && !self.channel.is_closed()) {
+            return progressed;
         }
         if let Some((packet, reply)) = self.stalled.take() {
             if self.channel.is_closed() {
                 if let Some(reply) = reply {
                     let _ = reply.send(Err(Error::ChannelClosed));
                 }
-                return true;
+            } else {
+                self.try_send(packet, reply);
             }
-            let before = self.channel.pending_send_bytes();
-            self.try_send(packet, reply);
-            progressed |= self.stalled.is_none() || self.channel.pending_send_bytes() != before;
+            progressed = true;
         }
         progressed
     }
 
-    /// Sends a transfer control message, holding it if the buffer is full.
-    fn send_file_message(&mut self, message: FileMessage) {
-        let packet = Packet::DataTransmission(DataTransmission::File(message));
-        match self.channel.send(packet.clone()) {
-            Err(p2pnet_proto::Error::SendBufferFull { .. }) => self.backlog.push_back(packet),
-            Err(err) => tracing::debug!(%err, "transfer message not sent"),
-            Ok(()) => {}
+    /// Sends a transfer control message or handler reply, holding it (in
+    /// order) while the buffer is full.
+    fn send_or_hold(&mut self, packet: Packet) {
+        if !self.backlog.is_empty() || !self.can_queue() {
+            self.backlog.push_back(packet);
+        } else if let Err(err) = self.channel.send(packet) {
+            tracing::debug!(%err, "packet not sent");
         }
+    }
+
+    fn send_file_message(&mut self, message: FileMessage) {
+        self.send_or_hold(Packet::DataTransmission(DataTransmission::File(message)));
     }
 
     fn has_room(&self) -> bool {
@@ -638,9 +654,8 @@ impl Actor {
             let _ = reply.send(Err(err.into()));
             return;
         }
-        let transferred_total = file.size;
+        tracing::info!(transfer = %id, size = file.size, "file offered");
         self.outgoing.insert(id, Outgoing::new(file, sender));
-        tracing::info!(transfer = %id, size = transferred_total, "file offered");
         let _ = reply.send(Ok(id));
     }
 

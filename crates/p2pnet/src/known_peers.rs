@@ -53,9 +53,10 @@ pub struct KnownPeer {
 }
 
 /// The table. Holds at most `capacity` peers; when full, the least recently
-/// seen peer that is neither persistent nor trusted makes room.
+/// seen peer that is neither persistent nor trusted makes room. The
+/// application sees it through [`PeerNetwork::known_peers`](crate::PeerNetwork::known_peers).
 #[derive(Debug)]
-pub struct KnownPeers {
+pub(crate) struct KnownPeers {
     peers: HashMap<PeerId, KnownPeer>,
     capacity: usize,
 }
@@ -139,22 +140,12 @@ impl KnownPeers {
     }
 
     /// One peer.
-    pub fn get(&self, peer: &PeerId) -> Option<&KnownPeer> {
+    pub(crate) fn get(&self, peer: &PeerId) -> Option<&KnownPeer> {
         self.peers.get(peer)
     }
 
-    /// How many peers are known.
-    pub fn len(&self) -> usize {
-        self.peers.len()
-    }
-
-    /// Whether no peer is known.
-    pub fn is_empty(&self) -> bool {
-        self.peers.is_empty()
-    }
-
     /// Every peer, most recently seen first.
-    pub fn snapshot(&self) -> Vec<KnownPeer> {
+    pub(crate) fn snapshot(&self) -> Vec<KnownPeer> {
         let mut all: Vec<_> = self.peers.values().cloned().collect();
         all.sort_by_key(|peer| std::cmp::Reverse(peer.last_seen));
         all
@@ -235,7 +226,7 @@ mod tests {
             table.observe(id(5), None, PeerSource::Inbound, at(5)),
             Observed::Full
         );
-        assert_eq!(table.len(), 3);
+        assert_eq!(table.snapshot().len(), 3);
     }
 
     #[test]

@@ -6,7 +6,7 @@
 //! authenticated channel whose identity is the peer's public key), gates
 //! every peer through its [`IncomingPeerTrustPolicy`] and access list,
 //! dispatches typed packets to replaceable [`PacketHandlers`], streams
-//! resumable, hash-verified files, keeps [`KnownPeers`] and
+//! resumable, hash-verified files, keeps [`KnownPeers`](PeerNetwork::known_peers) and
 //! [`ActivePeerChannels`](PeerNetwork::channels), runs named
 //! [`routines`](PeerNetwork::routines) and reports everything as
 //! [`NetworkEvent`]s. There is no global state: any number of networks can
@@ -58,7 +58,7 @@
 //! * [`PeerNetworkBuilder`] (`config.rs`): settings and their defaults.
 //! * `actor.rs`: the per-connection task around a protocol `Channel`.
 //! * [`handler`]: the packet handler table and its defaults.
-//! * [`KnownPeers`] (`known_peers.rs`) and `registry.rs` (active channels):
+//! * `known_peers.rs` (KnownPeers) and `registry.rs` (active channels):
 //!   pure bookkeeping.
 //! * `transfer_io.rs`: file hashing, chunk reads, partial files, resume.
 //! * [`routines`]: named periodic routines, `DiscernPeerChannels`.
@@ -89,7 +89,7 @@ pub use event::{EventStream, NetworkEvent, TransferDirection};
 pub use handler::{
     FileDecision, FileOfferHandler, FileOfferInfo, PacketContext, PacketHandler, PacketHandlers,
 };
-pub use known_peers::{KnownPeer, KnownPeers, PeerSource};
+pub use known_peers::{KnownPeer, PeerSource};
 pub use network::{PeerNetwork, PendingPeer, Verdict};
 pub use registry::{ChannelId, ChannelInfo};
 pub use routines::{Routine, RoutineInfo, Routines};

@@ -408,18 +408,6 @@ impl PeerNetwork {
         self.shared.local_addr
     }
 
-    /// A loopback address other networks in this process can dial (tests,
-    /// examples).
-    pub fn loopback_addr(&self) -> Option<SocketAddr> {
-        self.shared.local_addr.map(|addr| {
-            let ip = match addr.ip() {
-                IpAddr::V4(_) => IpAddr::from([127, 0, 0, 1]),
-                IpAddr::V6(_) => IpAddr::V6(std::net::Ipv6Addr::LOCALHOST),
-            };
-            SocketAddr::new(ip, addr.port())
-        })
-    }
-
     /// Subscribes to the network's events from now on.
     pub fn subscribe(&self) -> EventStream {
         self.shared.subscribe()
