@@ -36,7 +36,7 @@ export P2PNET_REQUIRE_POSTGRES=1
 echo "PostgreSQL on port $pg_port"
 
 step "unit and integration tests"
-cargo test --workspace --locked
+cargo test --workspace --locked --no-fail-fast
 
 step "end-to-end (Chromium)"
 scripts/build-site.sh dev

@@ -249,7 +249,7 @@ impl Actor {
         if !write_dead {
             let _ = tokio::time::timeout(Duration::from_secs(1), writer.shutdown()).await;
         }
-        self.finish();
+        self.finish().await;
     }
 
     /// Handles every queued channel event. Returns whether there was any.
@@ -678,7 +678,7 @@ impl Actor {
             FileMessage::Reject(reject) => {
                 self.fail_outgoing(peer, id, format!("rejected: {}", reject.reason));
             }
-            FileMessage::Cancel(cancel) => self.on_cancel(peer, cancel),
+            FileMessage::Cancel(cancel) => self.on_cancel(peer, cancel).await,
             FileMessage::Chunk(chunk) => {
                 let Some(incoming) = self.incoming.get_mut(&id) else {
                     tracing::debug!(transfer = %id, "chunk for an unknown transfer");
@@ -701,6 +701,7 @@ impl Actor {
                         if let Some(mut incoming) = self.incoming.remove(&id) {
                             let cancel = incoming.receiver.cancel(Some(reason.clone()));
                             self.send_file_message(FileMessage::Cancel(cancel));
+                            incoming.suspend().await;
                         }
                         self.emit_failed(peer, id, TransferDirection::Incoming, reason);
                     }
@@ -797,7 +798,7 @@ impl Actor {
         }
     }
 
-    fn on_cancel(&mut self, peer: PeerId, cancel: FileCancel) {
+    async fn on_cancel(&mut self, peer: PeerId, cancel: FileCancel) {
         let id = cancel.transfer_id;
         let reason = format!(
             "cancelled by the peer: {}",
@@ -805,8 +806,9 @@ impl Actor {
         );
         if self.outgoing.contains_key(&id) {
             self.fail_outgoing(peer, id, reason);
-        } else if self.incoming.remove(&id).is_some() {
+        } else if let Some(incoming) = self.incoming.remove(&id) {
             // The partial file stays: a later offer of the same content resumes it.
+            incoming.suspend().await;
             self.emit_failed(peer, id, TransferDirection::Incoming, reason);
         }
     }
@@ -905,7 +907,7 @@ impl Actor {
     }
 
     /// Unregisters the channel and settles what it leaves behind.
-    fn finish(mut self) {
+    async fn finish(mut self) {
         self.shared.registry().remove(self.id);
         if let Some(opened) = self.opened.take() {
             let _ = opened.send(Err(CloseReason::ConnectionLost));
@@ -940,7 +942,10 @@ impl Actor {
                 "the channel closed".into(),
             );
         }
-        for id in std::mem::take(&mut self.incoming).into_keys() {
+        for (id, incoming) in std::mem::take(&mut self.incoming) {
+            // The partial file must be complete on disk before anyone hears
+            // of the failure: a resume reads its length.
+            incoming.suspend().await;
             self.emit_failed(
                 peer,
                 id,

@@ -227,6 +227,15 @@ impl Incoming {
             .map_err(|err| format!("cannot write the partial file: {err}"))
     }
 
+    /// Stops receiving, keeping the partial file for a later resume. Writes
+    /// still in flight land before this returns, so the file's length is
+    /// final when the failure is reported.
+    pub(crate) async fn suspend(mut self) {
+        if let Err(err) = self.file.flush().await {
+            tracing::warn!(%err, part = %self.part.display(), "cannot flush the partial file");
+        }
+    }
+
     /// Checks the hash and moves the file into place. On a hash mismatch
     /// the partial file is deleted, so a retry starts from zero.
     pub(crate) async fn finish(
