@@ -1,5 +1,5 @@
-//! The discovery announce datagram (LAN broadcast, multicast, unicast to
-//! designated ports).
+//! The announce datagram (LAN broadcast, multicast, unicast to designated
+//! ports).
 //!
 //! An announce says "a peer with this id listens on these ports at these
 //! addresses". It is **not trusted for identity**: anyone can send one with
@@ -10,7 +10,8 @@
 //! offset  size  field
 //! 0       4     magic "P2PA"
 //! 4       1     version (1)
-//! 5       1     flags: bit 0 = reply (a unicast answer to an announce)
+//! 5       1     flags: bit 0 = reply (a unicast answer to an announce),
+//!               bit 1 = solicit (the sender asks for unicast answers)
 //! 6       8     network tag: first 8 bytes of BLAKE3("p2pnet/v1 network" ‖ name)
 //! 14      32    peer id
 //! 46      8     instance id (random per start: tells a restart from a duplicate)
@@ -44,6 +45,8 @@ pub const MAX_ANNOUNCE_LEN: usize =
 
 const FIXED_LEN: usize = 4 + 1 + 1 + 8 + PEER_ID_LEN + 8;
 const FLAG_REPLY: u8 = 0x01;
+const FLAG_SOLICIT: u8 = 0x02;
+const KNOWN_FLAGS: u8 = FLAG_REPLY | FLAG_SOLICIT;
 
 /// Why a datagram is not a valid announce.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -97,6 +100,9 @@ pub struct Announce {
     /// Whether this is a unicast reply to someone's announce (replies are
     /// never answered, so two nodes cannot ping-pong).
     pub reply: bool,
+    /// Whether the sender asks receivers to answer by unicast (it has just
+    /// started or its addresses changed, and wants to hear everyone fast).
+    pub solicit: bool,
     /// The sender's claimed peer id (proved only by a later handshake).
     pub peer_id: PeerId,
     /// Random per start of the sender.
@@ -118,7 +124,14 @@ impl Announce {
         let mut out = Vec::with_capacity(MAX_ANNOUNCE_LEN);
         out.extend_from_slice(&ANNOUNCE_MAGIC);
         out.push(ANNOUNCE_VERSION);
-        out.push(if self.reply { FLAG_REPLY } else { 0 });
+        let mut flags = 0;
+        if self.reply {
+            flags |= FLAG_REPLY;
+        }
+        if self.solicit {
+            flags |= FLAG_SOLICIT;
+        }
+        out.push(flags);
         out.extend_from_slice(&network_tag(network));
         out.extend_from_slice(self.peer_id.as_bytes());
         out.extend_from_slice(&self.instance.to_be_bytes());
@@ -157,7 +170,7 @@ impl Announce {
             return Err(AnnounceError::UnsupportedVersion(version));
         }
         let flags = r.byte("flags")?;
-        if flags & !FLAG_REPLY != 0 {
+        if flags & !KNOWN_FLAGS != 0 {
             return Err(AnnounceError::UnknownFlags(flags));
         }
         if r.array::<8>("network tag")? != network_tag(network) {
@@ -189,6 +202,7 @@ impl Announce {
         }
         Ok(Self {
             reply: flags & FLAG_REPLY != 0,
+            solicit: flags & FLAG_SOLICIT != 0,
             peer_id,
             instance,
             ports,
@@ -258,6 +272,7 @@ mod tests {
     fn sample() -> Announce {
         Announce {
             reply: false,
+            solicit: true,
             peer_id: PeerId::from_bytes([7; 32]),
             instance: 0x0123_4567_89ab_cdef,
             ports: vec![4000, 4001],
@@ -407,6 +422,7 @@ mod tests {
         #[test]
         fn any_valid_announce_round_trips(
             reply in any::<bool>(),
+            solicit in any::<bool>(),
             id in any::<[u8; 32]>(),
             instance in any::<u64>(),
             ports in proptest::collection::vec(1u16.., 1..=MAX_ANNOUNCE_PORTS),
@@ -414,7 +430,7 @@ mod tests {
             v6 in proptest::collection::vec(any::<[u8; 16]>(), 0..4),
         ) {
             let addresses = v4.into_iter().map(IpAddr::from).chain(v6.into_iter().map(IpAddr::from)).collect();
-            let announce = Announce { reply, peer_id: PeerId::from_bytes(id), instance, ports, addresses };
+            let announce = Announce { reply, solicit, peer_id: PeerId::from_bytes(id), instance, ports, addresses };
             let bytes = announce.encode("p2pnet").unwrap();
             prop_assert!(bytes.len() <= MAX_ANNOUNCE_LEN);
             prop_assert_eq!(Announce::decode(&bytes, "p2pnet").unwrap(), announce);
