@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use p2pnet_proto::{ChannelConfig, IncomingPeerTrustPolicy, Keypair};
 
+use crate::discovery::DiscoveryConfig;
 use crate::error::{Error, Result};
 use crate::handler::PacketHandlers;
 use crate::identity::IdentitySource;
@@ -65,6 +66,7 @@ pub(crate) struct NetworkConfig {
     pub(crate) max_file_size: u64,
     pub(crate) default_routines: bool,
     pub(crate) discern_interval: Duration,
+    pub(crate) discovery: Option<DiscoveryConfig>,
 }
 
 /// Builds a [`PeerNetwork`]. Every setting has a default:
@@ -83,7 +85,8 @@ pub(crate) struct NetworkConfig {
 /// | reconnect backoff | 250 ms doubling to 60 s, full jitter |
 /// | download directory | none: file offers are refused |
 /// | max file size | 4 GiB |
-/// | default routines | on: `DiscernPeerChannels` every 10 s |
+/// | default routines | on: `DiscernPeerChannels` every 10 s (and the discovery routines when discovery is on) |
+/// | discovery | off; see [`DiscoveryConfig`] |
 #[must_use]
 pub struct PeerNetworkBuilder {
     identity: IdentitySource,
@@ -101,6 +104,7 @@ pub struct PeerNetworkBuilder {
     max_file_size: u64,
     default_routines: bool,
     discern_interval: Duration,
+    discovery: Option<DiscoveryConfig>,
     handlers: PacketHandlers,
     approval_hook: Option<ApprovalHook>,
 }
@@ -127,6 +131,7 @@ impl Default for PeerNetworkBuilder {
             max_file_size: 4 << 30,
             default_routines: true,
             discern_interval: Duration::from_secs(10),
+            discovery: None,
             handlers: PacketHandlers::default(),
             approval_hook: None,
         }
@@ -253,6 +258,14 @@ impl PeerNetworkBuilder {
         self
     }
 
+    /// Turns on LAN/WAN discovery (broadcast, multicast, static hosts on
+    /// designated ports); see [`DiscoveryConfig`] for its defaults. Off by
+    /// default.
+    pub fn discovery(mut self, config: DiscoveryConfig) -> Self {
+        self.discovery = Some(config);
+        self
+    }
+
     /// The packet handlers.
     pub fn handlers(mut self, handlers: PacketHandlers) -> Self {
         self.handlers = handlers;
@@ -297,6 +310,9 @@ impl PeerNetworkBuilder {
                 "discern_interval and connect_timeout must be positive".into(),
             ));
         }
+        if let Some(discovery) = &self.discovery {
+            discovery.validate()?;
+        }
         let keypair = tokio::task::spawn_blocking(move || self.identity.resolve())
             .await
             .map_err(|err| Error::InvalidConfig(format!("identity loading failed: {err}")))??;
@@ -315,6 +331,7 @@ impl PeerNetworkBuilder {
             max_file_size: self.max_file_size,
             default_routines: self.default_routines,
             discern_interval: self.discern_interval,
+            discovery: self.discovery,
         };
         PeerNetwork::start(
             config,

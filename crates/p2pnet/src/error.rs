@@ -74,6 +74,10 @@ pub enum Error {
     #[error("the network is shut down")]
     Shutdown,
 
+    /// Discovery was not enabled for this network.
+    #[error("discovery is off (enable it with PeerNetworkBuilder::discovery)")]
+    DiscoveryOff,
+
     /// No routine has this name.
     #[error("no routine named {0:?}")]
     UnknownRoutine(String),

@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::SystemTime;
 
+use p2pnet_proto::discovery::DiscoveryVia;
 use p2pnet_proto::{PeerId, TrustLevel};
 
 /// Addresses remembered per peer; the oldest is forgotten first.
@@ -28,7 +29,10 @@ pub enum PeerSource {
         by: PeerId,
     },
     /// LAN or WAN discovery.
-    Discovery,
+    Discovery {
+        /// How its announce arrived: broadcast, multicast or unicast.
+        via: DiscoveryVia,
+    },
 }
 
 /// One known peer.
@@ -200,7 +204,14 @@ mod tests {
     fn addresses_are_bounded_and_deduplicated_most_recent_last() {
         let mut table = KnownPeers::new(4);
         for port in 0..20 {
-            table.observe(id(1), Some(addr(port % 10)), PeerSource::Discovery, at(1));
+            table.observe(
+                id(1),
+                Some(addr(port % 10)),
+                PeerSource::Discovery {
+                    via: DiscoveryVia::Broadcast,
+                },
+                at(1),
+            );
         }
         let addresses = &table.get(&id(1)).unwrap().addresses;
         assert_eq!(addresses.len(), MAX_ADDRESSES_PER_PEER);

@@ -63,6 +63,8 @@
 //! * `transfer_io.rs`: file hashing, chunk reads, partial files, resume.
 //! * [`routines`]: named periodic routines, `DiscernPeerChannels`.
 //! * [`identity`]: the long-term key file.
+//! * [`discovery`]: LAN broadcast, IPv4/IPv6 multicast and static-host
+//!   announces on designated ports; heard peers are recorded and dialled.
 //! * [`interfaces`] and [`scope`]: local address loading (pnet_datalink)
 //!   and global/LAN address classification, for discovery.
 
@@ -71,6 +73,7 @@
 mod actor;
 mod clock;
 mod config;
+pub mod discovery;
 mod error;
 mod event;
 pub mod handler;
@@ -84,6 +87,7 @@ pub mod scope;
 mod transfer_io;
 
 pub use config::{Limits, PeerNetworkBuilder};
+pub use discovery::{DiscoveryConfig, DiscoveryStatus, DiscoveryVia};
 pub use error::{Error, Result};
 pub use event::{EventStream, NetworkEvent, TransferDirection};
 pub use handler::{

@@ -10,7 +10,7 @@ use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError, RwLock, RwLockReadGuard};
 use std::time::SystemTime;
 
 use ipnet::IpNet;
@@ -81,6 +81,7 @@ pub(crate) struct Shared {
     interrupted: Mutex<HashMap<PeerId, Vec<PathBuf>>>,
     events: broadcast::Sender<NetworkEvent>,
     next_transfer: AtomicU64,
+    pub(crate) discovery: OnceLock<Arc<crate::discovery::Link>>,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -118,6 +119,22 @@ impl Shared {
             Observed::Updated => {}
             Observed::Full => tracing::debug!(%peer, "known-peers table full; peer not recorded"),
         }
+    }
+
+    /// Forgets a peer discovery found, now that it has gone quiet and has
+    /// no channel; peers the application added or keeps are left alone.
+    pub(crate) fn prune_discovered(&self, peer: &PeerId) -> bool {
+        let mut known = self.known();
+        let prunable = known
+            .get(peer)
+            .is_some_and(|k| matches!(k.source, PeerSource::Discovery { .. }) && !k.persistent);
+        if prunable {
+            known.remove(peer);
+            drop(known);
+            tracing::debug!(%peer, "pruned a discovered peer that left");
+            self.emit(NetworkEvent::PeerRemoved { peer: *peer });
+        }
+        prunable
     }
 
     /// Queues a pending peer; false if the queue is full.
@@ -178,7 +195,7 @@ impl Shared {
         });
     }
 
-    fn subscribe(&self) -> EventStream {
+    pub(crate) fn subscribe(&self) -> EventStream {
         EventStream::new(self.events.subscribe())
     }
 
@@ -380,6 +397,7 @@ impl PeerNetwork {
             interrupted: Mutex::new(HashMap::new()),
             events,
             next_transfer: AtomicU64::new(rand::random::<u32>().into()),
+            discovery: OnceLock::new(),
             config,
         });
         if let Some(listener) = listener {
@@ -392,6 +410,9 @@ impl PeerNetwork {
         };
         if shared.config.default_routines {
             routines::install_defaults(&network)?;
+        }
+        if let Some(discovery) = shared.config.discovery.clone() {
+            crate::discovery::start(&network, discovery)?;
         }
         tracing::info!(peer_id = %shared.local_id, addr = ?local_addr, "peer network started");
         Ok(network)
