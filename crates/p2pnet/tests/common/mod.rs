@@ -1,6 +1,8 @@
 //! Helpers shared by the loopback integration tests.
 #![allow(dead_code, unreachable_pub)]
 
+pub mod netns;
+
 use std::net::SocketAddr;
 use std::time::Duration;
 
