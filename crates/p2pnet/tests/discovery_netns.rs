@@ -311,7 +311,7 @@ fn a_garbage_flood_does_not_stop_discovery() {
                         sent += 1;
                     }
                 }
-                if sent % 64 == 0 {
+                if sent.is_multiple_of(64) {
                     std::thread::sleep(Duration::from_millis(1));
                 }
             }
