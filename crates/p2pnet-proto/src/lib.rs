@@ -30,7 +30,8 @@
 //!   [`AccessList`] (allow/block by peer id and CIDR).
 //! * [`backoff`]: exponential reconnect [`Backoff`] with full jitter.
 //! * [`discovery`]: the announce datagram of LAN/WAN discovery (strict,
-//!   bounded, not trusted for identity).
+//!   bounded, not trusted for identity) and the [`Discovery`](discovery::Discovery)
+//!   machine (announce schedule, answers, reply limits, expiry).
 //! * [`transfer`]: resumable, BLAKE3-verified file transfer state
 //!   ([`FileSender`](transfer::FileSender),
 //!   [`FileReceiver`](transfer::FileReceiver)).
