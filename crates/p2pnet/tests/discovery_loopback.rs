@@ -115,6 +115,21 @@ async fn a_one_way_static_host_is_answered_and_both_learn() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_static_host_given_by_name_is_resolved() {
+    let (pa, pb) = (free_udp_port(), free_udp_port());
+    let a = node(
+        unicast(pa, &[])
+            .static_hosts([format!("localhost:{pb}")])
+            .unwrap(),
+    )
+    .await;
+    let b = node(unicast(pb, &[])).await;
+    eventually("connected through the name", || connected(&a, &b)).await;
+    a.shutdown().await;
+    b.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn garbage_datagrams_are_counted_and_discovery_goes_on() {
     let (pa, pb) = (free_udp_port(), free_udp_port());
     let a = node(unicast(pa, &[])).await;

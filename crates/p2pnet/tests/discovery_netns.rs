@@ -380,3 +380,51 @@ fn a_host_that_leaves_is_pruned() {
             .all(|k| k.addresses.iter().all(|a| a.ip() != addr))
     );
 }
+
+#[test]
+fn a_new_address_is_announced_after_a_rescan() {
+    if !can_run("a_new_address_is_announced_after_a_rescan") {
+        return;
+    }
+    let mut lab = Lab::new("addr");
+    let hosts = v4_hosts(&mut lab, 7, 2);
+    let config = DiscoveryConfig::default().rescan_interval(Duration::from_millis(200));
+    let nodes = start_all(&hosts, &config);
+    wait_until("a full mesh", MESH_WAIT, || full_mesh(&nodes));
+    wait_until("both settled", MESH_WAIT, || {
+        nodes
+            .iter()
+            .all(|n| n.network.discovery_status().unwrap().settled)
+    });
+    let added: IpAddr = "10.61.8.1".parse().unwrap();
+    std::process::Command::new("ip")
+        .args([
+            "-n",
+            &hosts[0],
+            "addr",
+            "add",
+            "10.61.8.1/24",
+            "dev",
+            "eth0",
+            "nodad",
+        ])
+        .status()
+        .unwrap();
+    let port = nodes[0].network.local_addr().unwrap().port();
+    // RescanInterfaces notices, the fast phase restarts, and the other
+    // node records the new address.
+    wait_until("the new address is known", MESH_WAIT, || {
+        nodes[1]
+            .network
+            .known_peer(&nodes[0].id())
+            .is_some_and(|k| k.addresses.contains(&SocketAddr::new(added, port)))
+    });
+    assert!(
+        nodes[0]
+            .network
+            .discovery_status()
+            .unwrap()
+            .announced
+            .contains(&added)
+    );
+}
