@@ -23,6 +23,8 @@ pub struct LocalInterface {
     pub addresses: Vec<InterfaceAddress>,
     /// Whether it supports multicast.
     pub multicast: bool,
+    /// Whether it supports broadcast (not point-to-point links or tunnels).
+    pub broadcast: bool,
 }
 
 /// One address of an interface.
@@ -57,6 +59,7 @@ pub fn local_interfaces() -> Vec<LocalInterface> {
         .filter(|i| i.is_up() && !i.is_loopback())
         .map(|i| LocalInterface {
             multicast: i.is_multicast(),
+            broadcast: i.is_broadcast(),
             mac: i.mac.map(|m| m.octets()).filter(|m| *m != [0; 6]),
             addresses: i
                 .ips

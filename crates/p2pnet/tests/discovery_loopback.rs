@@ -7,6 +7,7 @@
 mod common;
 
 use std::net::{SocketAddr, UdpSocket};
+use std::sync::atomic::{AtomicU16, Ordering};
 use std::time::Duration;
 
 use common::{eventually, start, wait_for};
@@ -16,13 +17,18 @@ use p2pnet::{
     PeerSource,
 };
 
-/// A free UDP port on loopback (bound and released).
+/// A UDP port free on both families, never the same twice in this
+/// process: designated ports are bound with SO_REUSEPORT, so two tests
+/// given one port would silently share it.
 fn free_udp_port() -> u16 {
-    UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let base = 20_000 + (std::process::id() % 20_000) as u16;
+    loop {
+        let port = base + NEXT.fetch_add(1, Ordering::Relaxed) % 20_000;
+        if UdpSocket::bind(("0.0.0.0", port)).is_ok() && UdpSocket::bind(("::", port)).is_ok() {
+            return port;
+        }
+    }
 }
 
 fn fast() -> DiscoveryParams {
@@ -105,11 +111,24 @@ async fn static_hosts_find_each_other_by_unicast_and_connect() {
 async fn a_one_way_static_host_is_answered_and_both_learn() {
     // Only a lists b; b learns a from a's announce and answers it.
     let (pa, pb) = (free_udp_port(), free_udp_port());
-    let a = node(unicast(pa, &[pb])).await;
-    let b = node(unicast(pb, &[])).await;
+    let params = DiscoveryParams {
+        quiet_interval: Duration::from_millis(300),
+        settled_interval: Duration::from_millis(300),
+        peer_ttl: Duration::from_millis(1200),
+        reply_interval: Duration::from_millis(100),
+        ..fast()
+    };
+    let a = node(unicast(pa, &[pb]).params(params.clone())).await;
+    let b = node(unicast(pb, &[]).params(params)).await;
     eventually("connected", || connected(&a, &b)).await;
     assert!(b.known_peer(&a.local_peer_id()).is_some());
     assert!(a.known_peer(&b.local_peer_id()).is_some());
+    // Past the TTL, a still hears b: its announces to a static host ask
+    // for an answer every time.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let status = a.discovery_status().unwrap();
+    assert!(status.heard.contains(&b.local_peer_id()), "{status:?}");
+    assert_eq!(status.stats.expired, 0);
     a.shutdown().await;
     b.shutdown().await;
 }
@@ -182,7 +201,7 @@ async fn a_blocked_id_is_recorded_nowhere_and_never_connected() {
         PeerNetwork::builder()
             .listen_ip("127.0.0.1".parse().unwrap())
             .trust_policy(policy)
-            .discovery(unicast(pa, &[pb, pc])),
+            .discovery(unicast(pa, &[pb])),
     )
     .await;
     let mut a_events = a.subscribe();
@@ -209,6 +228,13 @@ async fn a_blocked_id_is_recorded_nowhere_and_never_connected() {
     assert!(!connected(&a, &c));
     assert!(a.known_peer(&blocked_id).is_none());
     assert!(a.discovery_status().unwrap().denied > 0);
+    // c announced itself to a all along and was never answered.
+    assert!(
+        !c.discovery_status()
+            .unwrap()
+            .heard
+            .contains(&a.local_peer_id())
+    );
     for n in [a, b, c] {
         n.shutdown().await;
     }

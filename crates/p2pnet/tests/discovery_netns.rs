@@ -193,9 +193,7 @@ fn port_rotation_really_moves_the_broadcasts_and_keeps_the_mesh() {
                 .iter()
                 .map(|port| {
                     let socket = UdpSocket::bind(("0.0.0.0", *port)).unwrap();
-                    socket
-                        .set_read_timeout(Some(Duration::from_millis(20)))
-                        .unwrap();
+                    socket.set_nonblocking(true).unwrap();
                     socket
                 })
                 .collect()
@@ -210,23 +208,43 @@ fn port_rotation_really_moves_the_broadcasts_and_keeps_the_mesh() {
         .flat_map(|n| n.network.channels())
         .map(|c| (c.peer, c.since))
         .collect();
-    let mut heard = [0u32; 3];
+    let mut arrivals: Vec<(Instant, usize, IpAddr)> = Vec::new();
     let mut buf = [0u8; 512];
     let until = Instant::now() + Duration::from_secs(3);
     while Instant::now() < until {
-        for (i, socket) in spies.iter().enumerate() {
-            while socket.recv_from(&mut buf).is_ok() {
-                heard[i] += 1;
+        for (port, socket) in spies.iter().enumerate() {
+            while let Ok((_, from)) = socket.recv_from(&mut buf) {
+                arrivals.push((Instant::now(), port, from.ip()));
             }
         }
+        std::thread::sleep(Duration::from_millis(1));
     }
-    assert!(
-        heard.iter().all(|n| *n > 0),
-        "broadcasts per port: {heard:?}"
-    );
-    let mut ports_in_use = HashSet::new();
+    // Per node: each announce (a burst: limited and subnet broadcast) goes
+    // to one port only, and successive announces move across the ports.
+    for node in 1..=3u8 {
+        let ip: IpAddr = format!("10.61.3.{node}").parse().unwrap();
+        let mut bursts: Vec<HashSet<usize>> = Vec::new();
+        let mut last: Option<Instant> = None;
+        for (at, port, _) in arrivals.iter().filter(|(_, _, from)| *from == ip) {
+            if last.is_none_or(|l| at.duration_since(l) > Duration::from_millis(60)) {
+                bursts.push(HashSet::new());
+            }
+            last = Some(*at);
+            bursts.last_mut().unwrap().insert(*port);
+        }
+        assert!(
+            bursts.len() >= 6,
+            "node {node}: {} announces heard",
+            bursts.len()
+        );
+        assert!(
+            bursts.iter().all(|ports| ports.len() == 1),
+            "node {node} sent one announce to several ports: {bursts:?}"
+        );
+        let used: HashSet<usize> = bursts.iter().flatten().copied().collect();
+        assert_eq!(used.len(), 3, "node {node} used ports {used:?}");
+    }
     for node in &nodes {
-        ports_in_use.insert(node.network.discovery_status().unwrap().broadcast_port);
         let info = node
             .network
             .routines()
@@ -396,14 +414,14 @@ fn a_new_address_is_announced_after_a_rescan() {
             .iter()
             .all(|n| n.network.discovery_status().unwrap().settled)
     });
-    let added: IpAddr = "10.61.8.1".parse().unwrap();
+    let added: IpAddr = "10.61.7.101".parse().unwrap();
     std::process::Command::new("ip")
         .args([
             "-n",
             &hosts[0],
             "addr",
             "add",
-            "10.61.8.1/24",
+            "10.61.7.101/24",
             "dev",
             "eth0",
             "nodad",

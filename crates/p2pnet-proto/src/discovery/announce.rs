@@ -420,6 +420,25 @@ mod tests {
         }
 
         #[test]
+        fn mutated_valid_announces_never_panic_and_re_encode_exactly(
+            flips in proptest::collection::vec((0usize..MAX_ANNOUNCE_LEN, any::<u8>()), 1..6),
+            cut in 0usize..=MAX_ANNOUNCE_LEN,
+        ) {
+            // Start from a valid encoding so the mutations reach the fields
+            // behind the magic and the network tag.
+            let mut datagram = sample().encode("p2pnet").unwrap();
+            for (at, byte) in flips {
+                if let Some(slot) = datagram.get_mut(at) {
+                    *slot = byte;
+                }
+            }
+            datagram.truncate(cut);
+            if let Ok(announce) = Announce::decode(&datagram, "p2pnet") {
+                prop_assert_eq!(announce.encode("p2pnet").unwrap(), datagram);
+            }
+        }
+
+        #[test]
         fn any_valid_announce_round_trips(
             reply in any::<bool>(),
             solicit in any::<bool>(),

@@ -31,8 +31,10 @@
 //! [`reply_interval`](DiscoveryParams::reply_interval) for solicitations)
 //! and overall (a token bucket of
 //! [`replies_per_second`](DiscoveryParams::replies_per_second)), so spoofed
-//! announces cannot turn a node into a reflector; a reply is no larger than
-//! the announce that caused it. At most [`MAX_PENDING_REPLIES`] wait to be
+//! announces cannot turn a node into a reflector; a reply is never larger
+//! than the announce that caused it (it carries fewer addresses if need
+//! be), and the runtime refuses replies where the source could be spoofed
+//! from afar (`may_reply`). At most [`MAX_PENDING_REPLIES`] wait to be
 //! sent. The table of heard peers holds at most
 //! [`max_peers`](DiscoveryParams::max_peers); a new peer in a full table
 //! evicts the one heard least recently.
@@ -246,7 +248,10 @@ pub struct Discovery {
     solicits_left: u32,
     settled: bool,
     peers: HashMap<PeerId, HeardPeer>,
-    replies: VecDeque<SocketAddr>,
+    /// Destinations and the size of the announce each one sent.
+    replies: VecDeque<(SocketAddr, usize)>,
+    /// Peers evicted from a full table, reported by [`Self::expire`].
+    evicted: Vec<PeerId>,
     /// Token bucket as a theoretical arrival time (GCRA).
     reply_tat: Instant,
     rng: u64,
@@ -281,6 +286,7 @@ impl Discovery {
             settled: false,
             peers: HashMap::new(),
             replies: VecDeque::new(),
+            evicted: Vec::new(),
             reply_tat: now,
             rng: seed,
             stats: DiscoveryStats::default(),
@@ -358,6 +364,9 @@ impl Discovery {
     }
 
     /// Handles one received datagram. `Ok(None)`: our own announce.
+    /// `may_reply` is false where the runtime cannot trust the source
+    /// address enough to send anything to it (a broadcast from a source
+    /// outside the link's subnets).
     ///
     /// # Errors
     /// The datagram is not a valid announce of this network; it is counted
@@ -368,6 +377,7 @@ impl Discovery {
         datagram: &[u8],
         source: SocketAddr,
         via: DiscoveryVia,
+        may_reply: bool,
     ) -> Result<Option<DiscoveryEvent>, AnnounceError> {
         self.stats.received += 1;
         let announce = match Announce::decode(datagram, &self.network) {
@@ -422,8 +432,8 @@ impl Discovery {
                 (true, false)
             }
         };
-        if !announce.reply {
-            self.maybe_reply(now, &announce, new || restarted);
+        if !announce.reply && may_reply {
+            self.maybe_reply(now, &announce, datagram.len(), new || restarted);
         }
         let peer = self.peers.get(&announce.peer_id).cloned();
         Ok(peer.map(|peer| DiscoveryEvent {
@@ -433,7 +443,7 @@ impl Discovery {
         }))
     }
 
-    fn maybe_reply(&mut self, now: Instant, announce: &Announce, first_contact: bool) {
+    fn maybe_reply(&mut self, now: Instant, announce: &Announce, len: usize, first_contact: bool) {
         let Some(peer) = self.peers.get(&announce.peer_id) else {
             return;
         };
@@ -452,7 +462,7 @@ impl Discovery {
         if let Some(peer) = self.peers.get_mut(&announce.peer_id) {
             peer.last_replied = Some(now);
         }
-        self.replies.push_back(source);
+        self.replies.push_back((source, len));
     }
 
     /// GCRA: one token per `1 s / rate`, a burst of `rate`.
@@ -477,17 +487,18 @@ impl Discovery {
         if let Some(oldest) = oldest {
             self.peers.remove(&oldest);
             self.stats.evicted += 1;
+            self.evicted.push(oldest);
         }
     }
 
     /// The next datagram to send at `now`, if any: pending replies first,
     /// then a due announce.
     pub fn poll_transmit(&mut self, now: Instant) -> Option<Transmit> {
-        if let Some(to) = self.replies.pop_front() {
+        if let Some((to, max_len)) = self.replies.pop_front() {
             self.stats.replies_sent += 1;
             return Some(Transmit {
                 to: Destination::Unicast(to),
-                payload: self.encode(true, false),
+                payload: self.encode_within(max_len),
             });
         }
         if now < self.next_announce {
@@ -521,6 +532,37 @@ impl Discovery {
         // `local` was checked to encode when it was set, and the flags
         // cannot make it invalid.
         announce.encode(&self.network).unwrap_or_default()
+    }
+
+    /// A reply no longer than `max_len`: addresses, then ports beyond the
+    /// first, are dropped until it fits (the receiver still has our source
+    /// address). Any valid announce is at least as long as ours with one
+    /// port and no address.
+    fn encode_within(&self, max_len: usize) -> Vec<u8> {
+        let mut announce = Announce {
+            reply: true,
+            solicit: false,
+            ..self.local.clone()
+        };
+        loop {
+            let bytes = announce.encode(&self.network).unwrap_or_default();
+            if bytes.len() <= max_len {
+                return bytes;
+            }
+            if announce.addresses.pop().is_none() {
+                if announce.ports.len() <= 1 {
+                    return bytes;
+                }
+                announce.ports.truncate(1);
+            }
+        }
+    }
+
+    /// An announce asking for answers, for destinations that hear this
+    /// node only by unicast (static hosts): their answers are how it learns
+    /// that they are still there.
+    pub fn soliciting_announce(&self) -> Vec<u8> {
+        self.encode(false, true)
     }
 
     fn jittered(&mut self, interval: Duration) -> Duration {
@@ -558,19 +600,22 @@ impl Discovery {
         expiry.map_or(self.next_announce, |at| at.min(self.next_announce))
     }
 
-    /// Forgets peers not heard for the TTL and returns them.
+    /// Forgets peers not heard for the TTL and returns them, with the
+    /// peers evicted from a full table since the last call.
     pub fn expire(&mut self, now: Instant) -> Vec<PeerId> {
         let ttl = self.params.peer_ttl;
-        let gone: Vec<PeerId> = self
+        let expired: Vec<PeerId> = self
             .peers
             .values()
             .filter(|peer| now - peer.last_heard >= ttl)
             .map(|peer| peer.peer_id)
             .collect();
-        for peer in &gone {
+        for peer in &expired {
             self.peers.remove(peer);
         }
-        self.stats.expired += gone.len() as u64;
+        self.stats.expired += expired.len() as u64;
+        let mut gone = std::mem::take(&mut self.evicted);
+        gone.extend(expired);
         gone
     }
 

@@ -11,7 +11,8 @@ use crate::error::{Error, Result};
 /// Default designated UDP ports: discovery listens on all of them and
 /// broadcasts on one at a time (see [`DiscoveryConfig::designated_ports`]).
 pub const DEFAULT_DESIGNATED_PORTS: [u16; 3] = [28351, 28352, 28353];
-/// Default IPv4 group: organisation-local scope (239.255/16, RFC 2365).
+/// Default IPv4 group, in the IPv4 Local Scope (239.255/16, RFC 2365);
+/// sent with TTL 1, so it never leaves the link.
 pub const DEFAULT_MULTICAST_V4: Ipv4Addr = Ipv4Addr::new(239, 255, 83, 51);
 /// Default IPv6 group: link-local scope, transient (`ff12::/16`), like
 /// Syncthing's `ff12::8384`.
@@ -32,7 +33,7 @@ pub const MAX_STATIC_HOSTS: usize = 64;
 /// | IPv6 multicast | on, group [`DEFAULT_MULTICAST_V6`], hop limit 1 |
 /// | static hosts | none (`host` or `host:port`; without a port, the designated port in use) |
 /// | auto-connect | on: dial every heard peer the access list allows |
-/// | schedule | [`DiscoveryParams::default`]: fast start (0, +250 ms, doubling), then 30 s; 60 s once every heard peer is connected; ±20 % jitter; peers expire after 150 s |
+/// | schedule | [`DiscoveryParams::default`]: fast start (0, +250 ms, doubling), then 30 s; 60 s once settled (every heard peer has a channel or is in dial backoff, or auto-connect is off); ±20 % jitter; peers expire after 150 s |
 /// | `RotateBroadcastPort` | every 30 s |
 /// | `RescanInterfaces` | every 10 s (re-announces at once when addresses change) |
 /// | concurrent discovery dials | 16 |

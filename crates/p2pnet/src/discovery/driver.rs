@@ -46,6 +46,10 @@ pub(crate) enum Command {
 
 struct Inbound {
     received: Received,
+    /// The socket it arrived on: unicast answers leave through it, so they
+    /// come from the port the asker sent to (NAT and stateful firewalls
+    /// on its side let them in).
+    socket: Arc<UdpSocket>,
 }
 
 /// Counters the receive tasks update without going through the task.
@@ -87,6 +91,9 @@ pub(crate) struct Driver {
     send_errors: u64,
     blocked: u64,
     settled: bool,
+    /// Sockets that received datagrams from these sources since the last
+    /// flush: answers to them leave through the same socket.
+    answer_via: HashMap<SocketAddr, Arc<UdpSocket>>,
     inbound_tx: mpsc::Sender<Inbound>,
     inbound_rx: mpsc::Receiver<Inbound>,
     dial_tx: mpsc::Sender<(PeerId, bool)>,
@@ -157,6 +164,7 @@ impl Driver {
             send_errors: 0,
             blocked: 0,
             settled: false,
+            answer_via: HashMap::new(),
             inbound_tx,
             inbound_rx,
             dial_tx,
@@ -184,12 +192,14 @@ impl Driver {
             tokio::select! {
                 biased;
                 () = cancel.cancelled() => break,
+                // Inbound datagrams come last, so a flood cannot starve
+                // commands, dial results or channel events.
                 Some(command) = commands.recv() => self.on_command(command),
-                Some(inbound) = self.inbound_rx.recv() => self.on_inbound(inbound.received),
                 Some((peer, connected)) = self.dial_rx.recv() => self.on_dial_done(peer, connected),
                 Some((index, addresses)) = self.resolved_rx.recv() => {
                     if let Some(target) = self.statics.get_mut(index) {
                         target.addresses = addresses;
+                        target.resolved_at = Some(tokio::time::Instant::now());
                     }
                 }
                 event = events.recv() => match event {
@@ -199,6 +209,7 @@ impl Driver {
                     }
                     Some(_) => {}
                 },
+                Some(inbound) = self.inbound_rx.recv() => self.on_inbound(inbound),
                 () = tokio::time::sleep_until(deadline) => {}
             }
         }
@@ -231,10 +242,13 @@ impl Driver {
                         self.network.shared().config.listen_ip,
                     );
                     let ports = self.machine.local().ports.clone();
-                    let clock = self.network.shared().clock;
-                    if let Err(err) = self.machine.set_local(ports, addresses, clock.now()) {
+                    let now = self.network.shared().clock.now();
+                    if let Err(err) = self.machine.set_local(ports, addresses, now) {
                         tracing::warn!(%err, "cannot announce the new addresses");
                     }
+                    // A new link has new neighbours, even when the
+                    // announced addresses stay the same.
+                    self.machine.restart(now);
                 }
                 self.resolve_names();
             }
@@ -329,15 +343,20 @@ impl Driver {
                 match received {
                     Ok(received) => {
                         counters.received.fetch_add(1, Ordering::Relaxed);
-                        if queue.try_send(Inbound { received }).is_err() {
+                        let inbound = Inbound {
+                            received,
+                            socket: reader.clone(),
+                        };
+                        if queue.try_send(inbound).is_err() {
                             counters.dropped.fetch_add(1, Ordering::Relaxed);
                         }
                     }
                     Err(err) => {
                         // ICMP errors of earlier sends surface here
-                        // (ECONNREFUSED); nothing to do but go on.
+                        // (ECONNREFUSED); a short pause keeps a persistent
+                        // error from spinning.
                         tracing::trace!(%err, "discovery receive error");
-                        tokio::task::yield_now().await;
+                        tokio::time::sleep(Duration::from_millis(10)).await;
                     }
                 }
             }
@@ -362,16 +381,42 @@ impl Driver {
         }
     }
 
-    fn on_inbound(&mut self, mut received: Received) {
+    fn on_inbound(&mut self, inbound: Inbound) {
+        let Inbound {
+            mut received,
+            socket,
+        } = inbound;
+        let shared = self.network.shared().clone();
         let via = self.via(&received);
-        let now = self.network.shared().clock.now();
+        let now = shared.clock.now();
         if received.truncated && received.data.len() <= MAX_ANNOUNCE_LEN {
             // Never valid: make sure the decoder sees it as too long.
             received.data.resize(MAX_ANNOUNCE_LEN + 1, 0);
         }
+        // The access list comes first: a denied peer is neither answered
+        // nor remembered.
+        if let Ok(announce) = Announce::decode(&received.data, &shared.config.channel.network)
+            && announce.peer_id != shared.local_id
+            && let Decision::Deny(reason) = shared.policy().decide(
+                Some(&announce.peer_id),
+                received.source.ip(),
+                Direction::Outbound,
+            )
+        {
+            self.blocked += 1;
+            tracing::debug!(peer = %announce.peer_id, ?reason, "announce from a denied peer ignored");
+            return;
+        }
+        // Broadcast and multicast stay on the link: a source outside the
+        // link's subnets is forged, and is not answered.
+        let may_reply =
+            via == DiscoveryVia::Unicast || self.on_link(received.source.ip(), received.interface);
+        if via == DiscoveryVia::Unicast {
+            self.answer_via.insert(received.source, socket);
+        }
         match self
             .machine
-            .on_datagram(now, &received.data, received.source, via)
+            .on_datagram(now, &received.data, received.source, via, may_reply)
         {
             Ok(Some(event)) => self.on_heard(event, received.interface),
             Ok(None) => {}
@@ -381,32 +426,78 @@ impl Driver {
         }
     }
 
+    /// Whether `ip` is on the link of interface `index`: inside one of its
+    /// subnets, or IPv6 link-local.
+    fn on_link(&self, ip: IpAddr, index: u32) -> bool {
+        if let IpAddr::V6(v6) = ip
+            && v6.is_unicast_link_local()
+        {
+            return true;
+        }
+        self.interfaces
+            .iter()
+            .filter(|i| i.index == index)
+            .flat_map(|i| i.addresses.iter())
+            .any(|a| in_subnet(ip, a.ip, a.prefix))
+    }
+
+    /// Whether dialing `addr`, claimed by a peer heard from `source` via
+    /// `via`, is reasonable. Announces are unauthenticated: without this,
+    /// one forged broadcast would make every node connect to any address
+    /// and port (a local service, a host elsewhere).
+    fn plausible(&self, addr: IpAddr, source: IpAddr, via: DiscoveryVia, index: u32) -> bool {
+        if addr == source {
+            return true;
+        }
+        if addr.is_unspecified() || addr.is_multicast() {
+            return false;
+        }
+        if addr.is_loopback() {
+            return source.is_loopback();
+        }
+        match via {
+            // Heard on a link: the peer is on that link.
+            DiscoveryVia::Broadcast | DiscoveryVia::Multicast => self.on_link(addr, index),
+            // A static host or an answer: its global addresses, or
+            // addresses on one of our links.
+            DiscoveryVia::Unicast => {
+                crate::scope::is_global(addr)
+                    || self
+                        .interfaces
+                        .iter()
+                        .any(|i| i.addresses.iter().any(|a| in_subnet(addr, a.ip, a.prefix)))
+            }
+        }
+    }
+
     fn on_heard(&mut self, event: DiscoveryEvent, interface: u32) {
         let shared = self.network.shared().clone();
         let heard = &event.peer;
         let peer = heard.peer_id;
-        if let Decision::Deny(reason) =
-            shared
-                .policy()
-                .decide(Some(&peer), heard.source.ip(), Direction::Outbound)
-        {
-            self.blocked += 1;
-            tracing::debug!(%peer, ?reason, "discovered peer is denied; ignored");
-            return;
-        }
         if event.new || event.restarted {
             tracing::debug!(%peer, via = ?heard.via, source = %heard.source, restarted = event.restarted, "peer discovered");
         }
         let candidates: Vec<SocketAddr> = heard
             .candidates()
+            .filter(|addr| self.plausible(addr.ip(), heard.source.ip(), heard.via, interface))
             .map(|addr| scoped(addr, heard.source, interface))
             .take(MAX_DIAL_CANDIDATES)
             .collect();
         let source = PeerSource::Discovery { via: heard.via };
-        // KnownPeers keeps the most recent address last: record the best
-        // candidate last.
-        for addr in candidates.iter().rev() {
-            shared.observe_peer(peer, Some(*addr), source);
+        let learned_otherwise = shared
+            .known()
+            .get(&peer)
+            .is_some_and(|k| !matches!(k.source, PeerSource::Discovery { .. }));
+        if learned_otherwise {
+            // Addresses the application gave or a handshake proved are not
+            // pushed out by unauthenticated announces.
+            shared.observe_peer(peer, None, source);
+        } else {
+            // KnownPeers keeps the most recent address last: record the
+            // best candidate last.
+            for addr in candidates.iter().rev() {
+                shared.observe_peer(peer, Some(*addr), source);
+            }
         }
         let first_heard = heard.first_heard;
         self.maybe_dial(peer, candidates, first_heard);
@@ -446,7 +537,9 @@ impl Driver {
                         connected = true;
                         break;
                     }
-                    Err(crate::Error::Denied(_) | crate::Error::Shutdown) => break,
+                    Err(crate::Error::Shutdown) => break,
+                    // A denied address (a blocked network): try the others.
+                    Err(crate::Error::Denied(_)) => continue,
                     Err(err) => tracing::debug!(%peer, %addr, %err, "discovery dial failed"),
                 }
             }
@@ -488,9 +581,16 @@ impl Driver {
             }
             match transmit.to {
                 Destination::Everywhere => self.send_everywhere(&transmit.payload).await,
-                Destination::Unicast(to) => self.send_unicast(&transmit.payload, to).await,
+                Destination::Unicast(to) => match self.answer_via.get(&to).cloned() {
+                    Some(socket) => {
+                        let outcome = socket.send_to(&transmit.payload, to).await.map(drop);
+                        self.count_send(outcome);
+                    }
+                    None => self.send_unicast(&transmit.payload, to).await,
+                },
             }
         }
+        self.answer_via.clear();
         for peer in self.machine.expire(now) {
             self.backoff.remove(&peer);
             if shared.registry().by_peer(&peer).is_none() {
@@ -498,12 +598,19 @@ impl Driver {
             }
             tracing::debug!(%peer, "discovered peer went quiet");
         }
+        // Settled: nothing left for discovery to do. Every heard peer has
+        // a channel (open, or waiting for approval), or cannot be dialled
+        // now (in backoff), or dialing is the application's business.
         let settled = !self.config.auto_connect || {
             let registry = shared.registry();
             self.machine.peers().all(|heard| {
-                registry
-                    .by_peer(&heard.peer_id)
-                    .is_some_and(|e| matches!(e.info.state, ChannelState::Open { .. }))
+                self.backoff.contains_key(&heard.peer_id)
+                    || registry.by_peer(&heard.peer_id).is_some_and(|e| {
+                        matches!(
+                            e.info.state,
+                            ChannelState::Open { .. } | ChannelState::PendingApproval
+                        )
+                    })
             })
         };
         if settled != self.settled {
@@ -525,7 +632,7 @@ impl Driver {
                 }) else {
                     continue;
                 };
-                if self.config.broadcast {
+                if self.config.broadcast && interface.broadcast {
                     let limited = SocketAddrV4::new(Ipv4Addr::BROADCAST, port);
                     outcomes
                         .push(sockets::send_v4_via(v4, payload, limited, interface.index).await);
@@ -553,6 +660,9 @@ impl Driver {
                 );
             }
         }
+        // Static hosts hear us only by unicast: always ask them to answer,
+        // which is how we keep hearing them.
+        let soliciting = self.machine.soliciting_announce();
         let statics: Vec<SocketAddr> = self
             .statics
             .iter()
@@ -570,7 +680,7 @@ impl Driver {
             self.count_send(outcome);
         }
         for to in statics {
-            self.send_unicast(payload, to).await;
+            self.send_unicast(&soliciting, to).await;
         }
     }
 
@@ -610,15 +720,18 @@ impl Driver {
             {
                 continue;
             }
-            target.resolved_at = Some(now);
             let name = name.clone();
             let done = self.resolved_tx.clone();
+            let cancel = self.network.shared().cancel.clone();
             self.network.shared().tracker.spawn(async move {
-                let lookup = tokio::time::timeout(
-                    Duration::from_secs(10),
-                    tokio::net::lookup_host((name.as_str(), 0)),
-                )
-                .await;
+                // A failed lookup is retried at the next rescan.
+                let lookup = tokio::select! {
+                    () = cancel.cancelled() => return,
+                    lookup = tokio::time::timeout(
+                        Duration::from_secs(10),
+                        tokio::net::lookup_host((name.as_str(), 0)),
+                    ) => lookup,
+                };
                 match lookup {
                     Ok(Ok(found)) => {
                         let mut addresses: Vec<IpAddr> = found.map(|a| a.ip()).collect();
@@ -658,6 +771,25 @@ impl Driver {
             settled: self.settled,
             passive: self.passive,
         };
+    }
+}
+
+/// Whether `ip` is inside `network/prefix` (same family only).
+fn in_subnet(ip: IpAddr, network: IpAddr, prefix: u8) -> bool {
+    match (ip, network) {
+        (IpAddr::V4(ip), IpAddr::V4(net)) => {
+            let mask = u32::MAX
+                .checked_shl(32 - u32::from(prefix.min(32)))
+                .unwrap_or(0);
+            u32::from(ip) & mask == u32::from(net) & mask
+        }
+        (IpAddr::V6(ip), IpAddr::V6(net)) => {
+            let mask = u128::MAX
+                .checked_shl(128 - u32::from(prefix.min(128)))
+                .unwrap_or(0);
+            u128::from(ip) & mask == u128::from(net) & mask
+        }
+        _ => false,
     }
 }
 

@@ -96,6 +96,9 @@ pub(crate) fn start(network: &PeerNetwork, config: DiscoveryConfig) -> Result<()
         commands,
         status: Mutex::new(DiscoveryStatus::default()),
     });
+    if shared.discovery.get().is_some() {
+        return Err(Error::InvalidConfig("discovery started twice".into()));
+    }
     let rotate = config.rotate_interval;
     let rescan = config.rescan_interval;
     let mut driver = Driver::new(PeerNetwork::internal(shared.clone()), config, link.clone())?;

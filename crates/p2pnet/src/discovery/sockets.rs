@@ -63,6 +63,9 @@ pub(crate) fn listen_v4(
     let socket = udp_socket(Domain::IPV4)?;
     socket.set_reuse_address(true)?;
     socket.set_reuse_port(true)?;
+    // Only the groups this socket joins, not every group any program on
+    // the host joined on this port.
+    socket.set_multicast_all_v4(false)?;
     socket.bind(&SocketAddr::from((Ipv4Addr::UNSPECIFIED, port)).into())?;
     let mut failed = Vec::new();
     if let Some(group) = group {
@@ -89,6 +92,7 @@ pub(crate) fn listen_v6(
     let socket = udp_socket(Domain::IPV6)?;
     socket.set_reuse_address(true)?;
     socket.set_reuse_port(true)?;
+    socket.set_multicast_all_v6(false)?;
     socket.bind(&SocketAddr::from((Ipv6Addr::UNSPECIFIED, port)).into())?;
     let mut failed = Vec::new();
     if let Some(group) = group {

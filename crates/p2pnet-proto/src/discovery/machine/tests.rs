@@ -127,7 +127,13 @@ fn two_nodes_learn_each_other_in_one_exchange() {
     let mut b = machine(2, no_jitter());
     let from_a = a.poll_transmit(Instant::ZERO).unwrap();
     let heard = b
-        .on_datagram(at(1), &from_a.payload, source(1), DiscoveryVia::Broadcast)
+        .on_datagram(
+            at(1),
+            &from_a.payload,
+            source(1),
+            DiscoveryVia::Broadcast,
+            true,
+        )
         .unwrap()
         .unwrap();
     assert!(heard.new && !heard.restarted);
@@ -144,7 +150,13 @@ fn two_nodes_learn_each_other_in_one_exchange() {
     let decoded = Announce::decode(&reply.payload, NET).unwrap();
     assert!(decoded.reply && !decoded.solicit);
     let back = a
-        .on_datagram(at(2), &reply.payload, source(2), DiscoveryVia::Unicast)
+        .on_datagram(
+            at(2),
+            &reply.payload,
+            source(2),
+            DiscoveryVia::Unicast,
+            true,
+        )
         .unwrap()
         .unwrap();
     assert!(back.new);
@@ -159,28 +171,40 @@ fn known_peers_are_answered_only_when_they_solicit_and_not_too_often() {
     let mut b = machine(2, no_jitter());
     let mut quiet = announce(1, 1);
     let first = quiet.encode(NET).unwrap();
-    b.on_datagram(at(0), &first, source(1), DiscoveryVia::Broadcast)
+    b.on_datagram(at(0), &first, source(1), DiscoveryVia::Broadcast, true)
         .unwrap();
     assert!(matches!(
         b.poll_transmit(at(0)).map(|t| t.to),
         Some(Destination::Unicast(_))
     ));
     // A plain announce from a known peer: no answer.
-    b.on_datagram(at(10), &first, source(1), DiscoveryVia::Broadcast)
+    b.on_datagram(at(10), &first, source(1), DiscoveryVia::Broadcast, true)
         .unwrap();
     quiet.solicit = true;
     let soliciting = quiet.encode(NET).unwrap();
     // A solicitation within the reply interval: no answer either.
-    b.on_datagram(at(500), &soliciting, source(1), DiscoveryVia::Broadcast)
-        .unwrap();
+    b.on_datagram(
+        at(500),
+        &soliciting,
+        source(1),
+        DiscoveryVia::Broadcast,
+        true,
+    )
+    .unwrap();
     assert_eq!(b.stats().replies_sent, 1);
     assert!(
         b.poll_transmit(at(500))
             .is_none_or(|t| t.to == Destination::Everywhere)
     );
     // After it: answered.
-    b.on_datagram(at(1_000), &soliciting, source(1), DiscoveryVia::Multicast)
-        .unwrap();
+    b.on_datagram(
+        at(1_000),
+        &soliciting,
+        source(1),
+        DiscoveryVia::Multicast,
+        true,
+    )
+    .unwrap();
     assert_eq!(
         b.poll_transmit(at(1_000)).map(|t| t.to),
         Some(Destination::Unicast(source(1)))
@@ -192,11 +216,11 @@ fn a_restart_is_reported_and_answered() {
     let mut b = machine(2, no_jitter());
     let before = announce(1, 1).encode(NET).unwrap();
     let after = announce(1, 2).encode(NET).unwrap();
-    b.on_datagram(at(0), &before, source(1), DiscoveryVia::Broadcast)
+    b.on_datagram(at(0), &before, source(1), DiscoveryVia::Broadcast, true)
         .unwrap();
     b.poll_transmit(at(0));
     let event = b
-        .on_datagram(at(5_000), &after, source(1), DiscoveryVia::Broadcast)
+        .on_datagram(at(5_000), &after, source(1), DiscoveryVia::Broadcast, true)
         .unwrap()
         .unwrap();
     assert!(event.restarted && !event.new);
@@ -212,12 +236,18 @@ fn own_announces_are_ignored_and_a_clash_is_counted() {
     let mut a = machine(1, no_jitter());
     let own = a.poll_transmit(Instant::ZERO).unwrap();
     assert_eq!(
-        a.on_datagram(at(1), &own.payload, source(1), DiscoveryVia::Broadcast),
+        a.on_datagram(
+            at(1),
+            &own.payload,
+            source(1),
+            DiscoveryVia::Broadcast,
+            true
+        ),
         Ok(None)
     );
     let twin = announce(1, 99).encode(NET).unwrap();
     assert_eq!(
-        a.on_datagram(at(2), &twin, source(9), DiscoveryVia::Broadcast),
+        a.on_datagram(at(2), &twin, source(9), DiscoveryVia::Broadcast, true),
         Ok(None)
     );
     assert_eq!(a.peers().count(), 0);
@@ -241,7 +271,7 @@ fn garbage_is_counted_by_kind_and_changes_nothing() {
     ];
     for input in &inputs {
         assert!(
-            a.on_datagram(at(5), input, source(2), DiscoveryVia::Broadcast)
+            a.on_datagram(at(5), input, source(2), DiscoveryVia::Broadcast, true)
                 .is_err()
         );
     }
@@ -255,7 +285,7 @@ fn garbage_is_counted_by_kind_and_changes_nothing() {
     assert_eq!(a.poll_transmit(at(5)), None);
     // Discovery goes on.
     assert!(
-        a.on_datagram(at(6), &valid, source(2), DiscoveryVia::Broadcast)
+        a.on_datagram(at(6), &valid, source(2), DiscoveryVia::Broadcast, true)
             .unwrap()
             .is_some()
     );
@@ -284,6 +314,7 @@ fn replies_are_rate_limited_overall() {
             &a.encode(NET).unwrap(),
             source(3),
             DiscoveryVia::Broadcast,
+            true,
         )
         .unwrap();
     }
@@ -303,6 +334,7 @@ fn replies_are_rate_limited_overall() {
         &a.encode(NET).unwrap(),
         source(4),
         DiscoveryVia::Broadcast,
+        true,
     )
     .unwrap();
     assert_eq!(
@@ -326,6 +358,7 @@ fn the_table_is_bounded_and_evicts_the_least_recently_heard() {
             &announce(id, 1).encode(NET).unwrap(),
             source(id),
             DiscoveryVia::Broadcast,
+            true,
         )
         .unwrap();
     }
@@ -335,6 +368,7 @@ fn the_table_is_bounded_and_evicts_the_least_recently_heard() {
         &announce(1, 1).encode(NET).unwrap(),
         source(1),
         DiscoveryVia::Broadcast,
+        true,
     )
     .unwrap();
     b.on_datagram(
@@ -342,6 +376,7 @@ fn the_table_is_bounded_and_evicts_the_least_recently_heard() {
         &announce(4, 1).encode(NET).unwrap(),
         source(4),
         DiscoveryVia::Broadcast,
+        true,
     )
     .unwrap();
     let mut ids: Vec<u8> = b.peers().map(|p| p.peer_id.as_bytes()[0]).collect();
@@ -357,11 +392,11 @@ fn silent_peers_expire_after_the_ttl_and_heard_ones_do_not() {
     let mut b = machine(9, params);
     let one = announce(1, 1).encode(NET).unwrap();
     let two = announce(2, 2).encode(NET).unwrap();
-    b.on_datagram(at(0), &one, source(1), DiscoveryVia::Broadcast)
+    b.on_datagram(at(0), &one, source(1), DiscoveryVia::Broadcast, true)
         .unwrap();
-    b.on_datagram(at(0), &two, source(2), DiscoveryVia::Broadcast)
+    b.on_datagram(at(0), &two, source(2), DiscoveryVia::Broadcast, true)
         .unwrap();
-    b.on_datagram(at(60_000), &two, source(2), DiscoveryVia::Broadcast)
+    b.on_datagram(at(60_000), &two, source(2), DiscoveryVia::Broadcast, true)
         .unwrap();
     let first_expiry = Instant::ZERO + ttl;
     assert!(b.expire(at(ttl.as_millis() as u64 - 1)).is_empty());
@@ -375,6 +410,7 @@ fn silent_peers_expire_after_the_ttl_and_heard_ones_do_not() {
             &one,
             source(1),
             DiscoveryVia::Broadcast,
+            true,
         )
         .unwrap()
         .unwrap();
@@ -427,4 +463,91 @@ fn inconsistent_parameters_are_refused_with_the_field_named() {
         let err = Discovery::new(NET, announce(1, 1), params, Instant::ZERO, 0).unwrap_err();
         assert!(matches!(err, Error::InvalidConfig(_)), "{err}");
     }
+}
+
+#[test]
+fn a_reply_is_never_larger_than_what_it_answers() {
+    let mut big = Announce {
+        ports: vec![4000, 4001, 4002, 4003],
+        addresses: (1..=8)
+            .map(|i| IpAddr::from([0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, i]))
+            .collect(),
+        ..announce(9, 9)
+    };
+    big.solicit = false;
+    let mut b = Discovery::new(NET, big, no_jitter(), Instant::ZERO, 1).unwrap();
+    b.poll_transmit(Instant::ZERO);
+    let mut small = announce(1, 1);
+    small.addresses.clear();
+    let request = small.encode(NET).unwrap();
+    b.on_datagram(at(1), &request, source(1), DiscoveryVia::Broadcast, true)
+        .unwrap();
+    let reply = b.poll_transmit(at(1)).unwrap();
+    assert!(
+        reply.payload.len() <= request.len(),
+        "{} > {}",
+        reply.payload.len(),
+        request.len()
+    );
+    let decoded = Announce::decode(&reply.payload, NET).unwrap();
+    assert!(decoded.reply && decoded.addresses.is_empty());
+    assert_eq!(decoded.ports, vec![4000]);
+    // A request with room gets every address.
+    let roomy = announce(2, 2);
+    let mut roomy_bytes = roomy.clone();
+    roomy_bytes.addresses = vec![IpAddr::from([0u8; 16]); 8];
+    roomy_bytes.ports = vec![1, 2, 3, 4];
+    let roomy_bytes = roomy_bytes.encode(NET).unwrap();
+    b.on_datagram(
+        at(2),
+        &roomy_bytes,
+        source(2),
+        DiscoveryVia::Broadcast,
+        true,
+    )
+    .unwrap();
+    let full = Announce::decode(&b.poll_transmit(at(2)).unwrap().payload, NET).unwrap();
+    assert_eq!(full.addresses.len(), 8);
+}
+
+#[test]
+fn no_reply_where_the_runtime_forbids_it() {
+    let mut b = machine(2, no_jitter());
+    b.poll_transmit(Instant::ZERO);
+    let event = b
+        .on_datagram(
+            at(1),
+            &announce(1, 1).encode(NET).unwrap(),
+            source(1),
+            DiscoveryVia::Broadcast,
+            false,
+        )
+        .unwrap()
+        .unwrap();
+    assert!(event.new, "the peer is still recorded");
+    assert_eq!(b.poll_transmit(at(1)), None);
+    assert_eq!(b.stats().replies_sent, 0);
+}
+
+#[test]
+fn evicted_peers_are_reported_once() {
+    let mut b = machine(
+        9,
+        DiscoveryParams {
+            max_peers: 1,
+            ..no_jitter()
+        },
+    );
+    for id in [1u8, 2] {
+        b.on_datagram(
+            at(u64::from(id)),
+            &announce(id, 1).encode(NET).unwrap(),
+            source(id),
+            DiscoveryVia::Broadcast,
+            true,
+        )
+        .unwrap();
+    }
+    assert_eq!(b.expire(at(3)), vec![PeerId::from_bytes([1; 32])]);
+    assert!(b.expire(at(4)).is_empty());
 }
