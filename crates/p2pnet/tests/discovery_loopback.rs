@@ -305,7 +305,11 @@ async fn rotation_cycles_the_designated_ports_and_control_calls_need_discovery()
     manual.announce_now().await.unwrap();
     manual.shutdown().await;
 
+    // With the routine, broadcasts also start on the first port.
     let a = node(unicast(ports[0], &[]).designated_ports(ports)).await;
+    assert_eq!(a.discovery_status().unwrap().broadcast_port, ports[0]);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(a.discovery_status().unwrap().broadcast_port, ports[0]);
     let names: Vec<String> = a.routines().list().into_iter().map(|r| r.name).collect();
     for routine in [
         p2pnet::discovery::ROTATE_BROADCAST_PORT,

@@ -21,6 +21,7 @@ mod driver;
 mod sockets;
 
 use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use p2pnet_proto::PeerId;
@@ -112,12 +113,21 @@ pub(crate) fn start(network: &PeerNetwork, config: DiscoveryConfig) -> Result<()
     shared.tracker.spawn(driver.run(receiver));
     if shared.config.default_routines {
         let routines = network.routines();
+        // A routine runs once when it starts; rotation skips that run, so
+        // broadcasts begin on the first designated port and move after a
+        // full interval.
+        let started = Arc::new(AtomicBool::new(false));
         routines.add(
             ROTATE_BROADCAST_PORT,
             rotate,
-            |network: PeerNetwork| async move {
-                network.rotate_broadcast_port().await?;
-                Ok(())
+            move |network: PeerNetwork| {
+                let first = !started.swap(true, Ordering::Relaxed);
+                async move {
+                    if !first {
+                        network.rotate_broadcast_port().await?;
+                    }
+                    Ok(())
+                }
             },
         )?;
         routines.start(ROTATE_BROADCAST_PORT)?;
