@@ -227,6 +227,9 @@ pub struct DiscoveryStats {
     pub evicted: u64,
     /// Peers expired after the TTL.
     pub expired: u64,
+    /// Valid announces the runtime refused (its access list denies the
+    /// peer): neither answered nor remembered.
+    pub denied: u64,
 }
 
 impl DiscoveryStats {
@@ -379,6 +382,24 @@ impl Discovery {
         via: DiscoveryVia,
         may_reply: bool,
     ) -> Result<Option<DiscoveryEvent>, AnnounceError> {
+        self.on_datagram_admitting(now, datagram, source, via, may_reply, |_| true)
+    }
+
+    /// [`on_datagram`](Self::on_datagram) with the runtime's access check:
+    /// an announce from another peer that `admit` refuses is counted as
+    /// denied and changes nothing (`Ok(None)`): no answer, no record.
+    ///
+    /// # Errors
+    /// As [`on_datagram`](Self::on_datagram).
+    pub fn on_datagram_admitting(
+        &mut self,
+        now: Instant,
+        datagram: &[u8],
+        source: SocketAddr,
+        via: DiscoveryVia,
+        may_reply: bool,
+        admit: impl FnOnce(&Announce) -> bool,
+    ) -> Result<Option<DiscoveryEvent>, AnnounceError> {
         self.stats.received += 1;
         let announce = match Announce::decode(datagram, &self.network) {
             Ok(announce) => announce,
@@ -396,6 +417,10 @@ impl Discovery {
             if announce.instance != self.local.instance {
                 self.stats.identity_clashes += 1;
             }
+            return Ok(None);
+        }
+        if !admit(&announce) {
+            self.stats.denied += 1;
             return Ok(None);
         }
         self.stats.accepted += 1;

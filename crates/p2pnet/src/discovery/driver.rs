@@ -3,7 +3,7 @@
 //! send, and heard peers become KnownPeers entries and dials.
 
 use std::collections::{HashMap, HashSet};
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -17,9 +17,9 @@ use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
+use super::Link;
 use super::config::{DiscoveryConfig, StaticHost};
 use super::sockets::{self, Received};
-use super::{DiscoveryStatus, Link};
 use crate::event::NetworkEvent;
 use crate::interfaces::{LocalInterface, local_interfaces};
 use crate::known_peers::PeerSource;
@@ -89,8 +89,10 @@ pub(crate) struct Driver {
     counters: Arc<IoCounters>,
     sent: u64,
     send_errors: u64,
-    blocked: u64,
     settled: bool,
+    /// The published status lacks a change beyond its counters (heard
+    /// peers, interfaces, port): the next publish copies everything.
+    dirty: bool,
     /// Sockets that received datagrams from these sources since the last
     /// flush: answers to them leave through the same socket.
     answer_via: HashMap<SocketAddr, Arc<UdpSocket>>,
@@ -162,8 +164,8 @@ impl Driver {
             counters: Arc::default(),
             sent: 0,
             send_errors: 0,
-            blocked: 0,
             settled: false,
+            dirty: true,
             answer_via: HashMap::new(),
             inbound_tx,
             inbound_rx,
@@ -224,6 +226,7 @@ impl Driver {
             Command::Rotate(reply) => {
                 self.port_index = (self.port_index + 1) % self.config.ports.len();
                 let port = self.config.ports[self.port_index];
+                self.dirty = true;
                 tracing::debug!(port, "broadcast port rotated");
                 let _ = reply.send(port);
             }
@@ -236,6 +239,7 @@ impl Driver {
                         "interfaces changed; re-announcing"
                     );
                     self.interfaces = now;
+                    self.dirty = true;
                     self.open_sockets();
                     let addresses = announced_addresses(
                         &self.interfaces,
@@ -292,30 +296,30 @@ impl Driver {
         for &port in &self.config.ports {
             // Both families, whatever the mechanisms: nodes that list this
             // host announce to it by unicast on either.
-            {
-                match sockets::listen_v4(port, self.config.multicast_v4, &v4_groups) {
+            let listeners = [
+                (
+                    SocketAddr::from((Ipv4Addr::UNSPECIFIED, port)),
+                    sockets::listen_v4(port, self.config.multicast_v4, &v4_groups),
+                ),
+                (
+                    SocketAddr::from((Ipv6Addr::UNSPECIFIED, port)),
+                    sockets::listen_v6(port, self.config.multicast_v6, &v6_groups),
+                ),
+            ];
+            for (addr, bound) in listeners {
+                match bound {
                     Ok((socket, failed)) => {
                         for (index, err) in failed {
-                            tracing::warn!(port, index, %err, "discovery: IPv4 multicast join failed");
+                            tracing::warn!(%addr, index, %err, "discovery: multicast join failed");
                         }
-                        set.listening
-                            .push(SocketAddr::from((Ipv4Addr::UNSPECIFIED, port)));
+                        set.listening.push(addr);
                         self.spawn_receiver(socket, &set.token);
                     }
-                    Err(err) => tracing::warn!(port, %err, "discovery: cannot listen on IPv4"),
-                }
-            }
-            {
-                match sockets::listen_v6(port, self.config.multicast_v6, &v6_groups) {
-                    Ok((socket, failed)) => {
-                        for (index, err) in failed {
-                            tracing::warn!(port, index, %err, "discovery: IPv6 multicast join failed");
-                        }
-                        set.listening
-                            .push(SocketAddr::from((std::net::Ipv6Addr::UNSPECIFIED, port)));
-                        self.spawn_receiver(socket, &set.token);
+                    // Expected where IPv6 is off; worth a warning for IPv4.
+                    Err(err) if addr.is_ipv6() => {
+                        tracing::debug!(%addr, %err, "discovery: cannot listen");
                     }
-                    Err(err) => tracing::debug!(port, %err, "discovery: cannot listen on IPv6"),
+                    Err(err) => tracing::warn!(%addr, %err, "discovery: cannot listen"),
                 }
             }
         }
@@ -393,20 +397,6 @@ impl Driver {
             // Never valid: make sure the decoder sees it as too long.
             received.data.resize(MAX_ANNOUNCE_LEN + 1, 0);
         }
-        // The access list comes first: a denied peer is neither answered
-        // nor remembered.
-        if let Ok(announce) = Announce::decode(&received.data, &shared.config.channel.network)
-            && announce.peer_id != shared.local_id
-            && let Decision::Deny(reason) = shared.policy().decide(
-                Some(&announce.peer_id),
-                received.source.ip(),
-                Direction::Outbound,
-            )
-        {
-            self.blocked += 1;
-            tracing::debug!(peer = %announce.peer_id, ?reason, "announce from a denied peer ignored");
-            return;
-        }
         // Broadcast and multicast stay on the link: a source outside the
         // link's subnets is forged, and is not answered.
         let may_reply =
@@ -414,11 +404,32 @@ impl Driver {
         if via == DiscoveryVia::Unicast {
             self.answer_via.insert(received.source, socket);
         }
-        match self
-            .machine
-            .on_datagram(now, &received.data, received.source, via, may_reply)
-        {
-            Ok(Some(event)) => self.on_heard(event, received.interface),
+        // The access list is checked before anything is answered or
+        // remembered.
+        let admit = |announce: &Announce| match shared.policy().decide(
+            Some(&announce.peer_id),
+            received.source.ip(),
+            Direction::Outbound,
+        ) {
+            Decision::Allow => true,
+            Decision::Deny(reason) => {
+                tracing::debug!(peer = %announce.peer_id, ?reason, "announce from a denied peer ignored");
+                false
+            }
+        };
+        let outcome = self.machine.on_datagram_admitting(
+            now,
+            &received.data,
+            received.source,
+            via,
+            may_reply,
+            admit,
+        );
+        match outcome {
+            Ok(Some(event)) => {
+                self.dirty |= event.new;
+                self.on_heard(event, received.interface);
+            }
             Ok(None) => {}
             Err(err) => {
                 tracing::trace!(source = %received.source, %err, "discovery datagram dropped");
@@ -592,6 +603,7 @@ impl Driver {
         }
         self.answer_via.clear();
         for peer in self.machine.expire(now) {
+            self.dirty = true;
             self.backoff.remove(&peer);
             if shared.registry().by_peer(&peer).is_none() {
                 shared.prune_discovered(&peer);
@@ -748,29 +760,32 @@ impl Driver {
         }
     }
 
-    pub(crate) fn publish(&self) {
-        let stats = self.machine.stats();
+    /// Copies the state into the shared status. Counters are copied on
+    /// every call; the lists only when they changed, since this runs once
+    /// per received datagram.
+    pub(crate) fn publish(&mut self) {
         let mut status = self.link.status();
-        *status = DiscoveryStatus {
-            broadcast_port: self.config.ports[self.port_index],
-            designated_ports: self.config.ports.clone(),
-            listening: self
+        if std::mem::take(&mut self.dirty) {
+            status.broadcast_port = self.config.ports[self.port_index];
+            status.designated_ports.clone_from(&self.config.ports);
+            status.listening = self
                 .sockets
                 .as_ref()
                 .map(|s| s.listening.clone())
-                .unwrap_or_default(),
-            interfaces: self.interfaces.iter().map(|i| i.name.clone()).collect(),
-            announced: self.machine.local().addresses.clone(),
-            heard: self.machine.peers().map(|p| p.peer_id).collect(),
-            stats,
-            datagrams_sent: self.sent,
-            datagrams_received: self.counters.received.load(Ordering::Relaxed),
-            datagrams_dropped: self.counters.dropped.load(Ordering::Relaxed),
-            send_errors: self.send_errors,
-            denied: self.blocked,
-            settled: self.settled,
-            passive: self.passive,
-        };
+                .unwrap_or_default();
+            status.interfaces = self.interfaces.iter().map(|i| i.name.clone()).collect();
+            status.announced.clone_from(&self.machine.local().addresses);
+            status.heard = self.machine.peers().map(|p| p.peer_id).collect();
+        }
+        let stats = self.machine.stats();
+        status.stats = stats;
+        status.denied = stats.denied;
+        status.datagrams_sent = self.sent;
+        status.datagrams_received = self.counters.received.load(Ordering::Relaxed);
+        status.datagrams_dropped = self.counters.dropped.load(Ordering::Relaxed);
+        status.send_errors = self.send_errors;
+        status.settled = self.settled;
+        status.passive = self.passive;
     }
 }
 

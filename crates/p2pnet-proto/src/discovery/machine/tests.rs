@@ -511,6 +511,25 @@ fn a_reply_is_never_larger_than_what_it_answers() {
 }
 
 #[test]
+fn a_refused_announce_is_counted_and_changes_nothing() {
+    let mut b = machine(2, no_jitter());
+    b.poll_transmit(Instant::ZERO);
+    let datagram = announce(1, 1).encode(NET).unwrap();
+    let outcome = b.on_datagram_admitting(
+        at(1),
+        &datagram,
+        source(1),
+        DiscoveryVia::Broadcast,
+        true,
+        |a| a.peer_id != PeerId::from_bytes([1; 32]),
+    );
+    assert_eq!(outcome, Ok(None));
+    assert_eq!(b.peers().count(), 0);
+    assert_eq!(b.poll_transmit(at(1)), None, "not answered");
+    assert_eq!((b.stats().denied, b.stats().accepted), (1, 0));
+}
+
+#[test]
 fn no_reply_where_the_runtime_forbids_it() {
     let mut b = machine(2, no_jitter());
     b.poll_transmit(Instant::ZERO);
