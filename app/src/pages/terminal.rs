@@ -27,10 +27,7 @@ pub fn TerminalPage() -> impl IntoView {
             leptos::task::spawn_local(async move {
                 match client::fetch_output(next.get_value()).await {
                     Ok(out) => {
-                        next.set_value(out.next);
-                        if !out.lines.is_empty() {
-                            lines.update(|l| l.extend(out.lines));
-                        }
+                        absorb(lines, next, out);
                         problem.set(None);
                     }
                     Err(e) => problem.set(Some(e)),
@@ -59,10 +56,7 @@ pub fn TerminalPage() -> impl IntoView {
                 return;
             }
             match client::fetch_output(next.get_value()).await {
-                Ok(out) => {
-                    next.set_value(out.next);
-                    lines.update(|l| l.extend(out.lines));
-                }
+                Ok(out) => absorb(lines, next, out),
                 Err(e) => problem.set(Some(e)),
             }
         });
@@ -97,6 +91,30 @@ pub fn TerminalPage() -> impl IntoView {
             </form>
             {move || problem.get().map(|p| view! { <p class="alert" role="alert">{p}</p> })}
         </section>
+    }
+}
+
+/// Appends the lines of a transcript fetch that are not shown yet. The poll and
+/// a submit can fetch from the same position concurrently, and their answers can
+/// arrive in either order: lines are taken only past the last shown `seq` (a
+/// duplicate key would corrupt the keyed list), and `next` never moves back.
+#[cfg(feature = "hydrate")]
+fn absorb(
+    lines: RwSignal<Vec<TerminalLine>>,
+    next: StoredValue<u64>,
+    out: crate::api::TerminalOutput,
+) {
+    if out.next > next.get_value() {
+        next.set_value(out.next);
+    }
+    let shown = lines.with_untracked(|l| l.last().map(|line| line.seq));
+    let fresh: Vec<TerminalLine> = out
+        .lines
+        .into_iter()
+        .filter(|line| shown.is_none_or(|last| line.seq > last))
+        .collect();
+    if !fresh.is_empty() {
+        lines.update(|l| l.extend(fresh));
     }
 }
 
