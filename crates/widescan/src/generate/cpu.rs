@@ -13,7 +13,7 @@
 
 use rayon::prelude::*;
 
-use super::{AddressSpace, Octets};
+use super::{AddressSpace, NarrowLayout, Octets};
 use crate::permutation::{ROUNDS, mask64, mix32, round_wide};
 
 /// Addresses per rayon task: large enough to amortise scheduling, small enough to
@@ -22,6 +22,9 @@ const CHUNK: usize = 1 << 14;
 
 /// Lanes per structure-of-arrays block; 4 × 512 × 4 bytes of lanes stay in L1.
 const BLOCK: usize = 512;
+
+/// Up to this many prefixes, the narrow lookup counts starts instead of searching.
+const LINEAR_PREFIXES: usize = 16;
 
 /// Fills `out` using every rayon thread.
 pub(crate) fn fill_parallel(space: &AddressSpace, start: u128, out: &mut [Octets]) {
@@ -81,6 +84,7 @@ struct Scratch {
     y128: [u128; BLOCK],
     t128: [u128; BLOCK],
     pending: [u16; BLOCK],
+    prefix: [u32; BLOCK],
 }
 
 #[inline(always)]
@@ -92,6 +96,7 @@ fn fill_blocks(space: &AddressSpace, start: u128, out: &mut [Octets]) {
         y128: [0; BLOCK],
         t128: [0; BLOCK],
         pending: [0; BLOCK],
+        prefix: [0; BLOCK],
     });
     let narrow = space.permutation().is_narrow();
     for (b, block) in out.chunks_mut(BLOCK).enumerate() {
@@ -316,7 +321,64 @@ fn narrow_block(space: &AddressSpace, start: u64, out: &mut [Octets], sc: &mut S
         let last = (perm.len() - 1) as u64;
         walk(ys, last, &mut feistel, &mut sc.pending, &mut sc.t64);
     }
-    write_addresses(space, ys, out);
+    match space.narrow_layout() {
+        Some(layout) => write_narrow(layout, space.uniform_bits(), ys, out, &mut sc.prefix),
+        None => write_addresses(space, ys, out),
+    }
+}
+
+/// [`write_addresses`] for spaces of at most 2^64 addresses, in `u64` words: the
+/// prefix of each lane is found first, in passes that vectorise (a shift for
+/// uniform prefix sizes, a count of the starts at or below it for up to
+/// [`LINEAR_PREFIXES`] prefixes, a branch-free binary search beyond), then each
+/// address is two words.
+#[inline(always)]
+fn write_narrow(
+    layout: &NarrowLayout,
+    uniform_bits: Option<u32>,
+    ys: &[u64],
+    out: &mut [Octets],
+    prefix: &mut [u32; BLOCK],
+) {
+    let starts = &layout.starts[..];
+    let prefix = &mut prefix[..ys.len()];
+    match uniform_bits {
+        // h < 64 here: a narrow space with 64 host bits per prefix has one prefix.
+        Some(h) if h < 64 => {
+            for (p, &y) in prefix.iter_mut().zip(ys) {
+                *p = (y >> h) as u32;
+            }
+        }
+        _ if starts.len() <= LINEAR_PREFIXES => {
+            prefix.fill(0);
+            for &s in &starts[1..] {
+                for (p, &y) in prefix.iter_mut().zip(ys) {
+                    *p += u32::from(y >= s);
+                }
+            }
+        }
+        _ => {
+            for (p, &y) in prefix.iter_mut().zip(ys) {
+                let mut base = 0usize;
+                let mut len = starts.len();
+                while len > 1 {
+                    let half = len / 2;
+                    base = std::hint::select_unpredictable(
+                        starts[base + half] <= y,
+                        base + half,
+                        base,
+                    );
+                    len -= half;
+                }
+                *p = base as u32;
+            }
+        }
+    }
+    for ((o, &y), &p) in out.iter_mut().zip(ys).zip(prefix.iter()) {
+        let j = p as usize;
+        o[..8].copy_from_slice(&layout.net_hi[j].to_be_bytes());
+        o[8..].copy_from_slice(&(layout.net_lo[j] | (y - starts[j])).to_be_bytes());
+    }
 }
 
 #[inline(always)]
@@ -395,6 +457,13 @@ mod tests {
         check(&many, 11, 999 << 64, 20_000);
         check(&many[..5], 12, 3 << 64, 20_000);
         check(&["::/0"], 9, u128::MAX - (1 << 121) - 3000, 5000);
+        // narrow, more prefixes than the linear lookup takes, of different sizes
+        let uneven: Vec<String> = (0..40)
+            .map(|i| format!("2a00:{i:x}::/{}", 100 + i % 7))
+            .collect();
+        let uneven: Vec<&str> = uneven.iter().map(String::as_str).collect();
+        check(&uneven, 13, 0, 50_000);
+        check(&uneven[..LINEAR_PREFIXES], 14, 7, 50_000);
     }
 
     #[test]

@@ -37,13 +37,42 @@ pub struct AddressSpace {
     /// When every prefix has the same number of host bits, prefix `j` starts at
     /// `j << uniform_bits` and the lookup needs no search.
     uniform_bits: Option<u32>,
+    /// The prefix table in 64-bit words, for spaces of at most 2^64 addresses.
+    narrow: Option<NarrowLayout>,
+}
+
+/// The prefix table of a space of at most 2^64 addresses, split into 64-bit words.
+///
+/// Every position and start then fits a `u64`, and no prefix has more than 64 host
+/// bits, so an address is `(net_hi[j], net_lo[j] | (pos - starts[j]))`: the CPU
+/// path looks prefixes up with `u64` compares that vectorise, instead of `u128`
+/// arithmetic per address.
+#[derive(Clone, Debug)]
+pub(crate) struct NarrowLayout {
+    pub(crate) starts: Vec<u64>,
+    pub(crate) net_hi: Vec<u64>,
+    pub(crate) net_lo: Vec<u64>,
+}
+
+impl NarrowLayout {
+    fn new(targets: &TargetSet, networks: &[u128]) -> Option<Self> {
+        if targets.total() > 1u128 << 64 {
+            return None;
+        }
+        Some(NarrowLayout {
+            // starts[j] < total <= 2^64, so each fits.
+            starts: targets.starts().iter().map(|&s| s as u64).collect(),
+            net_hi: networks.iter().map(|&n| (n >> 64) as u64).collect(),
+            net_lo: networks.iter().map(|&n| n as u64).collect(),
+        })
+    }
 }
 
 impl AddressSpace {
     /// Permutes `targets` with the order keyed by `seed`.
     pub fn new(targets: TargetSet, seed: u64) -> Result<Self> {
         let perm = Permutation::new(targets.total(), seed)?;
-        let networks = targets
+        let networks: Vec<u128> = targets
             .prefixes()
             .iter()
             .map(|p| p.network_u128())
@@ -56,12 +85,14 @@ impl AddressSpace {
             // 128 host bits means one prefix, ::/0, which test mode never keeps whole.
             .then_some(first)
             .filter(|&h| h < 128);
+        let narrow = NarrowLayout::new(&targets, &networks);
         Ok(AddressSpace {
             targets,
             perm,
             seed,
             networks,
             uniform_bits,
+            narrow,
         })
     }
 
@@ -159,6 +190,10 @@ impl AddressSpace {
 
     pub(crate) fn uniform_bits(&self) -> Option<u32> {
         self.uniform_bits
+    }
+
+    pub(crate) fn narrow_layout(&self) -> Option<&NarrowLayout> {
+        self.narrow.as_ref()
     }
 
     /// Checks that `[start, start + count)` lies inside the space.
