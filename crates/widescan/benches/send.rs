@@ -1,9 +1,10 @@
-//! Probes handed to the kernel per second from one core.
+//! Probes handed to the kernel per second from one core, through the kernel
+//! transport (raw ICMPv6 socket) and the packet transport (`AF_PACKET` frames).
 //!
-//! The bench builds its own network namespace with a veth pair whose peer is down
-//! and routes a test prefix through a fake gateway on it: every probe goes through
-//! the full kernel send path (routing, neighbour, qdisc, driver) and is then dropped
-//! by the veth driver. Nothing leaves the namespace, which is deleted afterwards
+//! The bench builds its own network namespace with a veth pair and routes a test
+//! prefix through a fake gateway on it: every probe goes through the transport's
+//! whole send path (for the kernel transport: routing, neighbour, qdisc; for both:
+//! the driver) and is dropped on arrival at the other end of the pair. Nothing leaves the namespace, which is deleted afterwards
 //! (also on panic). Needs root; skipped otherwise.
 //!
 //! `cargo bench -j 1 --bench send`
@@ -18,7 +19,7 @@ use std::time::Duration;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use widescan::{
     AddressSpace, Contact, Generator, HardwareMode, Identity, Octets, ProbeCodec, ProbeSender,
-    RunKey, SenderOptions, TargetSet,
+    RunKey, SenderOptions, TargetSet, Transport,
 };
 
 struct Netns(String);
@@ -36,12 +37,25 @@ impl Netns {
         let ns = Netns(format!("wsbench{}", std::process::id()));
         let n = ns.0.as_str();
         Self::sh(&["ip", "netns", "add", n]);
-        // A veth pair whose peer stays down: the kernel routes, resolves the
-        // (static) gateway neighbour, queues and transmits every probe, and veth
-        // drops it because the peer is not running. No dummy module needed.
+        // A veth pair: the kernel routes, resolves the (static) gateway neighbour
+        // and transmits every probe on `va`; `vb` receives it and drops it at once,
+        // as it is addressed to another host's MAC and vb has IPv6 disabled. The
+        // peer must be up: veth reports frames for a down peer as dropped, which
+        // AF_PACKET (unlike the raw socket) returns as ENOBUFS. No dummy module
+        // needed.
         Self::sh(&[
             "ip", "-n", n, "link", "add", "va", "type", "veth", "peer", "name", "vb",
         ]);
+        Self::sh(&[
+            "ip",
+            "netns",
+            "exec",
+            n,
+            "sysctl",
+            "-qw",
+            "net.ipv6.conf.vb.disable_ipv6=1",
+        ]);
+        Self::sh(&["ip", "-n", n, "link", "set", "vb", "up"]);
         Self::sh(&[
             "ip",
             "-n",
@@ -164,7 +178,12 @@ fn send(c: &mut Criterion) {
     group.throughput(Throughput::Elements(addrs.len() as u64));
     group.sample_size(20);
     group.measurement_time(Duration::from_secs(8));
-    for batch in [1usize, 64] {
+    let cases = [
+        ("kernel", Transport::Kernel, 1usize),
+        ("kernel", Transport::Kernel, 64),
+        ("packet", Transport::Packet { gateway_mac: None }, 64),
+    ];
+    for (name, transport, batch) in cases {
         let mut sender = ProbeSender::open(
             codec(),
             &sink(),
@@ -173,11 +192,12 @@ fn send(c: &mut Criterion) {
                 rate_pps: u32::MAX,
                 per_subnet_pps: None,
                 batch,
+                transport,
                 ..SenderOptions::default()
             },
         )
         .expect("sender");
-        group.bench_function(format!("sendmmsg_batch_{batch}"), |b| {
+        group.bench_function(format!("{name}_sendmmsg_batch_{batch}"), |b| {
             b.iter(|| {
                 let out = sender.send(&addrs, &stop).expect("send");
                 assert_eq!(out.sent, addrs.len(), "{out:?}");

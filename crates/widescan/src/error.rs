@@ -44,6 +44,10 @@ pub enum Error {
     #[error("invalid configuration: {0}")]
     InvalidConfig(String),
 
+    /// The packet transport found no single Ethernet next hop for the targets.
+    #[error("packet transport: {0}")]
+    NoLinkPath(String),
+
     /// `HardwareMode::Gpu` was requested but no usable adapter exists (or the
     /// crate was built without the `gpu` feature).
     #[error("GPU unavailable: {0}")]

@@ -55,26 +55,34 @@
 //!   (`generate/shader.wgsl`).
 //! * [`probe`]: the probe wire format, the run-key MAC and the pure classification
 //!   of inbound ICMPv6.
-//! * [`sender`]: raw socket, `sendmmsg` batches, token bucket and per-/64 cap.
+//! * [`sender`]: the two transports (raw ICMPv6 socket, or Ethernet frames on an
+//!   `AF_PACKET` socket), `sendmmsg` batches, token bucket and per-/64 cap.
+//! * [`link`]: the packet transport's interface, source and gateway MAC, from the
+//!   kernel's routes and neighbours (`route.rs`: netlink); `frame.rs`: Ethernet and
+//!   IPv6 headers and the ICMPv6 checksum.
 //! * [`listener`]: the independent receive socket; hits, peers, answers, dedup,
 //!   and ICMPv6 error counts.
 //! * [`scan`]: the pipeline (generator → bounded queue → sender; listener aside),
 //!   progress, stop and resume.
 //! * [`output`]: NDJSON and CSV result writers.
-//! * `sys`: the only socket `unsafe` (libc `sendmmsg`, `recvmsg`, `ICMP6_FILTER`).
+//! * `sys`: the only socket `unsafe` (libc `sendmmsg`, `recvmsg`, `ICMP6_FILTER`,
+//!   `AF_PACKET` addresses).
 //!
 //! This crate never installs a tracing subscriber; it emits spans and events for the
 //! host application's subscriber.
 
 pub mod error;
 pub mod event;
+mod frame;
 pub mod generate;
+pub mod link;
 pub mod listener;
 pub mod output;
 pub mod permutation;
 pub mod prefix;
 pub mod probe;
 mod rate;
+mod route;
 pub mod scan;
 pub mod sender;
 mod sys;
@@ -90,9 +98,10 @@ pub use generate::{
     ActiveHardware, AddressSpace, Generator, GeneratorOptions, HardwareMode, IndexRange, Octets,
     Shard,
 };
+pub use link::{LinkPath, MacAddr};
 pub use listener::{ErrorCounts, EventReceiver, Listener, ListenerOptions, ListenerStats};
 pub use output::{OutputFormat, ResultWriter};
 pub use prefix::{Prefix, TargetSet, TargetSetBuilder};
 pub use probe::{Contact, ErrorType, Identity, ProbeCodec, RunKey};
 pub use scan::{Phase, Progress, Rates, Scan, ScanBuilder, ScanHandle, ScanReport};
-pub use sender::{ProbeSender, SendOutcome, SenderOptions};
+pub use sender::{ProbeSender, SendOutcome, SenderOptions, Transport};

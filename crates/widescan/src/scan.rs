@@ -128,6 +128,12 @@ impl ScanBuilder {
         self
     }
 
+    /// How probes leave (default: the kernel transport, a raw ICMPv6 socket).
+    pub fn transport(mut self, transport: crate::sender::Transport) -> Self {
+        self.sender.transport = transport;
+        self
+    }
+
     /// Source address for probes (default: chosen by the kernel per route).
     pub fn source(mut self, addr: std::net::Ipv6Addr) -> Self {
         self.sender.source = Some(addr);

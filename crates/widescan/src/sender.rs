@@ -1,5 +1,13 @@
-//! The sender: probes out of a raw ICMPv6 socket with `sendmmsg`, under a global
-//! token bucket and a per-/64 budget.
+//! The sender: probes out with `sendmmsg`, under a global token bucket and a
+//! per-/64 budget, through one of two [`Transport`]s:
+//!
+//! * **Kernel** (default): ICMPv6 messages on a raw socket. The kernel routes each
+//!   probe, resolves neighbours and writes headers and checksum, so any route
+//!   works, on-link targets included.
+//! * **Packet**: whole Ethernet frames on an `AF_PACKET` socket, all to the
+//!   gateway that the kernel's route to the targets names ([`LinkPath`]), past the
+//!   IPv6 stack and (where allowed) the qdisc: ZMap's send path, several times the
+//!   kernel transport's rate from one core.
 //!
 //! [`ProbeSender`] is the synchronous core (also used by benchmarks): hand it
 //! addresses, it encodes each probe into a preallocated batch and sends the batch
@@ -23,7 +31,9 @@ use std::time::{Duration, Instant};
 use socket2::Socket;
 
 use crate::error::{Error, Result};
+use crate::frame::FrameTemplate;
 use crate::generate::Octets;
+use crate::link::{LinkPath, MacAddr};
 use crate::prefix::TargetSet;
 use crate::probe::ProbeCodec;
 use crate::rate::{SubnetLimiter, TokenBucket};
@@ -33,6 +43,22 @@ use crate::sys::{self, SendBatch, SocketOptions};
 pub const DEFAULT_RATE_PPS: u32 = 10_000;
 /// Default cap per /64.
 pub const DEFAULT_PER_SUBNET_PPS: u32 = 100;
+/// Socket send buffer asked for (the kernel clamps it to `wmem_max`).
+const SEND_BUFFER: usize = 4 << 20;
+
+/// How probes reach the network.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum Transport {
+    /// A raw ICMPv6 socket: the kernel routes, resolves and frames each probe.
+    #[default]
+    Kernel,
+    /// Ethernet frames on an `AF_PACKET` socket, all to the targets' gateway. Every
+    /// target prefix must route through one gateway on one Ethernet interface.
+    Packet {
+        /// The gateway's MAC; looked up in the neighbour table when `None`.
+        gateway_mac: Option<MacAddr>,
+    },
+}
 
 /// Sender settings.
 #[derive(Clone, Debug)]
@@ -51,6 +77,8 @@ pub struct SenderOptions {
     pub source: Option<Ipv6Addr>,
     /// Give up after this many consecutive failed sends (default 1000).
     pub max_consecutive_failures: u32,
+    /// Raw socket or Ethernet frames (default: raw socket).
+    pub transport: Transport,
 }
 
 impl Default for SenderOptions {
@@ -63,6 +91,7 @@ impl Default for SenderOptions {
             interface: None,
             source: None,
             max_consecutive_failures: 1000,
+            transport: Transport::Kernel,
         }
     }
 }
@@ -118,6 +147,9 @@ pub struct SendOutcome {
 /// Synchronous probe sender over one raw socket.
 pub struct ProbeSender {
     sock: Socket,
+    /// Set for the packet transport: the headers around each probe.
+    frame: Option<FrameTemplate>,
+    path: Option<LinkPath>,
     codec: ProbeCodec,
     targets: TargetSet,
     options: SenderOptions,
@@ -137,19 +169,52 @@ impl std::fmt::Debug for ProbeSender {
 }
 
 impl ProbeSender {
-    /// Opens the raw socket (a missing `CAP_NET_RAW` gives
-    /// [`Error::RawSocketPermission`]). Probes go only to members of `targets`.
+    /// Opens the transport's socket (a missing `CAP_NET_RAW` gives
+    /// [`Error::RawSocketPermission`]); the packet transport first resolves its
+    /// [`LinkPath`]. Probes go only to members of `targets`.
     pub fn open(codec: ProbeCodec, targets: &TargetSet, options: SenderOptions) -> Result<Self> {
         options.validate()?;
-        let sock = sys::open_icmpv6(&SocketOptions {
-            interface: options.interface.clone(),
-            source: options.source,
-            hop_limit: Some(options.hop_limit),
-            write_timeout: Some(Duration::from_millis(100)),
-            send_buffer: Some(4 << 20),
-            pass_types: Vec::new(),
-            ..SocketOptions::default()
-        })?;
+        let (sock, batch, frame, path) = match &options.transport {
+            Transport::Kernel => {
+                let sock = sys::open_icmpv6(&SocketOptions {
+                    interface: options.interface.clone(),
+                    source: options.source,
+                    hop_limit: Some(options.hop_limit),
+                    write_timeout: Some(Duration::from_millis(100)),
+                    send_buffer: Some(SEND_BUFFER),
+                    pass_types: Vec::new(),
+                    ..SocketOptions::default()
+                })?;
+                (sock, SendBatch::new(options.batch), None, None)
+            }
+            Transport::Packet { gateway_mac } => {
+                let path = LinkPath::resolve(
+                    targets,
+                    options.interface.as_deref(),
+                    options.source,
+                    *gateway_mac,
+                )?;
+                tracing::info!(
+                    interface = %path.interface,
+                    source = %path.source,
+                    gateway = %path.gateway,
+                    gateway_mac = %path.gateway_mac,
+                    "packet transport"
+                );
+                let sock = sys::open_packet(SEND_BUFFER)?;
+                let frame = FrameTemplate::new(
+                    path.source_mac.0,
+                    path.gateway_mac.0,
+                    path.source,
+                    options.hop_limit,
+                );
+                let batch = SendBatch::frames(
+                    options.batch,
+                    sys::link_address(path.ifindex, path.gateway_mac.0),
+                );
+                (sock, batch, Some(frame), Some(path))
+            }
+        };
         let now = Instant::now();
         let rate = f64::from(options.rate_pps);
         // A burst of at most 10 ms of traffic, and never more than one batch.
@@ -157,8 +222,10 @@ impl ProbeSender {
         Ok(ProbeSender {
             sock,
             codec,
+            frame,
+            path,
             targets: targets.clone(),
-            batch: SendBatch::new(options.batch),
+            batch,
             bucket: TokenBucket::new(rate, burst, now),
             subnets: options
                 .per_subnet_pps
@@ -171,6 +238,11 @@ impl ProbeSender {
 
     pub(crate) fn counters(&self) -> std::sync::Arc<SenderCounters> {
         self.counters.clone()
+    }
+
+    /// The packet transport's path; `None` for the kernel transport.
+    pub fn link_path(&self) -> Option<&LinkPath> {
+        self.path.as_ref()
     }
 
     /// Total probes the kernel accepted so far.
@@ -211,7 +283,12 @@ impl ProbeSender {
                 continue;
             }
             let codec = &self.codec;
-            self.batch.push(a, |buf| codec.encode_probe(a, buf));
+            match &self.frame {
+                Some(frame) => self
+                    .batch
+                    .push(a, |buf| frame.write(a, buf, |m| codec.encode_probe(a, m))),
+                None => self.batch.push(a, |buf| codec.encode_probe(a, buf)),
+            };
             i += 1;
             if self.batch.is_full() && !self.flush(stop, &mut out)? {
                 break;

@@ -1,6 +1,6 @@
-//! Raw ICMPv6 sockets and the libc calls socket2 does not wrap: `sendmmsg`,
-//! `ICMP6_FILTER`, and `IPV6_PKTINFO` ancillary data. All of the crate's socket
-//! `unsafe` lives here.
+//! Raw ICMPv6 and `AF_PACKET` sockets, and the libc calls socket2 does not wrap:
+//! `sendmmsg`, `ICMP6_FILTER`, `PACKET_QDISC_BYPASS` and `IPV6_PKTINFO` ancillary
+//! data. All of the crate's socket `unsafe` lives here.
 #![allow(unsafe_code)]
 
 use std::io;
@@ -12,10 +12,12 @@ use std::time::Duration;
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
 use crate::error::{Error, Result};
-use crate::probe::MAX_MESSAGE_LEN;
+use crate::frame::MAX_FRAME_LEN;
 
 /// `ICMP6_FILTER` from `<netinet/icmp6.h>` (libc does not export it).
 const ICMP6_FILTER: libc::c_int = 1;
+/// `PACKET_QDISC_BYPASS` from `<linux/if_packet.h>` (libc does not export it).
+const PACKET_QDISC_BYPASS: libc::c_int = 20;
 
 /// Options for opening a raw ICMPv6 socket.
 #[derive(Clone, Debug, Default)]
@@ -69,6 +71,36 @@ pub(crate) fn open_icmpv6(opts: &SocketOptions) -> Result<Socket> {
             .map_err(|e| Error::io("enabling IPV6_RECVPKTINFO", e))?;
     }
     Ok(sock)
+}
+
+/// A send-only `AF_PACKET` socket for whole Ethernet frames. Protocol 0 means the
+/// kernel hands it no received packets; frames bypass the queueing discipline
+/// (where the kernel allows it) as they are already rate-limited here.
+pub(crate) fn open_packet(send_buffer: usize) -> Result<Socket> {
+    let sock =
+        Socket::new(Domain::PACKET, Type::RAW, None).map_err(|e| match e.raw_os_error() {
+            Some(libc::EPERM) | Some(libc::EACCES) => Error::RawSocketPermission(e),
+            _ => Error::io("opening an AF_PACKET socket", e),
+        })?;
+    if let Err(e) = setsockopt_int(&sock, libc::SOL_PACKET, PACKET_QDISC_BYPASS, 1) {
+        tracing::debug!(error = %e, "PACKET_QDISC_BYPASS refused; frames go through the qdisc");
+    }
+    let _ = sock.set_send_buffer_size(send_buffer);
+    sock.set_write_timeout(Some(Duration::from_millis(100)))
+        .map_err(|e| Error::io("setting the send timeout", e))?;
+    Ok(sock)
+}
+
+/// The link-layer destination of frames: interface and next-hop MAC.
+pub(crate) fn link_address(ifindex: u32, mac: [u8; 6]) -> libc::sockaddr_ll {
+    // SAFETY: sockaddr_ll is plain old data; all-zero is a valid value.
+    let mut sa: libc::sockaddr_ll = unsafe { mem::zeroed() };
+    sa.sll_family = libc::AF_PACKET as libc::c_ushort;
+    sa.sll_protocol = (libc::ETH_P_IPV6 as u16).to_be();
+    sa.sll_ifindex = ifindex as libc::c_int;
+    sa.sll_halen = 6;
+    sa.sll_addr[..6].copy_from_slice(&mac);
+    sa
 }
 
 fn setsockopt_int(
@@ -125,11 +157,15 @@ fn sockaddr(addr: &[u8; 16]) -> libc::sockaddr_in6 {
     sa
 }
 
-/// A batch of messages for one `sendmmsg` call, with storage allocated once.
+/// A batch of messages for one `sendmmsg` call, with storage allocated once:
+/// ICMPv6 messages each addressed to its target (raw socket), or whole frames all
+/// addressed to the next hop (`AF_PACKET`).
 pub(crate) struct SendBatch {
-    bufs: Vec<[u8; MAX_MESSAGE_LEN]>,
+    bufs: Vec<[u8; MAX_FRAME_LEN]>,
     lens: Vec<usize>,
     addrs: Vec<libc::sockaddr_in6>,
+    /// Set for frames: the one link-layer address every message goes to.
+    link: Option<Box<libc::sockaddr_ll>>,
     len: usize,
     /// Scratch for `sendmmsg`, rebuilt on every call.
     iov: Vec<libc::iovec>,
@@ -142,12 +178,23 @@ pub(crate) struct SendBatch {
 unsafe impl Send for SendBatch {}
 
 impl SendBatch {
+    /// A batch of ICMPv6 messages for a raw socket.
     pub(crate) fn new(capacity: usize) -> Self {
+        Self::with_link(capacity, None)
+    }
+
+    /// A batch of frames for an `AF_PACKET` socket, all sent to `link`.
+    pub(crate) fn frames(capacity: usize, link: libc::sockaddr_ll) -> Self {
+        Self::with_link(capacity, Some(Box::new(link)))
+    }
+
+    fn with_link(capacity: usize, link: Option<Box<libc::sockaddr_ll>>) -> Self {
         let capacity = capacity.max(1);
         SendBatch {
-            bufs: vec![[0u8; MAX_MESSAGE_LEN]; capacity],
+            bufs: vec![[0u8; MAX_FRAME_LEN]; capacity],
             lens: vec![0; capacity],
             addrs: vec![sockaddr(&[0; 16]); capacity],
+            link,
             len: 0,
             iov: Vec::with_capacity(capacity),
             hdrs: Vec::with_capacity(capacity),
@@ -205,8 +252,16 @@ impl SendBatch {
         for (k, i) in (from..end).enumerate() {
             // SAFETY: msghdr is plain old data; all-zero is a valid value.
             let mut h: libc::msghdr = unsafe { mem::zeroed() };
-            h.msg_name = (&raw mut self.addrs[i]).cast();
-            h.msg_namelen = mem::size_of::<libc::sockaddr_in6>() as libc::socklen_t;
+            match &mut self.link {
+                Some(link) => {
+                    h.msg_name = (&raw mut **link).cast();
+                    h.msg_namelen = mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t;
+                }
+                None => {
+                    h.msg_name = (&raw mut self.addrs[i]).cast();
+                    h.msg_namelen = mem::size_of::<libc::sockaddr_in6>() as libc::socklen_t;
+                }
+            }
             h.msg_iov = &raw mut self.iov[k];
             h.msg_iovlen = 1;
             self.hdrs.push(libc::mmsghdr {
@@ -214,8 +269,8 @@ impl SendBatch {
                 msg_len: 0,
             });
         }
-        // SAFETY: every pointer in `hdrs` points into `self.bufs`, `self.addrs` or
-        // `self.iov`, which are not touched again before the call returns, and the
+        // SAFETY: every pointer in `hdrs` points into `self.bufs`, `self.addrs`,
+        // `self.link` or `self.iov`, which are not touched again before the call returns, and the
         // lengths match the pointed-to storage.
         let rc = unsafe {
             libc::sendmmsg(

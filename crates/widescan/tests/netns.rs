@@ -23,9 +23,9 @@ use std::time::Duration;
 use common::lab::{Lab, can_run};
 use common::run;
 use widescan::{
-    Contact, Error, Event, HardwareMode, Identity, Listener, ListenerOptions, Peer, PeerVia,
-    Prefix, ProbeCodec, ProbeSender, RunKey, Scan, ScanBuilder, ScanReport, SenderOptions,
-    TargetSet,
+    Contact, Error, Event, HardwareMode, Identity, Listener, ListenerOptions, MacAddr, Peer,
+    PeerVia, Prefix, ProbeCodec, ProbeSender, RunKey, Scan, ScanBuilder, ScanReport, SenderOptions,
+    TargetSet, Transport,
 };
 
 const PREFIX: &str = "fd00:5ca7:1::/120";
@@ -123,6 +123,7 @@ fn netns_scenarios() {
         stop_and_resume_cover_everything_once(&lab, &scanner);
         sender_refuses_addresses_outside_its_targets(&lab, &scanner);
         command_line_scan_and_listen(&scanner, &peer_ns);
+        packet_transport_through_the_router(&lab, &scanner, &router);
         icmp_errors_are_counted_never_hits(&lab, &scanner, &router);
     }
     assert!(
@@ -452,6 +453,88 @@ fn sender_refuses_addresses_outside_its_targets(lab: &Lab, scanner: &str) {
 /// unreachable, code 1) and would forward `fd00:5ca7:3::/127` to t2, but probes sent
 /// with hop limit 1 expire on it (time exceeded). Two probes of each kind stay well
 /// inside the kernel's ICMPv6 error burst, so every error arrives.
+/// The packet transport: frames to the router's MAC reach the two addresses it
+/// owns behind itself (and only those answer); frames to a MAC nobody has reach
+/// nothing, which shows the frames are really built here; on-link targets are
+/// refused.
+fn packet_transport_through_the_router(lab: &Lab, scanner: &str, router: &str) {
+    let routed = "fd00:5ca7:5::/120";
+    let owned = [a("fd00:5ca7:5::1"), a("fd00:5ca7:5::2")];
+    for addr in owned {
+        run(&[
+            "ip",
+            "-n",
+            router,
+            "addr",
+            "add",
+            &format!("{addr}/128"),
+            "dev",
+            "lo",
+        ]);
+    }
+    run(&[
+        "ip",
+        "-n",
+        scanner,
+        "-6",
+        "route",
+        "add",
+        routed,
+        "via",
+        "fd00:5ca7:1::10",
+    ]);
+    let targets = || {
+        TargetSet::builder()
+            .prefix(routed.parse::<Prefix>().expect("prefix"))
+            .test_mode(true)
+            .build()
+            .expect("targets")
+    };
+    let packet_scan = |gateway_mac: Option<MacAddr>| {
+        scan_in(lab, scanner, || {
+            Scan::builder(targets(), scanner_identity())
+                .hardware(HardwareMode::Cpu)
+                .sender_options(SenderOptions {
+                    rate_pps: 2000,
+                    per_subnet_pps: None,
+                    transport: Transport::Packet { gateway_mac },
+                    ..SenderOptions::default()
+                })
+                .cooldown(Duration::from_millis(1000))
+                .build()
+                .expect("scan builds")
+        })
+    };
+
+    let (report, events) = packet_scan(None);
+    assert!(report.completed, "{report:?}");
+    assert_eq!(report.sent, 256, "{report:?}");
+    assert_eq!(hits(&events), owned.into(), "{report:?}");
+    assert_eq!(report.hits, 2, "{report:?}");
+
+    let nobody: MacAddr = "02:00:5e:00:53:99".parse().expect("mac");
+    let (report, events) = packet_scan(Some(nobody));
+    assert_eq!(report.sent, 256, "{report:?}");
+    assert!(hits(&events).is_empty(), "{events:?}");
+
+    let codec = ProbeCodec::new(RunKey::random().expect("key"), scanner_identity());
+    let on_link = lab.within(scanner, || {
+        ProbeSender::open(
+            codec,
+            &self::targets(),
+            SenderOptions {
+                transport: Transport::Packet { gateway_mac: None },
+                ..SenderOptions::default()
+            },
+        )
+        .map(|_| ())
+    });
+    match on_link {
+        Err(Error::NoLinkPath(why)) => assert!(why.contains("on-link"), "{why}"),
+        other => panic!("on-link targets must be refused: {other:?}"),
+    }
+}
+
 fn icmp_errors_are_counted_never_hits(lab: &Lab, scanner: &str, router: &str) {
     let (refused, expiring) = ("fd00:5ca7:2::/127", "fd00:5ca7:3::/127");
     run(&[

@@ -112,37 +112,6 @@ impl Lab {
         name
     }
 
-    /// A lone namespace with a dummy interface that silently eats packets routed to
-    /// `sink_prefix` through a fake gateway (one neighbour entry, no replies).
-    pub(crate) fn blackhole(
-        &mut self,
-        short: &str,
-        local: &str,
-        gateway: &str,
-        sink_prefix: &str,
-    ) -> String {
-        let name = self.add_ns(short);
-        run(&["ip", "-n", &name, "link", "add", "d0", "type", "dummy"]);
-        run(&[
-            "ip", "-n", &name, "addr", "add", local, "dev", "d0", "nodad",
-        ]);
-        run(&["ip", "-n", &name, "link", "set", "d0", "up"]);
-        run(&[
-            "ip",
-            "-n",
-            &name,
-            "-6",
-            "route",
-            "add",
-            sink_prefix,
-            "via",
-            gateway,
-            "dev",
-            "d0",
-        ]);
-        name
-    }
-
     /// Makes a host ignore echo requests (a silent host).
     pub(crate) fn silence(&self, ns: &str) {
         run(&[
