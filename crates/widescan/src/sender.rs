@@ -201,17 +201,14 @@ impl ProbeSender {
                     gateway_mac = %path.gateway_mac,
                     "packet transport"
                 );
-                let sock = sys::open_packet(SEND_BUFFER)?;
+                let sock = sys::open_packet(path.ifindex, SEND_BUFFER)?;
                 let frame = FrameTemplate::new(
                     path.source_mac.0,
                     path.gateway_mac.0,
                     path.source,
                     options.hop_limit,
                 );
-                let batch = SendBatch::frames(
-                    options.batch,
-                    sys::link_address(path.ifindex, path.gateway_mac.0),
-                );
+                let batch = SendBatch::frames(options.batch);
                 (sock, batch, Some(frame), Some(path))
             }
         };

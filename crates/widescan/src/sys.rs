@@ -73,15 +73,35 @@ pub(crate) fn open_icmpv6(opts: &SocketOptions) -> Result<Socket> {
     Ok(sock)
 }
 
-/// A send-only `AF_PACKET` socket for whole Ethernet frames. Protocol 0 means the
-/// kernel hands it no received packets; frames bypass the queueing discipline
-/// (where the kernel allows it) as they are already rate-limited here.
-pub(crate) fn open_packet(send_buffer: usize) -> Result<Socket> {
+/// A send-only `AF_PACKET` socket for whole Ethernet frames, bound to interface
+/// `ifindex` so that messages need no address. Protocol 0 (in the socket and the
+/// binding) means the kernel hands it no received packets; the kernel takes each
+/// frame's protocol from its Ethernet header. Frames bypass the queueing
+/// discipline (where the kernel allows it) as they are already rate-limited here.
+pub(crate) fn open_packet(ifindex: u32, send_buffer: usize) -> Result<Socket> {
     let sock =
         Socket::new(Domain::PACKET, Type::RAW, None).map_err(|e| match e.raw_os_error() {
             Some(libc::EPERM) | Some(libc::EACCES) => Error::RawSocketPermission(e),
             _ => Error::io("opening an AF_PACKET socket", e),
         })?;
+    // SAFETY: sockaddr_ll is plain old data; all-zero is a valid value.
+    let mut sa: libc::sockaddr_ll = unsafe { mem::zeroed() };
+    sa.sll_family = libc::AF_PACKET as libc::c_ushort;
+    sa.sll_ifindex = ifindex as libc::c_int;
+    // SAFETY: `sa` is a live sockaddr_ll and the length passed is its size.
+    let rc = unsafe {
+        libc::bind(
+            sock.as_raw_fd(),
+            (&raw const sa).cast(),
+            mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t,
+        )
+    };
+    if rc != 0 {
+        return Err(Error::io(
+            "binding the AF_PACKET socket to its interface",
+            io::Error::last_os_error(),
+        ));
+    }
     if let Err(e) = setsockopt_int(&sock, libc::SOL_PACKET, PACKET_QDISC_BYPASS, 1) {
         tracing::debug!(error = %e, "PACKET_QDISC_BYPASS refused; frames go through the qdisc");
     }
@@ -89,18 +109,6 @@ pub(crate) fn open_packet(send_buffer: usize) -> Result<Socket> {
     sock.set_write_timeout(Some(Duration::from_millis(100)))
         .map_err(|e| Error::io("setting the send timeout", e))?;
     Ok(sock)
-}
-
-/// The link-layer destination of frames: interface and next-hop MAC.
-pub(crate) fn link_address(ifindex: u32, mac: [u8; 6]) -> libc::sockaddr_ll {
-    // SAFETY: sockaddr_ll is plain old data; all-zero is a valid value.
-    let mut sa: libc::sockaddr_ll = unsafe { mem::zeroed() };
-    sa.sll_family = libc::AF_PACKET as libc::c_ushort;
-    sa.sll_protocol = (libc::ETH_P_IPV6 as u16).to_be();
-    sa.sll_ifindex = ifindex as libc::c_int;
-    sa.sll_halen = 6;
-    sa.sll_addr[..6].copy_from_slice(&mac);
-    sa
 }
 
 fn setsockopt_int(
@@ -158,14 +166,14 @@ fn sockaddr(addr: &[u8; 16]) -> libc::sockaddr_in6 {
 }
 
 /// A batch of messages for one `sendmmsg` call, with storage allocated once:
-/// ICMPv6 messages each addressed to its target (raw socket), or whole frames all
-/// addressed to the next hop (`AF_PACKET`).
+/// ICMPv6 messages each addressed to its target (raw socket), or whole frames
+/// that carry their addresses themselves (`AF_PACKET`, bound to its interface).
 pub(crate) struct SendBatch {
     bufs: Vec<[u8; MAX_FRAME_LEN]>,
     lens: Vec<usize>,
     addrs: Vec<libc::sockaddr_in6>,
-    /// Set for frames: the one link-layer address every message goes to.
-    link: Option<Box<libc::sockaddr_ll>>,
+    /// Frames: messages go without an address.
+    frames: bool,
     len: usize,
     /// Scratch for `sendmmsg`, rebuilt on every call.
     iov: Vec<libc::iovec>,
@@ -180,21 +188,21 @@ unsafe impl Send for SendBatch {}
 impl SendBatch {
     /// A batch of ICMPv6 messages for a raw socket.
     pub(crate) fn new(capacity: usize) -> Self {
-        Self::with_link(capacity, None)
+        Self::with(capacity, false)
     }
 
-    /// A batch of frames for an `AF_PACKET` socket, all sent to `link`.
-    pub(crate) fn frames(capacity: usize, link: libc::sockaddr_ll) -> Self {
-        Self::with_link(capacity, Some(Box::new(link)))
+    /// A batch of Ethernet frames for a bound `AF_PACKET` socket.
+    pub(crate) fn frames(capacity: usize) -> Self {
+        Self::with(capacity, true)
     }
 
-    fn with_link(capacity: usize, link: Option<Box<libc::sockaddr_ll>>) -> Self {
+    fn with(capacity: usize, frames: bool) -> Self {
         let capacity = capacity.max(1);
         SendBatch {
             bufs: vec![[0u8; MAX_FRAME_LEN]; capacity],
             lens: vec![0; capacity],
             addrs: vec![sockaddr(&[0; 16]); capacity],
-            link,
+            frames,
             len: 0,
             iov: Vec::with_capacity(capacity),
             hdrs: Vec::with_capacity(capacity),
@@ -252,15 +260,9 @@ impl SendBatch {
         for (k, i) in (from..end).enumerate() {
             // SAFETY: msghdr is plain old data; all-zero is a valid value.
             let mut h: libc::msghdr = unsafe { mem::zeroed() };
-            match &mut self.link {
-                Some(link) => {
-                    h.msg_name = (&raw mut **link).cast();
-                    h.msg_namelen = mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t;
-                }
-                None => {
-                    h.msg_name = (&raw mut self.addrs[i]).cast();
-                    h.msg_namelen = mem::size_of::<libc::sockaddr_in6>() as libc::socklen_t;
-                }
+            if !self.frames {
+                h.msg_name = (&raw mut self.addrs[i]).cast();
+                h.msg_namelen = mem::size_of::<libc::sockaddr_in6>() as libc::socklen_t;
             }
             h.msg_iov = &raw mut self.iov[k];
             h.msg_iovlen = 1;
@@ -269,8 +271,8 @@ impl SendBatch {
                 msg_len: 0,
             });
         }
-        // SAFETY: every pointer in `hdrs` points into `self.bufs`, `self.addrs`,
-        // `self.link` or `self.iov`, which are not touched again before the call returns, and the
+        // SAFETY: every pointer in `hdrs` points into `self.bufs`, `self.addrs` or
+        // `self.iov`, which are not touched again before the call returns, and the
         // lengths match the pointed-to storage.
         let rc = unsafe {
             libc::sendmmsg(
