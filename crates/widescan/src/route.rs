@@ -121,6 +121,18 @@ fn request(msg: RouteNetlinkMessage, dump: bool) -> io::Result<Vec<RouteNetlinkM
     Err(invalid("too many datagrams"))
 }
 
+/// The one reply to a non-dump request, picked out by `pick`.
+fn reply<T>(
+    msg: RouteNetlinkMessage,
+    what: &str,
+    pick: impl FnMut(RouteNetlinkMessage) -> Option<T>,
+) -> io::Result<T> {
+    request(msg, false)?
+        .into_iter()
+        .find_map(pick)
+        .ok_or_else(|| invalid(format!("no {what} in the reply")))
+}
+
 fn mac(bytes: &[u8]) -> Option<[u8; 6]> {
     <[u8; 6]>::try_from(bytes).ok()
 }
@@ -132,13 +144,10 @@ pub(crate) fn route_get(dst: Ipv6Addr) -> io::Result<RouteInfo> {
     msg.header.destination_prefix_length = 128;
     msg.attributes
         .push(RouteAttribute::Destination(RouteAddress::Inet6(dst)));
-    let reply = request(RouteNetlinkMessage::GetRoute(msg), false)?
-        .into_iter()
-        .find_map(|m| match m {
-            RouteNetlinkMessage::NewRoute(r) => Some(r),
-            _ => None,
-        })
-        .ok_or_else(|| invalid("no route in the reply"))?;
+    let reply = reply(RouteNetlinkMessage::GetRoute(msg), "route", |m| match m {
+        RouteNetlinkMessage::NewRoute(r) => Some(r),
+        _ => None,
+    })?;
     let (mut ifindex, mut gateway, mut prefsrc) = (None, None, None);
     for attr in &reply.attributes {
         match attr {
@@ -192,13 +201,10 @@ pub(crate) fn neighbour(ifindex: u32, addr: Ipv6Addr) -> io::Result<Option<[u8; 
 pub(crate) fn link(ifindex: u32) -> io::Result<(String, Option<[u8; 6]>)> {
     let mut msg = LinkMessage::default();
     msg.header.index = ifindex;
-    let reply = request(RouteNetlinkMessage::GetLink(msg), false)?
-        .into_iter()
-        .find_map(|m| match m {
-            RouteNetlinkMessage::NewLink(l) => Some(l),
-            _ => None,
-        })
-        .ok_or_else(|| invalid("no link in the reply"))?;
+    let reply = reply(RouteNetlinkMessage::GetLink(msg), "link", |m| match m {
+        RouteNetlinkMessage::NewLink(l) => Some(l),
+        _ => None,
+    })?;
     let (mut name, mut address) = (None, None);
     for attr in &reply.attributes {
         match attr {

@@ -81,6 +81,11 @@ fn scan_in(lab: &Lab, ns: &str, build: impl FnOnce() -> Scan + Send) -> (ScanRep
     (report, events)
 }
 
+/// Routes `prefix` in namespace `ns` through `gateway`.
+fn route_via(ns: &str, prefix: &str, gateway: &str) {
+    run(&["ip", "-n", ns, "-6", "route", "add", prefix, "via", gateway]);
+}
+
 fn hits(events: &[Event]) -> BTreeSet<Ipv6Addr> {
     events
         .iter()
@@ -472,17 +477,7 @@ fn packet_transport_through_the_router(lab: &Lab, scanner: &str, router: &str) {
             "lo",
         ]);
     }
-    run(&[
-        "ip",
-        "-n",
-        scanner,
-        "-6",
-        "route",
-        "add",
-        routed,
-        "via",
-        "fd00:5ca7:1::10",
-    ]);
+    route_via(scanner, routed, "fd00:5ca7:1::10");
     let targets = || {
         TargetSet::builder()
             .prefix(routed.parse::<Prefix>().expect("prefix"))
@@ -549,29 +544,9 @@ fn icmp_errors_are_counted_never_hits(lab: &Lab, scanner: &str, router: &str) {
     run(&[
         "ip", "-n", router, "-6", "route", "add", "prohibit", refused,
     ]);
-    run(&[
-        "ip",
-        "-n",
-        router,
-        "-6",
-        "route",
-        "add",
-        expiring,
-        "via",
-        "fd00:5ca7:1::20",
-    ]);
+    route_via(router, expiring, "fd00:5ca7:1::20");
     for prefix in [refused, expiring] {
-        run(&[
-            "ip",
-            "-n",
-            scanner,
-            "-6",
-            "route",
-            "add",
-            prefix,
-            "via",
-            "fd00:5ca7:1::10",
-        ]);
+        route_via(scanner, prefix, "fd00:5ca7:1::10");
     }
     let targets = TargetSet::builder()
         .prefixes([refused, expiring].map(|p| p.parse::<Prefix>().expect("prefix")))
