@@ -13,7 +13,7 @@
 
 use rayon::prelude::*;
 
-use super::{AddressSpace, NarrowLayout, Octets};
+use super::{AddressSpace, Octets, PrefixWords};
 use crate::permutation::{ROUNDS, mask64, mix32, round_wide};
 
 /// Addresses per rayon task: large enough to amortise scheduling, small enough to
@@ -85,6 +85,9 @@ struct Scratch {
     t128: [u128; BLOCK],
     pending: [u16; BLOCK],
     prefix: [u32; BLOCK],
+    /// Wide positions as (high, low) 64-bit words.
+    pos_hi: [u64; BLOCK],
+    pos_lo: [u64; BLOCK],
 }
 
 #[inline(always)]
@@ -97,6 +100,8 @@ fn fill_blocks(space: &AddressSpace, start: u128, out: &mut [Octets]) {
         t128: [0; BLOCK],
         pending: [0; BLOCK],
         prefix: [0; BLOCK],
+        pos_hi: [0; BLOCK],
+        pos_lo: [0; BLOCK],
     });
     let narrow = space.permutation().is_narrow();
     for (b, block) in out.chunks_mut(BLOCK).enumerate() {
@@ -150,27 +155,83 @@ struct Wide<'a> {
     mb: u64,
 }
 
-impl Lanes<u128> for Wide<'_> {
+impl Wide<'_> {
+    /// Loads lanes `0..m` with the halves of `xs`.
     #[inline(always)]
-    fn apply(&mut self, ys: &mut [u128]) {
-        let m = ys.len();
+    fn split(&mut self, xs: &[u128]) {
+        let m = xs.len();
         let [hh, hl, lh, ll] = &mut *self.words;
-        let (hh, hl, lh, ll) = (&mut hh[..m], &mut hl[..m], &mut lh[..m], &mut ll[..m]);
-        for (x, ((a, b), (c, d))) in ys.iter().zip(
-            hh.iter_mut()
-                .zip(hl.iter_mut())
-                .zip(lh.iter_mut().zip(ll.iter_mut())),
+        for (x, ((a, b), (c, d))) in xs.iter().zip(
+            hh[..m]
+                .iter_mut()
+                .zip(hl[..m].iter_mut())
+                .zip(lh[..m].iter_mut().zip(ll[..m].iter_mut())),
         ) {
             let lo = (*x as u64) & self.mb;
             let hi = (*x >> self.lo_bits) as u64;
             (*a, *b, *c, *d) = ((hi >> 32) as u32, hi as u32, (lo >> 32) as u32, lo as u32);
         }
+    }
+
+    /// Loads lanes `0..m` with the consecutive values `hi·2^lo_bits + lo + j`;
+    /// `lo + m - 1` must stay within the low half.
+    #[inline(always)]
+    fn split_run(&mut self, hi: u64, lo: u64, m: usize) {
+        let [hh, hl, lh, ll] = &mut *self.words;
+        hh[..m].fill((hi >> 32) as u32);
+        hl[..m].fill(hi as u32);
+        for (j, (c, d)) in lh[..m].iter_mut().zip(ll[..m].iter_mut()).enumerate() {
+            let lo = lo + j as u64;
+            (*c, *d) = ((lo >> 32) as u32, lo as u32);
+        }
+    }
+
+    #[inline(always)]
+    fn rounds(&mut self, m: usize) {
+        let [hh, hl, lh, ll] = &mut *self.words;
         wide_rounds(
-            [&mut *hh, &mut *hl, &mut *lh, &mut *ll],
+            [&mut hh[..m], &mut hl[..m], &mut lh[..m], &mut ll[..m]],
             self.keys,
             self.ma,
             self.mb,
         );
+    }
+
+    /// Lanes `0..m` as (high, low) 64-bit words of `hi·2^lo_bits + lo`, with
+    /// shifts that vectorise.
+    #[inline(always)]
+    fn join_words(&self, pos_hi: &mut [u64], pos_lo: &mut [u64]) {
+        let m = pos_hi.len();
+        let [hh, hl, lh, ll] = &*self.words;
+        let lanes = hh[..m]
+            .iter()
+            .zip(hl[..m].iter())
+            .zip(lh[..m].iter().zip(ll[..m].iter()));
+        let words = pos_hi.iter_mut().zip(pos_lo.iter_mut());
+        // lo_bits is 32..=64 in a wide space: 64 only for more than 2^127 addresses.
+        if self.lo_bits >= 64 {
+            for ((ph, pl), ((a, b), (c, d))) in words.zip(lanes) {
+                *ph = (u64::from(*a) << 32) | u64::from(*b);
+                *pl = (u64::from(*c) << 32) | u64::from(*d);
+            }
+        } else {
+            let (up, down) = (self.lo_bits, 64 - self.lo_bits);
+            for ((ph, pl), ((a, b), (c, d))) in words.zip(lanes) {
+                let hi = (u64::from(*a) << 32) | u64::from(*b);
+                let lo = (u64::from(*c) << 32) | u64::from(*d);
+                *ph = hi >> down;
+                *pl = (hi << up) | lo;
+            }
+        }
+    }
+}
+
+impl Lanes<u128> for Wide<'_> {
+    #[inline(always)]
+    fn apply(&mut self, ys: &mut [u128]) {
+        self.split(ys);
+        self.rounds(ys.len());
+        let [hh, hl, lh, ll] = &*self.words;
         for (y, ((a, b), (c, d))) in ys
             .iter_mut()
             .zip(hh.iter().zip(hl.iter()).zip(lh.iter().zip(ll.iter())))
@@ -321,8 +382,9 @@ fn narrow_block(space: &AddressSpace, start: u64, out: &mut [Octets], sc: &mut S
         let last = (perm.len() - 1) as u64;
         walk(ys, last, &mut feistel, &mut sc.pending, &mut sc.t64);
     }
-    match space.narrow_layout() {
-        Some(layout) => write_narrow(layout, space.uniform_bits(), ys, out, &mut sc.prefix),
+    let words = space.prefix_words();
+    match &words.narrow_starts {
+        Some(starts) => write_narrow(words, starts, space.uniform_bits(), ys, out, &mut sc.prefix),
         None => write_addresses(space, ys, out),
     }
 }
@@ -334,13 +396,13 @@ fn narrow_block(space: &AddressSpace, start: u64, out: &mut [Octets], sc: &mut S
 /// address is two words.
 #[inline(always)]
 fn write_narrow(
-    layout: &NarrowLayout,
+    words: &PrefixWords,
+    starts: &[u64],
     uniform_bits: Option<u32>,
     ys: &[u64],
     out: &mut [Octets],
     prefix: &mut [u32; BLOCK],
 ) {
-    let starts = &layout.starts[..];
     let prefix = &mut prefix[..ys.len()];
     match uniform_bits {
         // h < 64 here: a narrow space with 64 host bits per prefix has one prefix.
@@ -376,8 +438,8 @@ fn write_narrow(
     }
     for ((o, &y), &p) in out.iter_mut().zip(ys).zip(prefix.iter()) {
         let j = p as usize;
-        o[..8].copy_from_slice(&layout.net_hi[j].to_be_bytes());
-        o[8..].copy_from_slice(&(layout.net_lo[j] | (y - starts[j])).to_be_bytes());
+        o[..8].copy_from_slice(&words.net_hi[j].to_be_bytes());
+        o[8..].copy_from_slice(&(words.net_lo[j] | (y - starts[j])).to_be_bytes());
     }
 }
 
@@ -392,12 +454,27 @@ fn wide_block(space: &AddressSpace, start: u128, out: &mut [Octets], sc: &mut Sc
         ma: mask64(perm.hi_bits()),
         mb: mask64(perm.lo_bits()),
     };
-    let ys = &mut sc.y128[..n];
-    for (j, y) in ys.iter_mut().enumerate() {
-        *y = start + j as u128;
+    // A block of consecutive indices almost never carries into the high half (at
+    // least 2^32 indices per carry), so the halves are a constant and a count.
+    let lo = start as u64 & feistel.mb;
+    if u128::from(lo) + n as u128 <= u128::from(feistel.mb) + 1 {
+        feistel.split_run((start >> feistel.lo_bits) as u64, lo, n);
+    } else {
+        let xs = &mut sc.y128[..n];
+        for (j, x) in xs.iter_mut().enumerate() {
+            *x = start + j as u128;
+        }
+        feistel.split(xs);
     }
-    feistel.apply(ys);
+    feistel.rounds(n);
+    let (pos_hi, pos_lo) = (&mut sc.pos_hi[..n], &mut sc.pos_lo[..n]);
+    feistel.join_words(pos_hi, pos_lo);
     if !perm.is_power_of_two() {
+        // Cycle-walking, on u128 positions: few lanes need it.
+        let ys = &mut sc.y128[..n];
+        for (y, (h, l)) in ys.iter_mut().zip(pos_hi.iter().zip(pos_lo.iter())) {
+            *y = (u128::from(*h) << 64) | u128::from(*l);
+        }
         walk(
             ys,
             perm.len() - 1,
@@ -405,8 +482,46 @@ fn wide_block(space: &AddressSpace, start: u128, out: &mut [Octets], sc: &mut Sc
             &mut sc.pending,
             &mut sc.t128,
         );
+        for (y, (h, l)) in ys.iter().zip(pos_hi.iter_mut().zip(pos_lo.iter_mut())) {
+            (*h, *l) = ((*y >> 64) as u64, *y as u64);
+        }
     }
-    write_addresses(space, ys, out);
+    write_wide(space, pos_hi, pos_lo, out);
+}
+
+/// [`write_addresses`] for wide positions given as (high, low) words: with
+/// uniform prefix sizes the prefix index and host part come from shifts and masks
+/// of the words, so only the two table loads remain per address.
+#[inline(always)]
+fn write_wide(space: &AddressSpace, pos_hi: &[u64], pos_lo: &[u64], out: &mut [Octets]) {
+    let words = space.prefix_words();
+    let lanes = out.iter_mut().zip(pos_hi.iter().zip(pos_lo.iter()));
+    match space.uniform_bits() {
+        // h >= 64: the index is in the high word, the host part spans both.
+        Some(h) if h >= 64 => {
+            let (shift, mask) = (h - 64, mask64(h - 64));
+            for (o, (&ph, &pl)) in lanes {
+                let j = (ph >> shift) as usize;
+                o[..8].copy_from_slice(&(words.net_hi[j] | (ph & mask)).to_be_bytes());
+                o[8..].copy_from_slice(&(words.net_lo[j] | pl).to_be_bytes());
+            }
+        }
+        // 0 < h < 64: the index straddles the words, the host part is low.
+        Some(h) if h > 0 => {
+            let mask = mask64(h);
+            for (o, (&ph, &pl)) in lanes {
+                let j = ((ph << (64 - h)) | (pl >> h)) as usize;
+                o[..8].copy_from_slice(&words.net_hi[j].to_be_bytes());
+                o[8..].copy_from_slice(&(words.net_lo[j] | (pl & mask)).to_be_bytes());
+            }
+        }
+        _ => {
+            for (o, (&ph, &pl)) in lanes {
+                let pos = (u128::from(ph) << 64) | u128::from(pl);
+                *o = space.locate_search(pos).to_be_bytes();
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -450,6 +565,22 @@ mod tests {
         check(&["2a00::/63"], 6, 0, 20_000);
         check(&["2a00::/64", "2a01::/64", "2a02::/64"], 7, 99, 20_000);
         check(&["2000::/3"], 8, 1 << 100, 20_000);
+        // wide with uniform prefixes of fewer than 64 host bits, and wide uneven
+        let quarters = [
+            "2a00:0:0:1::/66",
+            "2a00:0:0:3::/66",
+            "2a00:0:0:5::/66",
+            "2a00:0:0:7::/66",
+            "2a00:0:0:9::/66",
+        ];
+        check(&quarters, 15, 0, 20_000);
+        check(&quarters, 16, (1 << 64) - 3000, 20_000);
+        check(
+            &["2a00::/63", "2a01::/70", "2a02::/100"],
+            17,
+            1 << 62,
+            20_000,
+        );
         // uniform prefix sizes (the O(1) lookup), narrow and wide
         check(&["2a00::/120", "2a01::/120", "2a02::/120"], 10, 0, 768);
         let many: Vec<String> = (0..1000).map(|i| format!("2a00:{i:x}::/64")).collect();

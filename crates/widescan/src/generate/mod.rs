@@ -37,34 +37,34 @@ pub struct AddressSpace {
     /// When every prefix has the same number of host bits, prefix `j` starts at
     /// `j << uniform_bits` and the lookup needs no search.
     uniform_bits: Option<u32>,
-    /// The prefix table in 64-bit words, for spaces of at most 2^64 addresses.
-    narrow: Option<NarrowLayout>,
+    /// The prefix table in 64-bit words, for the CPU path.
+    words: PrefixWords,
 }
 
-/// The prefix table of a space of at most 2^64 addresses, split into 64-bit words.
+/// The prefix table split into 64-bit words, so the CPU path computes addresses
+/// with `u64` lane arithmetic that vectorises instead of `u128` per address.
 ///
-/// Every position and start then fits a `u64`, and no prefix has more than 64 host
-/// bits, so an address is `(net_hi[j], net_lo[j] | (pos - starts[j]))`: the CPU
-/// path looks prefixes up with `u64` compares that vectorise, instead of `u128`
-/// arithmetic per address.
+/// A network's host bits are zero, so an address is `(net_hi[j] | host_hi,
+/// net_lo[j] | host_lo)`. When the space holds at most 2^64 addresses every
+/// position and start fits a `u64` and no prefix has more than 64 host bits, so
+/// `starts` is kept too and the host part is simply `pos - starts[j]`.
 #[derive(Clone, Debug)]
-pub(crate) struct NarrowLayout {
-    pub(crate) starts: Vec<u64>,
+pub(crate) struct PrefixWords {
     pub(crate) net_hi: Vec<u64>,
     pub(crate) net_lo: Vec<u64>,
+    /// `starts` as `u64`, for spaces of at most 2^64 addresses.
+    pub(crate) narrow_starts: Option<Vec<u64>>,
 }
 
-impl NarrowLayout {
-    fn new(targets: &TargetSet, networks: &[u128]) -> Option<Self> {
-        if targets.total() > 1u128 << 64 {
-            return None;
-        }
-        Some(NarrowLayout {
-            // starts[j] < total <= 2^64, so each fits.
-            starts: targets.starts().iter().map(|&s| s as u64).collect(),
+impl PrefixWords {
+    fn new(targets: &TargetSet, networks: &[u128]) -> Self {
+        PrefixWords {
             net_hi: networks.iter().map(|&n| (n >> 64) as u64).collect(),
             net_lo: networks.iter().map(|&n| n as u64).collect(),
-        })
+            // starts[j] < total <= 2^64, so each fits.
+            narrow_starts: (targets.total() <= 1u128 << 64)
+                .then(|| targets.starts().iter().map(|&s| s as u64).collect()),
+        }
     }
 }
 
@@ -85,14 +85,14 @@ impl AddressSpace {
             // 128 host bits means one prefix, ::/0, which test mode never keeps whole.
             .then_some(first)
             .filter(|&h| h < 128);
-        let narrow = NarrowLayout::new(&targets, &networks);
+        let words = PrefixWords::new(&targets, &networks);
         Ok(AddressSpace {
             targets,
             perm,
             seed,
             networks,
             uniform_bits,
-            narrow,
+            words,
         })
     }
 
@@ -192,8 +192,8 @@ impl AddressSpace {
         self.uniform_bits
     }
 
-    pub(crate) fn narrow_layout(&self) -> Option<&NarrowLayout> {
-        self.narrow.as_ref()
+    pub(crate) fn prefix_words(&self) -> &PrefixWords {
+        &self.words
     }
 
     /// Checks that `[start, start + count)` lies inside the space.
