@@ -10,13 +10,15 @@
 //! makes the kernel resolve it, and looked up again.
 
 use std::fmt;
-use std::net::Ipv6Addr;
+use std::net::{Ipv6Addr, SocketAddrV6, UdpSocket};
 use std::str::FromStr;
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
-use crate::prefix::TargetSet;
-use crate::route;
+use netlink_packet_route::route::RouteType;
+
+use crate::prefix::{Prefix, TargetSet};
+use crate::route::Rtnl;
 use crate::sys::{self, SocketOptions};
 
 /// How long to wait for the kernel to resolve the gateway's MAC.
@@ -83,31 +85,65 @@ pub struct LinkPath {
     pub gateway_mac: MacAddr,
 }
 
+impl MacAddr {
+    /// Whether this can be a frame's destination host: not all zeros, and not a
+    /// group (multicast or broadcast) address.
+    pub fn is_unicast(&self) -> bool {
+        self.0 != [0; 6] && self.0[0] & 1 == 0
+    }
+}
+
 impl LinkPath {
-    /// Resolves the path for `targets`. `interface` and `source` must agree with
-    /// the route when given (the source defaults to the route's preferred one);
-    /// `gateway_mac` skips the neighbour lookup.
+    /// Resolves the path for `targets`. `interface` must match the route's when
+    /// given; `source` must be an address of this host, and is used in the route
+    /// lookups (the route's preferred source otherwise); `gateway_mac` skips the
+    /// neighbour lookup.
+    ///
+    /// Refused, with the reason: a prefix the kernel does not route by unicast
+    /// through a gateway (on-link, local, blackhole, unreachable), prefixes that
+    /// leave through different next hops, and prefixes that hold a more specific
+    /// route the frames would bypass (a blackhole, another gateway, an on-link
+    /// subnet).
     pub fn resolve(
         targets: &TargetSet,
         interface: Option<&str>,
         source: Option<Ipv6Addr>,
         gateway_mac: Option<MacAddr>,
     ) -> Result<LinkPath> {
-        let mut first: Option<(Ipv6Addr, route::RouteInfo)> = None;
+        let refuse = |why: String| Error::NoLinkPath(why);
+        if let Some(src) = source {
+            // Frames carry whatever source they are given; refuse one this host
+            // does not own, as the kernel transport's bind would.
+            UdpSocket::bind(SocketAddrV6::new(src, 0, 0, 0))
+                .map_err(|e| refuse(format!("source {src} is not an address of this host: {e}")))?;
+        }
+        let mut nl = Rtnl::open().map_err(|e| Error::io("opening a netlink socket", e))?;
+        let mut first: Option<(Ipv6Addr, u32, Ipv6Addr, Option<Ipv6Addr>)> = None;
         for prefix in targets.prefixes() {
             let dst = prefix.network();
-            let r = route::route_get(dst)
-                .map_err(|e| Error::NoLinkPath(format!("no route to {dst}: {e}")))?;
-            let Some(gateway) = r.gateway else {
-                return Err(Error::NoLinkPath(format!(
-                    "{prefix} is on-link (no gateway): frames would need a neighbour \
-                     lookup per target; use the kernel transport"
-                )));
+            let r = nl
+                .route_get(dst, source)
+                .map_err(|e| refuse(format!("no route to {dst}: {e}")))?;
+            let (Some(ifindex), Some(gateway)) = (r.ifindex, r.gateway) else {
+                return Err(refuse(match r.kind {
+                    RouteType::Local => format!("{prefix} holds an address of this host"),
+                    RouteType::Unicast => format!(
+                        "{prefix} is on-link (no gateway): frames would need a neighbour \
+                         lookup per target; use the kernel transport"
+                    ),
+                    other => format!("the kernel's route to {dst} is {other:?}, not a gateway"),
+                }));
             };
-            match &first {
-                None => first = Some((dst, r)),
-                Some((other, f)) if f.ifindex != r.ifindex || f.gateway != Some(gateway) => {
-                    return Err(Error::NoLinkPath(format!(
+            if r.kind != RouteType::Unicast {
+                return Err(refuse(format!(
+                    "the kernel's route to {dst} is {:?}, not unicast",
+                    r.kind
+                )));
+            }
+            match first {
+                None => first = Some((dst, ifindex, gateway, r.prefsrc)),
+                Some((other, i, g, _)) if i != ifindex || g != gateway => {
+                    return Err(refuse(format!(
                         "{other} and {dst} leave through different next hops; scan them \
                          separately or use the kernel transport"
                     )));
@@ -115,39 +151,41 @@ impl LinkPath {
                 Some(_) => {}
             }
         }
-        let Some((_, r)) = first else {
+        let Some((_, ifindex, gateway, prefsrc)) = first else {
             return Err(Error::EmptyTargetSet("no prefixes".into()));
         };
-        // Checked above: every route has a gateway.
-        let gateway = r
-            .gateway
-            .ok_or_else(|| Error::NoLinkPath("route without gateway".into()))?;
-        let (name, mac) = route::link(r.ifindex)
-            .map_err(|e| Error::NoLinkPath(format!("interface {}: {e}", r.ifindex)))?;
+        check_inner_routes(&mut nl, targets, ifindex, gateway)?;
+        let link = nl
+            .link(ifindex)
+            .map_err(|e| refuse(format!("interface {ifindex}: {e}")))?;
+        let name = link.name;
         if let Some(want) = interface
             && want != name
         {
-            return Err(Error::NoLinkPath(format!(
+            return Err(refuse(format!(
                 "the targets route through {name}, not {want}"
             )));
         }
-        let source_mac = match mac {
-            Some(m) if m != [0; 6] => MacAddr(m),
-            _ => {
-                return Err(Error::NoLinkPath(format!("{name} has no Ethernet address")));
-            }
+        let source_mac = match link.address.map(MacAddr) {
+            Some(m) if link.ethernet && m.is_unicast() => m,
+            _ => return Err(refuse(format!("{name} is not an Ethernet interface"))),
         };
-        let source = source.or(r.prefsrc).ok_or_else(|| {
-            Error::NoLinkPath(format!(
+        let source = source.or(prefsrc).ok_or_else(|| {
+            refuse(format!(
                 "the route through {name} names no source address; give one"
             ))
         })?;
         let gateway_mac = match gateway_mac {
             Some(m) => m,
-            None => resolve_neighbour(r.ifindex, &name, gateway)?,
+            None => resolve_neighbour(&mut nl, ifindex, &name, gateway)?,
         };
+        if !gateway_mac.is_unicast() {
+            return Err(refuse(format!(
+                "gateway MAC {gateway_mac} is not a unicast Ethernet address"
+            )));
+        }
         Ok(LinkPath {
-            ifindex: r.ifindex,
+            ifindex,
             interface: name,
             source_mac,
             source,
@@ -157,11 +195,62 @@ impl LinkPath {
     }
 }
 
+/// Refuses when a route more specific than a target prefix lies inside it and
+/// does not lead to the same gateway: frames to the gateway would bypass it (an
+/// operator's blackhole, say), where the kernel transport would honour it. All
+/// tables count, so policy routing errs on the side of refusing.
+fn check_inner_routes(
+    nl: &mut Rtnl,
+    targets: &TargetSet,
+    ifindex: u32,
+    gateway: Ipv6Addr,
+) -> Result<()> {
+    let routes = nl
+        .routes()
+        .map_err(|e| Error::NoLinkPath(format!("reading the routing tables: {e}")))?;
+    for r in routes {
+        let Some((dst, len)) = r.destination else {
+            continue;
+        };
+        let Ok(inner) = Prefix::new(dst, len) else {
+            continue;
+        };
+        let Some(outer) = targets
+            .prefixes()
+            .iter()
+            .find(|p| p.len() < inner.len() && p.covers(&inner))
+        else {
+            continue;
+        };
+        let same = r.kind == RouteType::Unicast
+            && r.ifindex == Some(ifindex)
+            && r.gateway == Some(gateway);
+        if !same {
+            return Err(Error::NoLinkPath(format!(
+                "{outer} contains {inner}, which table {} routes otherwise ({:?}{}); \
+                 frames to the gateway would bypass that route: exclude it, scan it \
+                 separately or use the kernel transport",
+                r.table,
+                r.kind,
+                r.gateway.map(|g| format!(" via {g}")).unwrap_or_default()
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// The gateway's MAC from the neighbour table, after one ping to make the kernel
-/// resolve it if the table has no usable entry.
-fn resolve_neighbour(ifindex: u32, name: &str, gateway: Ipv6Addr) -> Result<MacAddr> {
-    let lookup = || {
-        route::neighbour(ifindex, gateway)
+/// resolve it if the table has no usable entry. The ping goes to the gateway, not
+/// to a target: it is the one packet the packet transport sends outside the
+/// target set, and what the kernel would send before its first probe anyway.
+fn resolve_neighbour(
+    nl: &mut Rtnl,
+    ifindex: u32,
+    name: &str,
+    gateway: Ipv6Addr,
+) -> Result<MacAddr> {
+    let mut lookup = || {
+        nl.neighbour(ifindex, gateway)
             .map_err(|e| Error::NoLinkPath(format!("neighbour table: {e}")))
     };
     if let Some(m) = lookup()? {
@@ -211,15 +300,38 @@ mod tests {
     }
 
     #[test]
-    fn loopback_targets_are_refused_as_on_link() {
+    fn own_addresses_are_refused() {
         let targets = TargetSet::builder()
             .prefix("::1/128".parse().expect("prefix"))
             .test_mode(true)
             .build()
             .expect("targets");
         match LinkPath::resolve(&targets, None, None, None) {
-            Err(Error::NoLinkPath(why)) => assert!(why.contains("on-link"), "{why}"),
+            Err(Error::NoLinkPath(why)) => assert!(why.contains("address of this host"), "{why}"),
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn a_source_this_host_does_not_own_is_refused_before_any_lookup() {
+        let targets = TargetSet::builder()
+            .prefix("2a00:1450::/64".parse().expect("prefix"))
+            .build()
+            .expect("targets");
+        let foreign = "2001:db8::99".parse().ok();
+        match LinkPath::resolve(&targets, None, foreign, None) {
+            Err(Error::NoLinkPath(why)) => {
+                assert!(why.contains("not an address of this host"), "{why}")
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn group_and_zero_macs_are_not_unicast() {
+        assert!(MacAddr([2, 0, 0x5e, 0, 0x53, 1]).is_unicast());
+        assert!(!MacAddr([0; 6]).is_unicast());
+        assert!(!MacAddr([0xff; 6]).is_unicast());
+        assert!(!MacAddr([0x33, 0x33, 0, 0, 0, 1]).is_unicast());
     }
 }

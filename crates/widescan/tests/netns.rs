@@ -453,15 +453,10 @@ fn sender_refuses_addresses_outside_its_targets(lab: &Lab, scanner: &str) {
     assert_eq!(sent, 1, "only the probe before the stray address went out");
 }
 
-/// ICMPv6 errors about our probes are counted per type and are never hits. Host t1
-/// becomes a router: it refuses `fd00:5ca7:2::/127` (a `prohibit` route: destination
-/// unreachable, code 1) and would forward `fd00:5ca7:3::/127` to t2, but probes sent
-/// with hop limit 1 expire on it (time exceeded). Two probes of each kind stay well
-/// inside the kernel's ICMPv6 error burst, so every error arrives.
 /// The packet transport: frames to the router's MAC reach the two addresses it
 /// owns behind itself (and only those answer); frames to a MAC nobody has reach
-/// nothing, which shows the frames are really built here; on-link targets are
-/// refused.
+/// nothing, which shows the frames are really built here; on-link targets, a
+/// source this host does not own and a blackhole inside the prefix are refused.
 fn packet_transport_through_the_router(lab: &Lab, scanner: &str, router: &str) {
     let routed = "fd00:5ca7:5::/120";
     let owned = [a("fd00:5ca7:5::1"), a("fd00:5ca7:5::2")];
@@ -512,24 +507,43 @@ fn packet_transport_through_the_router(lab: &Lab, scanner: &str, router: &str) {
     assert_eq!(report.sent, 256, "{report:?}");
     assert!(hits(&events).is_empty(), "{events:?}");
 
-    let codec = ProbeCodec::new(RunKey::random().expect("key"), scanner_identity());
-    let on_link = lab.within(scanner, || {
-        ProbeSender::open(
-            codec,
-            &self::targets(),
-            SenderOptions {
-                transport: Transport::Packet { gateway_mac: None },
-                ..SenderOptions::default()
-            },
-        )
-        .map(|_| ())
-    });
-    match on_link {
-        Err(Error::NoLinkPath(why)) => assert!(why.contains("on-link"), "{why}"),
-        other => panic!("on-link targets must be refused: {other:?}"),
-    }
+    let open = |targets: TargetSet, source: Option<Ipv6Addr>| {
+        let codec = ProbeCodec::new(RunKey::random().expect("key"), scanner_identity());
+        lab.within(scanner, || {
+            ProbeSender::open(
+                codec,
+                &targets,
+                SenderOptions {
+                    transport: Transport::Packet { gateway_mac: None },
+                    source,
+                    ..SenderOptions::default()
+                },
+            )
+            .map(|_| ())
+        })
+    };
+    let refused = |result: Result<(), Error>, why: &str| match result {
+        Err(Error::NoLinkPath(reason)) => assert!(reason.contains(why), "{reason}"),
+        other => panic!("expected a refusal ({why}): {other:?}"),
+    };
+    refused(open(self::targets(), None), "on-link");
+    refused(
+        open(targets(), Some(a("fd00:5ca7:9::1"))),
+        "not an address of this host",
+    );
+    // A blackhole inside the prefix: frames to the gateway would bypass it.
+    let hole = "fd00:5ca7:5::80/121";
+    run(&["ip", "-n", scanner, "-6", "route", "add", "blackhole", hole]);
+    refused(open(targets(), None), "bypass");
+    run(&["ip", "-n", scanner, "-6", "route", "del", "blackhole", hole]);
+    assert!(open(targets(), Some(a("fd00:5ca7:1::1"))).is_ok());
 }
 
+/// ICMPv6 errors about our probes are counted per type and are never hits. Host t1
+/// becomes a router: it refuses `fd00:5ca7:2::/127` (a `prohibit` route: destination
+/// unreachable, code 1) and would forward `fd00:5ca7:3::/127` to t2, but probes sent
+/// with hop limit 1 expire on it (time exceeded). Two probes of each kind stay well
+/// inside the kernel's ICMPv6 error burst, so every error arrives.
 fn icmp_errors_are_counted_never_hits(lab: &Lab, scanner: &str, router: &str) {
     let (refused, expiring) = ("fd00:5ca7:2::/127", "fd00:5ca7:3::/127");
     run(&[
