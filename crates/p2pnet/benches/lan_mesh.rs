@@ -15,7 +15,8 @@ mod netns;
 
 use std::time::{Duration, Instant};
 
-use netns::{Lab, NsNode, can_run, full_mesh};
+use netns::{NsNode, full_mesh};
+use netns_lab::{Lab, can_run};
 use p2pnet::{DiscoveryConfig, IncomingPeerTrustPolicy, PeerNetwork};
 
 fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
@@ -61,7 +62,12 @@ fn main() {
     for &n in &sizes {
         let mut lab = Lab::new(&format!("b{n}"));
         let hosts: Vec<String> = (1..=n)
-            .map(|i| lab.host(&[format!("10.62.{}.{}/16", i / 250, i % 250 + 1)]))
+            .map(|i| {
+                lab.host(
+                    &format!("h{i}"),
+                    &[&format!("10.62.{}.{}/16", i / 250, i % 250 + 1)],
+                )
+            })
             .collect();
         let t0 = Instant::now();
         let nodes = start_concurrently(&hosts);

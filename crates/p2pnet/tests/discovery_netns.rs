@@ -10,7 +10,8 @@ use std::collections::HashSet;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
 
-use common::netns::{Lab, NsNode, can_run, enter, full_mesh};
+use common::netns::{NsNode, full_mesh};
+use netns_lab::{Lab, can_run, enter};
 use p2pnet::discovery::DiscoveryParams;
 use p2pnet::{
     ChannelConfig, DiscoveryConfig, DiscoveryVia, IncomingPeerTrustPolicy, Keypair, NetworkEvent,
@@ -42,7 +43,7 @@ fn builder(discovery: DiscoveryConfig) -> PeerNetworkBuilder {
 
 fn v4_hosts(lab: &mut Lab, subnet: u8, n: u8) -> Vec<String> {
     (1..=n)
-        .map(|i| lab.host(&[format!("10.61.{subnet}.{i}/24")]))
+        .map(|i| lab.host(&format!("h{i}"), &[&format!("10.61.{subnet}.{i}/24")]))
         .collect()
 }
 
@@ -146,7 +147,7 @@ fn ipv6_multicast_alone_meshes_three_hosts() {
     let mut lab = Lab::new("m6");
     // IPv6 only: no IPv4 address anywhere.
     let hosts: Vec<String> = (1..=3)
-        .map(|i| lab.host(&[format!("fd5a:7e57:6::{i}/64")]))
+        .map(|i| lab.host(&format!("h{i}"), &[&format!("fd5a:7e57:6::{i}/64")]))
         .collect();
     let config = DiscoveryConfig::default()
         .broadcast(false)

@@ -11,13 +11,12 @@
 //! `cargo bench -j 1 --bench send`
 #![allow(missing_docs)] // criterion_group! generates undocumented functions
 
-use std::fs::File;
-use std::os::fd::AsRawFd;
 use std::process::Command;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use netns_lab::run;
 use widescan::{
     AddressSpace, Contact, Generator, HardwareMode, Identity, Octets, ProbeCodec, ProbeSender,
     RunKey, SenderOptions, TargetSet, Transport,
@@ -26,18 +25,10 @@ use widescan::{
 struct Netns(String);
 
 impl Netns {
-    fn sh(args: &[&str]) {
-        let ok = Command::new(args[0])
-            .args(&args[1..])
-            .status()
-            .map(|s| s.success());
-        assert!(matches!(ok, Ok(true)), "{args:?} failed");
-    }
-
     fn blackhole() -> Netns {
         let ns = Netns(format!("wsbench{}", std::process::id()));
         let n = ns.0.as_str();
-        Self::sh(&["ip", "netns", "add", n]);
+        run(&["ip", "netns", "add", n]);
         // A bridge with no ports: the kernel routes, resolves the (static) gateway
         // neighbour and transmits every probe on `va`, and the bridge, having no
         // port to forward to, frees it and reports success. Unlike a veth pair,
@@ -45,8 +36,8 @@ impl Netns {
         // took 30 % of its cycles), and unlike a veth with its peer down, nothing
         // is reported dropped (AF_PACKET returns such drops as ENOBUFS). Needs
         // no dummy module.
-        Self::sh(&["ip", "-n", n, "link", "add", "va", "type", "bridge"]);
-        Self::sh(&[
+        run(&["ip", "-n", n, "link", "add", "va", "type", "bridge"]);
+        run(&[
             "ip",
             "-n",
             n,
@@ -57,8 +48,8 @@ impl Netns {
             "va",
             "nodad",
         ]);
-        Self::sh(&["ip", "-n", n, "link", "set", "va", "up"]);
-        Self::sh(&[
+        run(&["ip", "-n", n, "link", "set", "va", "up"]);
+        run(&[
             "ip",
             "-n",
             n,
@@ -73,7 +64,7 @@ impl Netns {
             "nud",
             "permanent",
         ]);
-        Self::sh(&[
+        run(&[
             "ip",
             "-n",
             n,
@@ -89,12 +80,8 @@ impl Netns {
         ns
     }
 
-    #[allow(unsafe_code)] // setns
     fn enter(&self) {
-        let f = File::open(format!("/run/netns/{}", self.0)).expect("netns file");
-        // SAFETY: `f` is a namespace file; setns only changes this thread's netns.
-        let rc = unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) };
-        assert_eq!(rc, 0, "setns: {}", std::io::Error::last_os_error());
+        netns_lab::enter(&self.0);
     }
 }
 

@@ -13,15 +13,12 @@
 //! One test function runs every scenario in sequence, so namespaces are never
 //! built concurrently.
 
-mod common;
-
 use std::collections::BTreeSet;
 use std::net::Ipv6Addr;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::lab::{Lab, can_run};
-use common::run;
+use netns_lab::{Lab, can_run, run};
 use widescan::{
     Contact, Error, Event, HardwareMode, Identity, Listener, ListenerOptions, MacAddr, Peer,
     PeerVia, Prefix, ProbeCodec, ProbeSender, RunKey, Scan, ScanBuilder, ScanReport, SenderOptions,
@@ -115,12 +112,11 @@ fn netns_scenarios() {
     {
         let mut lab = Lab::new("n");
         tag = lab.tag().to_string();
-        lab.bridge();
-        let scanner = lab.host("s", "fd00:5ca7:1::1/64");
-        let router = lab.host("t1", "fd00:5ca7:1::10/64");
-        lab.host("t2", "fd00:5ca7:1::20/64");
-        let silent = lab.host("t3", "fd00:5ca7:1::30/64");
-        let peer_ns = lab.host("t4", "fd00:5ca7:1::40/64");
+        let scanner = lab.host("s", &["fd00:5ca7:1::1/64"]);
+        let router = lab.host("t1", &["fd00:5ca7:1::10/64"]);
+        lab.host("t2", &["fd00:5ca7:1::20/64"]);
+        let silent = lab.host("t3", &["fd00:5ca7:1::30/64"]);
+        let peer_ns = lab.host("t4", &["fd00:5ca7:1::40/64"]);
         lab.silence(&silent);
 
         discovery_hits_and_silence(&lab, &scanner, &peer_ns);

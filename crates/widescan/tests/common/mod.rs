@@ -1,9 +1,7 @@
-//! Helpers shared by the integration tests: the network [`lab`], commands, and
-//! tests that need a process of their own.
+//! Helpers shared by the integration tests: root checks and tests that need a
+//! process of their own. The network lab is the `netns-lab` crate.
 // Each test binary uses a different part.
 #![allow(dead_code)]
-
-pub(crate) mod lab;
 
 use std::ffi::OsStr;
 use std::process::Command;
@@ -16,20 +14,6 @@ const CHILD_ENV: &str = "WIDESCAN_TEST_CHILD";
 pub(crate) fn is_root() -> bool {
     // SAFETY: geteuid has no preconditions and cannot fail.
     unsafe { libc::geteuid() == 0 }
-}
-
-/// Runs a command, panicking with its output on failure.
-pub(crate) fn run(args: &[&str]) {
-    let out = Command::new(args[0])
-        .args(&args[1..])
-        .output()
-        .unwrap_or_else(|e| panic!("{args:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{args:?} failed: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 /// Runs the `#[ignore]`d test `name` of this test binary alone in a child process
