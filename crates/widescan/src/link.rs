@@ -110,12 +110,12 @@ impl LinkPath {
         source: Option<Ipv6Addr>,
         gateway_mac: Option<MacAddr>,
     ) -> Result<LinkPath> {
-        let refuse = |why: String| Error::NoLinkPath(why);
         if let Some(src) = source {
             // Frames carry whatever source they are given; refuse one this host
             // does not own, as the kernel transport's bind would.
-            UdpSocket::bind(SocketAddrV6::new(src, 0, 0, 0))
-                .map_err(|e| refuse(format!("source {src} is not an address of this host: {e}")))?;
+            UdpSocket::bind(SocketAddrV6::new(src, 0, 0, 0)).map_err(|e| {
+                Error::NoLinkPath(format!("source {src} is not an address of this host: {e}"))
+            })?;
         }
         let mut nl = Rtnl::open().map_err(|e| Error::io("opening a netlink socket", e))?;
         let mut first: Option<(Ipv6Addr, u32, Ipv6Addr, Option<Ipv6Addr>)> = None;
@@ -123,9 +123,9 @@ impl LinkPath {
             let dst = prefix.network();
             let r = nl
                 .route_get(dst, source)
-                .map_err(|e| refuse(format!("no route to {dst}: {e}")))?;
+                .map_err(|e| Error::NoLinkPath(format!("no route to {dst}: {e}")))?;
             let (Some(ifindex), Some(gateway)) = (r.ifindex, r.gateway) else {
-                return Err(refuse(match r.kind {
+                return Err(Error::NoLinkPath(match r.kind {
                     RouteType::Local => format!("{prefix} holds an address of this host"),
                     RouteType::Unicast => format!(
                         "{prefix} is on-link (no gateway): frames would need a neighbour \
@@ -135,7 +135,7 @@ impl LinkPath {
                 }));
             };
             if r.kind != RouteType::Unicast {
-                return Err(refuse(format!(
+                return Err(Error::NoLinkPath(format!(
                     "the kernel's route to {dst} is {:?}, not unicast",
                     r.kind
                 )));
@@ -143,7 +143,7 @@ impl LinkPath {
             match first {
                 None => first = Some((dst, ifindex, gateway, r.prefsrc)),
                 Some((other, i, g, _)) if i != ifindex || g != gateway => {
-                    return Err(refuse(format!(
+                    return Err(Error::NoLinkPath(format!(
                         "{other} and {dst} leave through different next hops; scan them \
                          separately or use the kernel transport"
                     )));
@@ -157,21 +157,25 @@ impl LinkPath {
         check_inner_routes(&mut nl, targets, ifindex, gateway)?;
         let link = nl
             .link(ifindex)
-            .map_err(|e| refuse(format!("interface {ifindex}: {e}")))?;
+            .map_err(|e| Error::NoLinkPath(format!("interface {ifindex}: {e}")))?;
         let name = link.name;
         if let Some(want) = interface
             && want != name
         {
-            return Err(refuse(format!(
+            return Err(Error::NoLinkPath(format!(
                 "the targets route through {name}, not {want}"
             )));
         }
         let source_mac = match link.address.map(MacAddr) {
             Some(m) if link.ethernet && m.is_unicast() => m,
-            _ => return Err(refuse(format!("{name} is not an Ethernet interface"))),
+            _ => {
+                return Err(Error::NoLinkPath(format!(
+                    "{name} is not an Ethernet interface"
+                )));
+            }
         };
         let source = source.or(prefsrc).ok_or_else(|| {
-            refuse(format!(
+            Error::NoLinkPath(format!(
                 "the route through {name} names no source address; give one"
             ))
         })?;
@@ -180,7 +184,7 @@ impl LinkPath {
             None => resolve_neighbour(&mut nl, ifindex, &name, gateway)?,
         };
         if !gateway_mac.is_unicast() {
-            return Err(refuse(format!(
+            return Err(Error::NoLinkPath(format!(
                 "gateway MAC {gateway_mac} is not a unicast Ethernet address"
             )));
         }
@@ -215,10 +219,11 @@ fn check_inner_routes(
         let Ok(inner) = Prefix::new(dst, len) else {
             continue;
         };
+        // Target prefixes are disjoint: the one holding the route's first
+        // address, if shorter, is the only one that can contain the route.
         let Some(outer) = targets
-            .prefixes()
-            .iter()
-            .find(|p| p.len() < inner.len() && p.covers(&inner))
+            .prefix_of(inner.network())
+            .filter(|p| p.len() < inner.len())
         else {
             continue;
         };

@@ -335,9 +335,15 @@ impl TargetSet {
 
     /// Whether `addr` is a target of this set.
     pub fn contains(&self, addr: Ipv6Addr) -> bool {
+        self.prefix_of(addr).is_some()
+    }
+
+    /// The prefix of this set that holds `addr`, if any (a binary search: the
+    /// prefixes are disjoint and sorted).
+    pub fn prefix_of(&self, addr: Ipv6Addr) -> Option<&Prefix> {
         let a = u128::from(addr);
         let j = self.prefixes.partition_point(|p| p.network <= a);
-        j > 0 && self.prefixes[j - 1].contains(addr)
+        self.prefixes[..j].last().filter(|p| p.contains(addr))
     }
 
     /// The address at concatenated index `index` (not permuted), or `None` past the

@@ -103,14 +103,14 @@ fn fill_blocks(space: &AddressSpace, start: u128, out: &mut [Octets]) {
         pos_hi: [0; BLOCK],
         pos_lo: [0; BLOCK],
     });
-    let narrow = space.permutation().is_narrow();
+    // Starts in u64 exist exactly for spaces of at most 2^64 indices (the
+    // permutation's narrow case), where `s` fits a u64 too.
+    let narrow_starts = space.prefix_words().narrow_starts.as_deref();
     for (b, block) in out.chunks_mut(BLOCK).enumerate() {
         let s = start + (b * BLOCK) as u128;
-        if narrow {
-            // Narrow means the space has at most 2^64 indices, so `s` fits a u64.
-            narrow_block(space, s as u64, block, &mut sc);
-        } else {
-            wide_block(space, s, block, &mut sc);
+        match narrow_starts {
+            Some(starts) => narrow_block(space, starts, s as u64, block, &mut sc),
+            None => wide_block(space, s, block, &mut sc),
         }
     }
 }
@@ -324,30 +324,14 @@ fn walk<T: Copy + PartialOrd, K: Lanes<T>>(
     }
 }
 
-/// Writes `locate(y)` for each position, with the prefix lookup hoisted out of the
-/// loop.
 #[inline(always)]
-fn write_addresses<T: Copy + Into<u128>>(space: &AddressSpace, ys: &[T], out: &mut [Octets]) {
-    match space.uniform_bits() {
-        Some(h) => {
-            let networks = space.networks();
-            let mask = (1u128 << h) - 1;
-            for (o, &y) in out.iter_mut().zip(ys) {
-                let y: u128 = y.into();
-                // y < networks.len() << h by construction of the permutation.
-                *o = (networks[(y >> h) as usize] | (y & mask)).to_be_bytes();
-            }
-        }
-        None => {
-            for (o, &y) in out.iter_mut().zip(ys) {
-                *o = space.locate_search(y.into()).to_be_bytes();
-            }
-        }
-    }
-}
-
-#[inline(always)]
-fn narrow_block(space: &AddressSpace, start: u64, out: &mut [Octets], sc: &mut Scratch) {
+fn narrow_block(
+    space: &AddressSpace,
+    starts: &[u64],
+    start: u64,
+    out: &mut [Octets],
+    sc: &mut Scratch,
+) {
     let perm = space.permutation();
     let n = out.len().min(BLOCK);
     let [w0, w1, _, _] = &mut sc.words;
@@ -382,14 +366,18 @@ fn narrow_block(space: &AddressSpace, start: u64, out: &mut [Octets], sc: &mut S
         let last = (perm.len() - 1) as u64;
         walk(ys, last, &mut feistel, &mut sc.pending, &mut sc.t64);
     }
-    let words = space.prefix_words();
-    match &words.narrow_starts {
-        Some(starts) => write_narrow(words, starts, space.uniform_bits(), ys, out, &mut sc.prefix),
-        None => write_addresses(space, ys, out),
-    }
+    write_narrow(
+        space.prefix_words(),
+        starts,
+        space.uniform_bits(),
+        ys,
+        out,
+        &mut sc.prefix,
+    );
 }
 
-/// [`write_addresses`] for spaces of at most 2^64 addresses, in `u64` words: the
+/// Writes the address of each position of a space of at most 2^64 addresses, in
+/// `u64` words: the
 /// prefix of each lane is found first, in passes that vectorise (a shift for
 /// uniform prefix sizes, a count of the starts at or below it for up to
 /// [`LINEAR_PREFIXES`] prefixes, a branch-free binary search beyond), then each
@@ -489,7 +477,7 @@ fn wide_block(space: &AddressSpace, start: u128, out: &mut [Octets], sc: &mut Sc
     write_wide(space, pos_hi, pos_lo, out);
 }
 
-/// [`write_addresses`] for wide positions given as (high, low) words: with
+/// Writes the address of each wide position, given as (high, low) words: with
 /// uniform prefix sizes the prefix index and host part come from shifts and masks
 /// of the words, so only the two table loads remain per address.
 #[inline(always)]
