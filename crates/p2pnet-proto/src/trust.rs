@@ -266,6 +266,11 @@ impl AccessList {
         self
     }
 
+    /// Whether `peer` is on the allow-list by id.
+    pub fn allows_peer(&self, peer: &PeerId) -> bool {
+        self.allowed_peers.contains(peer)
+    }
+
     /// Whether the allow-list has any entry.
     pub fn has_allow_list(&self) -> bool {
         !self.allowed_peers.is_empty() || !self.allowed_networks.is_empty()

@@ -8,11 +8,13 @@ use std::time::Duration;
 
 use p2pnet_proto::{ChannelConfig, IncomingPeerTrustPolicy, Keypair};
 
+use crate::approvals::PendingPeer;
 use crate::discovery::DiscoveryConfig;
 use crate::error::{Error, Result};
 use crate::handler::PacketHandlers;
+use crate::hooks::{ApplicationHooks, ApprovalHook, Verdict};
 use crate::identity::IdentitySource;
-use crate::network::{ApprovalHook, PeerNetwork, PendingPeer, Verdict};
+use crate::network::PeerNetwork;
 
 /// Connection limits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -21,9 +23,17 @@ pub struct Limits {
     pub max_channels: usize,
     /// Inbound channels in any state. Default 512.
     pub max_inbound: usize,
-    /// Channels still handshaking or awaiting approval: the bound on what
-    /// unauthenticated or unapproved peers can hold. Default 64.
+    /// Channels awaiting approval. Peers approved before never wait, and a
+    /// peer on the allow-list is not refused for a queue strangers filled.
+    /// Default 64.
     pub max_pending: usize,
+    /// Inbound channels still handshaking: the bound on what
+    /// unauthenticated connections can hold. Default 64.
+    pub max_handshakes: usize,
+    /// Inbound channels handshaking or awaiting approval from one source
+    /// (an IPv4 address or an IPv6 /64), so one host cannot hold every
+    /// slot. Default 8.
+    pub max_pending_per_source: usize,
     /// Commands queued per channel before senders wait. Default 64.
     pub command_queue: usize,
     /// Known peers remembered. Default 4096.
@@ -31,6 +41,10 @@ pub struct Limits {
     /// Events buffered per subscriber before the oldest are dropped.
     /// Default 1024.
     pub event_buffer: usize,
+    /// Bytes of events buffered per subscriber before the oldest are
+    /// dropped (received data and messages count with their payload).
+    /// Default 16 MiB.
+    pub event_buffer_bytes: usize,
     /// Concurrent incoming file transfers per channel. Default 4.
     pub max_incoming_transfers: usize,
 }
@@ -41,9 +55,12 @@ impl Default for Limits {
             max_channels: 1024,
             max_inbound: 512,
             max_pending: 64,
+            max_handshakes: 64,
+            max_pending_per_source: 8,
             command_queue: 64,
             max_known_peers: 4096,
             event_buffer: 1024,
+            event_buffer_bytes: 16 << 20,
             max_incoming_transfers: 4,
         }
     }
@@ -293,8 +310,14 @@ impl PeerNetworkBuilder {
                 "max_channels, command_queue and event_buffer must be positive".into(),
             ));
         }
-        if limits.max_pending == 0 {
-            return Err(Error::InvalidConfig("max_pending must be positive".into()));
+        if limits.max_pending == 0
+            || limits.max_handshakes == 0
+            || limits.max_pending_per_source == 0
+            || limits.event_buffer_bytes == 0
+        {
+            return Err(Error::InvalidConfig(
+                "max_pending, max_handshakes, max_pending_per_source and event_buffer_bytes must be positive".into(),
+            ));
         }
         if self.ports.is_empty() {
             return Err(Error::InvalidConfig("the port range is empty".into()));
@@ -333,13 +356,10 @@ impl PeerNetworkBuilder {
             discern_interval: self.discern_interval,
             discovery: self.discovery,
         };
-        PeerNetwork::start(
-            config,
-            keypair,
-            self.policy,
-            self.handlers,
-            self.approval_hook,
-        )
-        .await
+        let hooks = ApplicationHooks {
+            handlers: self.handlers,
+            approval: self.approval_hook,
+        };
+        PeerNetwork::start(config, keypair, self.policy, hooks).await
     }
 }

@@ -1,18 +1,17 @@
 //! What a network tells the application.
 //!
-//! Events go through a bounded broadcast channel: every subscriber sees
-//! every event, and a subscriber that falls behind loses the oldest ones and
-//! is told how many ([`NetworkEvent::EventsLost`]) instead of making the
-//! network buffer without bound.
+//! Every subscriber sees every event through its own queue, bounded in
+//! events and bytes (`event_bus.rs`); a subscriber that falls behind loses
+//! the oldest ones and is told how many ([`NetworkEvent::EventsLost`])
+//! instead of making the network buffer without bound.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use p2pnet_proto::packet::{ContentHash, DataKind, Disconnect, TransferId};
 use p2pnet_proto::{CloseReason, Direction, PacketKind, PeerId, RefuseReason, TrustLevel};
-use tokio::sync::broadcast;
 
-use crate::known_peers::PeerSource;
+use crate::peers::PeerSource;
 
 /// Which way a file moves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -189,37 +188,26 @@ pub enum NetworkEvent {
     },
 }
 
-/// A subscription to a network's events; see
-/// [`PeerNetwork::subscribe`](crate::PeerNetwork::subscribe).
-#[derive(Debug)]
-pub struct EventStream {
-    rx: broadcast::Receiver<NetworkEvent>,
-}
-
-impl EventStream {
-    pub(crate) fn new(rx: broadcast::Receiver<NetworkEvent>) -> Self {
-        Self { rx }
-    }
-
-    /// The next event; `None` once the network is gone.
-    pub async fn recv(&mut self) -> Option<NetworkEvent> {
-        match self.rx.recv().await {
-            Ok(event) => Some(event),
-            Err(broadcast::error::RecvError::Lagged(count)) => {
-                Some(NetworkEvent::EventsLost { count })
+impl NetworkEvent {
+    /// Roughly the memory one queued copy of this event holds: its inline
+    /// size plus the heap bytes it owns. Queues are bounded by the sum.
+    pub(crate) fn cost(&self) -> usize {
+        let heap = match self {
+            Self::ConnectionRefused { reason, .. } | Self::TransferFailed { reason, .. } => {
+                reason.len()
             }
-            Err(broadcast::error::RecvError::Closed) => None,
-        }
-    }
-
-    /// The next event if one is ready.
-    pub fn try_recv(&mut self) -> Option<NetworkEvent> {
-        match self.rx.try_recv() {
-            Ok(event) => Some(event),
-            Err(broadcast::error::TryRecvError::Lagged(count)) => {
-                Some(NetworkEvent::EventsLost { count })
+            Self::MessageReceived { text, .. } => text.len(),
+            Self::DataReceived { label, data, .. } => {
+                data.len() + label.as_ref().map_or(0, String::len)
             }
-            Err(_) => None,
-        }
+            Self::Disconnected { disconnect, .. } => {
+                disconnect.message.as_ref().map_or(0, String::len)
+            }
+            Self::TransferCompleted { path, .. } => path.as_os_str().len(),
+            Self::HandlerFailed { error, .. } => error.len(),
+            Self::RoutineFailed { name, error } => name.len() + error.len(),
+            _ => 0,
+        };
+        std::mem::size_of::<Self>() + heap
     }
 }

@@ -23,8 +23,9 @@ use p2pnet_proto::packet::{
 use p2pnet_proto::{Packet, PacketKind, PeerId, TrustLevel};
 
 use crate::event::NetworkEvent;
-use crate::known_peers::PeerSource;
+use crate::event_bus::EventBus;
 use crate::network::PeerNetwork;
+use crate::peers::{Origin, PeerSource, Peers, plausible_peer_address};
 
 /// Replies one handler call may queue with [`PacketContext::reply`].
 pub const MAX_REPLIES_PER_PACKET: usize = 16;
@@ -39,6 +40,8 @@ pub struct PacketContext<'a> {
     pub(crate) addr: SocketAddr,
     pub(crate) trust: TrustLevel,
     pub(crate) network: &'a PeerNetwork,
+    pub(crate) events: &'a EventBus,
+    pub(crate) peers: &'a Peers,
     pub(crate) replies: RefCell<Vec<Packet>>,
 }
 
@@ -223,7 +226,7 @@ pub(crate) fn guarded(
         Err(panic) => panic_message(panic.as_ref()),
     };
     tracing::error!(peer = %ctx.peer, %kind, %error, "packet handler failed");
-    ctx.network.shared().emit(NetworkEvent::HandlerFailed {
+    ctx.events.emit(NetworkEvent::HandlerFailed {
         peer: ctx.peer,
         kind,
         error,
@@ -247,7 +250,7 @@ pub mod defaults {
 
     /// Raises [`NetworkEvent::MessageReceived`].
     pub fn pure_message(ctx: &PacketContext<'_>, message: PureMessage) -> HandlerResult {
-        ctx.network.shared().emit(NetworkEvent::MessageReceived {
+        ctx.events.emit(NetworkEvent::MessageReceived {
             peer: ctx.peer,
             text: message.text,
         });
@@ -267,7 +270,7 @@ pub mod defaults {
     }
 
     fn emit_data(ctx: &PacketContext<'_>, kind: DataKind, payload: Payload) {
-        ctx.network.shared().emit(NetworkEvent::DataReceived {
+        ctx.events.emit(NetworkEvent::DataReceived {
             peer: ctx.peer,
             kind,
             label: payload.label,
@@ -279,43 +282,37 @@ pub mod defaults {
     /// are hints: the next connection's handshake proves the id.
     pub fn identifier(ctx: &PacketContext<'_>, identifier: Identifier) -> HandlerResult {
         let port = identifier.listening_port;
-        // The address the packet came from is the most credible one.
-        let seen = std::iter::once(SocketAddr::new(ctx.addr.ip(), port));
+        // The address the packet came from was seen on the authenticated
+        // connection; the others are the peer's claims.
+        let seen = SocketAddr::new(ctx.addr.ip(), port);
         let claimed = identifier
             .addresses
             .into_iter()
-            .filter(|ip| !ip.is_unspecified() && !ip.is_multicast())
-            .map(|ip| SocketAddr::new(ip, port));
-        for addr in claimed.chain(seen) {
-            ctx.network
-                .shared()
-                .observe_peer(ctx.peer, Some(addr), PeerSource::Manual);
+            .map(|ip| SocketAddr::new(ip, port))
+            .filter(|addr| *addr != seen && plausible_peer_address(*addr, ctx.addr.ip()));
+        for addr in claimed {
+            ctx.peers
+                .observe(ctx.peer, Some((addr, Origin::Claimed)), PeerSource::Manual);
+        }
+        if port != 0 {
+            ctx.peers
+                .observe(ctx.peer, Some((seen, Origin::Proven)), PeerSource::Manual);
         }
         Ok(())
     }
 
-    /// Learns the shared peers (KnownPeers, source `Shared`), skipping
-    /// ourselves. Learning connects to no one.
+    /// Records the shared peers in KnownPeers (source
+    /// [`PeerSource::Shared`]): implausible addresses are dropped, claimed
+    /// addresses never displace proven ones, and one sender adds a bounded
+    /// number of peers. Connects to no one.
     pub fn collection_share(ctx: &PacketContext<'_>, share: CollectionShare) -> HandlerResult {
-        let shared = ctx.network.shared();
-        for record in share.peers {
-            if record.peer_id == shared.local_id {
-                continue;
-            }
-            let source = PeerSource::Shared { by: ctx.peer };
-            if record.addresses.is_empty() {
-                shared.observe_peer(record.peer_id, None, source);
-            }
-            for addr in record.addresses {
-                shared.observe_peer(record.peer_id, Some(addr), source);
-            }
-        }
+        ctx.peers.learn_shared(ctx.peer, ctx.addr, share.peers);
         Ok(())
     }
 
     /// Raises [`NetworkEvent::Disconnected`].
     pub fn disconnect(ctx: &PacketContext<'_>, disconnect: Disconnect) -> HandlerResult {
-        ctx.network.shared().emit(NetworkEvent::Disconnected {
+        ctx.events.emit(NetworkEvent::Disconnected {
             peer: ctx.peer,
             disconnect,
         });

@@ -70,32 +70,47 @@
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
+mod accept;
+mod access;
 mod actor;
+mod admission;
+mod approvals;
+mod channels;
 mod clock;
+mod command;
 mod config;
+mod dial;
 pub mod discovery;
 mod error;
 mod event;
+mod event_bus;
 pub mod handler;
+mod hooks;
 pub mod identity;
 pub mod interfaces;
-mod known_peers;
 mod network;
-mod registry;
+mod node;
+mod peers;
+mod persistent;
+mod reconnect;
 pub mod routines;
 pub mod scope;
 mod transfer_io;
+mod transfers;
 
+pub use approvals::PendingPeer;
+pub use channels::{ChannelId, ChannelInfo};
 pub use config::{Limits, PeerNetworkBuilder};
 pub use discovery::{DiscoveryConfig, DiscoveryStatus, DiscoveryVia};
 pub use error::{Error, Result};
-pub use event::{EventStream, NetworkEvent, TransferDirection};
+pub use event::{NetworkEvent, TransferDirection};
+pub use event_bus::EventStream;
 pub use handler::{
     FileDecision, FileOfferHandler, FileOfferInfo, PacketContext, PacketHandler, PacketHandlers,
 };
-pub use known_peers::{KnownPeer, PeerSource};
-pub use network::{PeerNetwork, PendingPeer, Verdict};
-pub use registry::{ChannelId, ChannelInfo};
+pub use hooks::Verdict;
+pub use network::PeerNetwork;
+pub use peers::{KnownPeer, PeerSource};
 pub use routines::{Routine, RoutineInfo, Routines};
 pub use transfer_io::PARTIAL_DIR;
 

@@ -12,12 +12,13 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, SystemTime};
 
+use p2pnet_proto::Decision;
 use p2pnet_proto::packet::{Disconnect, DisconnectReason};
-use p2pnet_proto::{ChannelState, Decision};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use crate::actor::Command;
+use crate::channels::{Discern, Discerned};
+use crate::command::Command;
 use crate::error::{Error, Result};
 use crate::event::NetworkEvent;
 use crate::network::PeerNetwork;
@@ -107,7 +108,7 @@ impl<'a> Routines<'a> {
     }
 
     fn table(&self) -> &RoutineTable {
-        &self.network.shared().routines
+        &self.network.node().routines
     }
 
     /// Adds a stopped routine.
@@ -141,8 +142,8 @@ impl<'a> Routines<'a> {
 
     /// Starts a routine: it runs now and then every interval.
     pub fn start(&self, name: &str) -> Result<()> {
-        let shared = self.network.shared();
-        if shared.cancel.is_cancelled() {
+        let node = self.network.node();
+        if node.cancel.is_cancelled() {
             return Err(Error::Shutdown);
         }
         let mut slots = self.table().slots();
@@ -152,17 +153,17 @@ impl<'a> Routines<'a> {
         if slot.token.is_some() {
             return Ok(());
         }
-        let token = shared.cancel.child_token();
+        let token = node.cancel.child_token();
         slot.token = Some(token.clone());
         let task = RoutineTask {
             name: name.to_owned(),
             routine: slot.routine.clone(),
             interval: slot.interval.subscribe(),
             status: slot.status.clone(),
-            network: PeerNetwork::internal(shared.clone()),
+            network: PeerNetwork::internal(node.clone()),
             token,
         };
-        shared.tracker.spawn(task.run());
+        node.tracker.spawn(task.run());
         Ok(())
     }
 
@@ -265,9 +266,9 @@ impl RoutineTask {
     }
 
     async fn run_once(&self) {
-        let shared = self.network.shared();
+        let node = self.network.node();
         let future = self.routine.run(self.network.clone());
-        let outcome = shared.tracker.spawn(future).await;
+        let outcome = node.tracker.spawn(future).await;
         let error = match outcome {
             Ok(Ok(())) => None,
             Ok(Err(err)) => Some(err.to_string()),
@@ -278,7 +279,7 @@ impl RoutineTask {
         };
         if let Some(error) = &error {
             tracing::warn!(routine = %self.name, %error, "routine run failed");
-            shared.emit(NetworkEvent::RoutineFailed {
+            node.events.emit(NetworkEvent::RoutineFailed {
                 name: self.name.clone(),
                 error: error.clone(),
             });
@@ -293,7 +294,7 @@ impl RoutineTask {
 /// Adds and starts the default routines.
 pub(crate) fn install_defaults(network: &PeerNetwork) -> Result<()> {
     let routines = network.routines();
-    let interval = network.shared().config.discern_interval;
+    let interval = network.node().config.discern_interval;
     routines.add(
         DISCERN_PEER_CHANNELS,
         interval,
@@ -310,53 +311,38 @@ pub(crate) fn install_defaults(network: &PeerNetwork) -> Result<()> {
 /// and closes channels the access list now denies. Dead channels need no
 /// pruning: an actor unregisters itself when its channel closes.
 fn discern_peer_channels(network: &PeerNetwork) {
-    let shared = network.shared();
-    let now = tokio::time::Instant::now();
-    let config = &shared.config;
-    let mut actions = Vec::new();
+    let node = network.node();
+    let config = &node.config;
+    let picked = node.channels.discern(
+        config.approval_timeout,
+        config.idle_channel_timeout,
+        |info| {
+            matches!(
+                node.access
+                    .decide(info.peer.as_ref(), info.addr.ip(), info.direction),
+                Decision::Deny(_)
+            )
+        },
+    );
+    for Discerned {
+        id,
+        peer,
+        commands,
+        why,
+    } in picked
     {
-        let policy = shared.policy();
-        let registry = shared.registry();
-        for entry in registry.entries() {
-            let info = &entry.info;
-            let command = if let Decision::Deny(_) =
-                policy.decide(info.peer.as_ref(), info.addr.ip(), info.direction)
-            {
-                Some(Command::Close(Disconnect::new(DisconnectReason::Blocked)))
-            } else if entry
-                .pending_since
-                .is_some_and(|since| now.duration_since(since) >= config.approval_timeout)
-            {
-                Some(Command::Reject(Disconnect::with_message(
-                    DisconnectReason::Rejected,
-                    "approval timed out",
-                )))
-            } else if matches!(info.state, ChannelState::Open { .. })
-                && config
-                    .idle_channel_timeout
-                    .is_some_and(|idle| now.duration_since(entry.last_app_activity) >= idle)
-            {
-                Some(Command::Close(Disconnect::new(
-                    DisconnectReason::IdleTimeout,
-                )))
-            } else {
-                None
-            };
-            if let Some(command) = command {
-                actions.push((info.id, info.peer, entry.commands.clone(), command));
-            }
-        }
-    }
-    for (id, peer, commands, command) in actions {
-        tracing::debug!(
-            channel = id,
-            ?peer,
-            ?command,
-            "discerned a channel to close"
-        );
+        tracing::debug!(channel = id, ?peer, ?why, "discerned a channel to close");
         if let Some(peer) = peer {
-            shared.dequeue_approval(&peer);
+            node.approvals.forget_peer(&peer);
         }
+        let command = match why {
+            Discern::Denied => Command::Close(Disconnect::new(DisconnectReason::Blocked)),
+            Discern::ApprovalTimedOut => Command::Reject(Disconnect::with_message(
+                DisconnectReason::Rejected,
+                "approval timed out",
+            )),
+            Discern::Idle => Command::Close(Disconnect::new(DisconnectReason::IdleTimeout)),
+        };
         // A full queue means the channel is busy, hence alive; the next
         // round retries.
         let _ = commands.try_send(command);

@@ -39,7 +39,7 @@
 //! [`max_peers`](DiscoveryParams::max_peers); a new peer in a full table
 //! evicts the one heard least recently.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
@@ -250,7 +250,7 @@ pub struct Discovery {
     fast_delay: Option<Duration>,
     solicits_left: u32,
     settled: bool,
-    peers: HashMap<PeerId, HeardPeer>,
+    peers: BTreeMap<PeerId, HeardPeer>,
     /// Destinations and the size of the announce each one sent.
     replies: VecDeque<(SocketAddr, usize)>,
     /// Peers evicted from a full table, reported by [`Self::expire`].
@@ -287,7 +287,7 @@ impl Discovery {
             fast_delay: None,
             solicits_left: 0,
             settled: false,
-            peers: HashMap::new(),
+            peers: BTreeMap::new(),
             replies: VecDeque::new(),
             evicted: Vec::new(),
             reply_tat: now,

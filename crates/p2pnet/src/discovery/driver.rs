@@ -3,7 +3,7 @@
 //! send, and heard peers become KnownPeers entries and dials.
 
 use std::collections::{HashMap, HashSet};
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -12,18 +12,18 @@ use p2pnet_proto::discovery::{
     Announce, Destination, Discovery, DiscoveryEvent, DiscoveryVia, MAX_ANNOUNCE_ADDRESSES,
     MAX_ANNOUNCE_LEN,
 };
-use p2pnet_proto::{Backoff, ChannelState, Decision, Direction, PeerId};
+use p2pnet_proto::{Decision, Direction, PeerId};
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
-use super::Link;
+use super::candidates::{self, DialBackoff, DialBudget};
 use super::config::{DiscoveryConfig, StaticHost};
 use super::sockets::{self, Received};
-use crate::event::NetworkEvent;
+use super::{DiscoveryContext, Link};
+use crate::admission::Intent;
 use crate::interfaces::{LocalInterface, local_interfaces};
-use crate::known_peers::PeerSource;
-use crate::network::PeerNetwork;
+use crate::peers::{Decision as PeerDecision, Origin, PeerSource};
 
 /// How long the peer with the larger id waits for the smaller one to dial
 /// before dialing itself (both dialing at once works, but costs a
@@ -75,7 +75,9 @@ struct StaticTarget {
 }
 
 pub(crate) struct Driver {
-    network: PeerNetwork,
+    ctx: DiscoveryContext,
+    /// Peers whose channel ended, reported by their actors.
+    ended: mpsc::Receiver<PeerId>,
     config: DiscoveryConfig,
     link: Arc<Link>,
     machine: Discovery,
@@ -84,7 +86,8 @@ pub(crate) struct Driver {
     port_index: usize,
     passive: bool,
     dialing: HashSet<PeerId>,
-    backoff: HashMap<PeerId, (Backoff, tokio::time::Instant)>,
+    backoff: DialBackoff,
+    budget: DialBudget,
     statics: Vec<StaticTarget>,
     counters: Arc<IoCounters>,
     sent: u64,
@@ -106,33 +109,33 @@ pub(crate) struct Driver {
 
 impl Driver {
     pub(crate) fn new(
-        network: PeerNetwork,
+        ctx: DiscoveryContext,
+        ended: mpsc::Receiver<PeerId>,
         config: DiscoveryConfig,
         link: Arc<Link>,
     ) -> crate::Result<Self> {
-        let shared = network.shared();
         let interfaces = local_interfaces();
-        let passive = shared.local_addr.is_none();
+        let passive = ctx.local_addr.is_none();
         // A node without a listener still listens for announces and dials,
         // but has nothing to announce; its machine gets a placeholder port
         // and its transmits are dropped.
-        let ports = match shared.local_addr {
+        let ports = match ctx.local_addr {
             Some(addr) => vec![addr.port()],
             None => vec![config.ports[0]],
         };
         let local = Announce {
             reply: false,
             solicit: false,
-            peer_id: shared.local_id,
+            peer_id: ctx.local_id,
             instance: rand::random(),
             ports,
-            addresses: announced_addresses(&interfaces, shared.config.listen_ip),
+            addresses: announced_addresses(&interfaces, ctx.listen_ip),
         };
         let machine = Discovery::new(
-            shared.config.channel.network.clone(),
+            ctx.network_name.clone(),
             local,
             config.params.clone(),
-            shared.clock.now(),
+            ctx.clock.now(),
             rand::random(),
         )?;
         let (inbound_tx, inbound_rx) = mpsc::channel(INBOUND_QUEUE);
@@ -151,7 +154,9 @@ impl Driver {
             })
             .collect();
         Ok(Self {
-            network,
+            budget: DialBudget::new(tokio::time::Instant::now()),
+            ctx,
+            ended,
             link,
             machine,
             interfaces,
@@ -159,7 +164,7 @@ impl Driver {
             port_index: 0,
             passive,
             dialing: HashSet::new(),
-            backoff: HashMap::new(),
+            backoff: DialBackoff::default(),
             statics,
             counters: Arc::default(),
             sent: 0,
@@ -178,9 +183,7 @@ impl Driver {
     }
 
     pub(crate) async fn run(mut self, mut commands: mpsc::Receiver<Command>) {
-        let shared = self.network.shared().clone();
-        let cancel = shared.cancel.clone();
-        let mut events = shared.subscribe();
+        let cancel = self.ctx.cancel.clone();
         self.resolve_names();
         tracing::info!(
             ports = ?self.config.ports,
@@ -190,7 +193,7 @@ impl Driver {
         );
         loop {
             self.flush().await;
-            let deadline = shared.clock.deadline(self.machine.poll_timeout());
+            let deadline = self.ctx.clock.deadline(self.machine.poll_timeout());
             tokio::select! {
                 biased;
                 () = cancel.cancelled() => break,
@@ -204,13 +207,7 @@ impl Driver {
                         target.resolved_at = Some(tokio::time::Instant::now());
                     }
                 }
-                event = events.recv() => match event {
-                    None => break,
-                    Some(NetworkEvent::ChannelClosed { peer: Some(peer), .. }) => {
-                        self.on_channel_closed(peer);
-                    }
-                    Some(_) => {}
-                },
+                Some(peer) = self.ended.recv() => self.on_channel_closed(peer),
                 Some(inbound) = self.inbound_rx.recv() => self.on_inbound(inbound),
                 () = tokio::time::sleep_until(deadline) => {}
             }
@@ -241,12 +238,9 @@ impl Driver {
                     self.interfaces = now;
                     self.dirty = true;
                     self.open_sockets();
-                    let addresses = announced_addresses(
-                        &self.interfaces,
-                        self.network.shared().config.listen_ip,
-                    );
+                    let addresses = announced_addresses(&self.interfaces, self.ctx.listen_ip);
                     let ports = self.machine.local().ports.clone();
-                    let now = self.network.shared().clock.now();
+                    let now = self.ctx.clock.now();
                     if let Err(err) = self.machine.set_local(ports, addresses, now) {
                         tracing::warn!(%err, "cannot announce the new addresses");
                     }
@@ -256,7 +250,7 @@ impl Driver {
                 }
                 self.resolve_names();
             }
-            Command::AnnounceNow => self.machine.restart(self.network.shared().clock.now()),
+            Command::AnnounceNow => self.machine.restart(self.ctx.clock.now()),
         }
     }
 
@@ -266,7 +260,7 @@ impl Driver {
         if let Some(old) = self.sockets.take() {
             old.token.cancel();
         }
-        let token = self.network.shared().cancel.child_token();
+        let token = self.ctx.cancel.child_token();
         let mut set = SocketSet {
             sender_v4: None,
             sender_v6: None,
@@ -336,7 +330,7 @@ impl Driver {
         let token = token.clone();
         let queue = self.inbound_tx.clone();
         let counters = self.counters.clone();
-        self.network.shared().tracker.spawn(async move {
+        self.ctx.tracker.spawn(async move {
             // One byte more than any valid announce, to see oversize ones.
             let mut buf = vec![0u8; MAX_ANNOUNCE_LEN + 1];
             loop {
@@ -390,23 +384,27 @@ impl Driver {
             mut received,
             socket,
         } = inbound;
-        let shared = self.network.shared().clone();
         let via = self.via(&received);
-        let now = shared.clock.now();
+        let now = self.ctx.clock.now();
         if received.truncated && received.data.len() <= MAX_ANNOUNCE_LEN {
             // Never valid: make sure the decoder sees it as too long.
             received.data.resize(MAX_ANNOUNCE_LEN + 1, 0);
         }
         // Broadcast and multicast stay on the link: a source outside the
         // link's subnets is forged, and is not answered.
-        let may_reply =
-            via == DiscoveryVia::Unicast || self.on_link(received.source.ip(), received.interface);
+        let may_reply = candidates::may_answer(
+            &self.interfaces,
+            received.source.ip(),
+            via,
+            received.interface,
+        );
         if via == DiscoveryVia::Unicast {
             self.answer_via.insert(received.source, socket);
         }
         // The access list is checked before anything is answered or
         // remembered.
-        let admit = |announce: &Announce| match shared.policy().decide(
+        let access = self.ctx.access.clone();
+        let admit = |announce: &Announce| match access.decide(
             Some(&announce.peer_id),
             received.source.ip(),
             Direction::Outbound,
@@ -428,7 +426,9 @@ impl Driver {
         match outcome {
             Ok(Some(event)) => {
                 self.dirty |= event.new;
-                self.on_heard(event, received.interface);
+                // The dial rule follows the reply rule: a forged source
+                // we would not answer is not dialled either.
+                self.on_heard(event, received.interface, may_reply);
             }
             Ok(None) => {}
             Err(err) => {
@@ -437,52 +437,7 @@ impl Driver {
         }
     }
 
-    /// Whether `ip` is on the link of interface `index`: inside one of its
-    /// subnets, or IPv6 link-local.
-    fn on_link(&self, ip: IpAddr, index: u32) -> bool {
-        if let IpAddr::V6(v6) = ip
-            && v6.is_unicast_link_local()
-        {
-            return true;
-        }
-        self.interfaces
-            .iter()
-            .filter(|i| i.index == index)
-            .flat_map(|i| i.addresses.iter())
-            .any(|a| in_subnet(ip, a.ip, a.prefix))
-    }
-
-    /// Whether dialing `addr`, claimed by a peer heard from `source` via
-    /// `via`, is reasonable. Announces are unauthenticated: without this,
-    /// one forged broadcast would make every node connect to any address
-    /// and port (a local service, a host elsewhere).
-    fn plausible(&self, addr: IpAddr, source: IpAddr, via: DiscoveryVia, index: u32) -> bool {
-        if addr == source {
-            return true;
-        }
-        if addr.is_unspecified() || addr.is_multicast() {
-            return false;
-        }
-        if addr.is_loopback() {
-            return source.is_loopback();
-        }
-        match via {
-            // Heard on a link: the peer is on that link.
-            DiscoveryVia::Broadcast | DiscoveryVia::Multicast => self.on_link(addr, index),
-            // A static host or an answer: its global addresses, or
-            // addresses on one of our links.
-            DiscoveryVia::Unicast => {
-                crate::scope::is_global(addr)
-                    || self
-                        .interfaces
-                        .iter()
-                        .any(|i| i.addresses.iter().any(|a| in_subnet(addr, a.ip, a.prefix)))
-            }
-        }
-    }
-
-    fn on_heard(&mut self, event: DiscoveryEvent, interface: u32) {
-        let shared = self.network.shared().clone();
+    fn on_heard(&mut self, event: DiscoveryEvent, interface: u32, may_dial: bool) {
         let heard = &event.peer;
         let peer = heard.peer_id;
         if event.new || event.restarted {
@@ -490,60 +445,85 @@ impl Driver {
         }
         let candidates: Vec<SocketAddr> = heard
             .candidates()
-            .filter(|addr| self.plausible(addr.ip(), heard.source.ip(), heard.via, interface))
-            .map(|addr| scoped(addr, heard.source, interface))
+            .filter(|addr| {
+                candidates::plausible(
+                    &self.interfaces,
+                    addr.ip(),
+                    heard.source.ip(),
+                    heard.via,
+                    interface,
+                )
+            })
+            .map(|addr| candidates::scoped(addr, heard.source, interface))
             .take(MAX_DIAL_CANDIDATES)
             .collect();
         let source = PeerSource::Discovery { via: heard.via };
-        let learned_otherwise = shared
-            .known()
-            .get(&peer)
-            .is_some_and(|k| !matches!(k.source, PeerSource::Discovery { .. }));
-        if learned_otherwise {
+        if self.ctx.peers.learned_otherwise(&peer) {
             // Addresses the application gave or a handshake proved are not
             // pushed out by unauthenticated announces.
-            shared.observe_peer(peer, None, source);
+            self.ctx.peers.observe(peer, None, source);
         } else {
             // KnownPeers keeps the most recent address last: record the
             // best candidate last.
             for addr in candidates.iter().rev() {
-                shared.observe_peer(peer, Some(*addr), source);
+                self.ctx
+                    .peers
+                    .observe(peer, Some((*addr, Origin::Claimed)), source);
             }
         }
-        let first_heard = heard.first_heard;
-        self.maybe_dial(peer, candidates, first_heard);
+        if may_dial {
+            let first_heard = heard.first_heard;
+            let source_ip = heard.source.ip();
+            self.maybe_dial(peer, source_ip, candidates, first_heard);
+        }
     }
 
     fn maybe_dial(
         &mut self,
         peer: PeerId,
+        source: IpAddr,
         candidates: Vec<SocketAddr>,
         first_heard: p2pnet_proto::Instant,
     ) {
-        let shared = self.network.shared().clone();
+        let now = tokio::time::Instant::now();
         if !self.config.auto_connect
             || candidates.is_empty()
             || self.dialing.contains(&peer)
             || self.dialing.len() >= self.config.max_dials
-            || shared.registry().by_peer(&peer).is_some()
+            || self.ctx.channels.has(&peer)
+            || !self.backoff.ready(&peer, now)
+            // The application said no: only it may dial this peer again.
+            || self.ctx.peers.decision(&peer) == PeerDecision::Rejected
         {
             return;
         }
-        if let Some((_, not_before)) = self.backoff.get(&peer)
-            && tokio::time::Instant::now() < *not_before
-        {
+        if self.ctx.local_id > peer && self.ctx.clock.now() - first_heard < DIAL_GRACE {
             return;
         }
-        if shared.local_id > peer && shared.clock.now() - first_heard < DIAL_GRACE {
+        // Addresses a connection proved are dialled freely; the others
+        // spend the budget that forged announces cannot exhaust.
+        let proven = self
+            .ctx
+            .peers
+            .get(&peer)
+            .map(|known| known.proven_addresses)
+            .unwrap_or_default();
+        let candidates: Vec<SocketAddr> = candidates
+            .into_iter()
+            .filter(|addr| proven.contains(addr) || self.budget.try_take(source, addr.ip(), now))
+            .collect();
+        if candidates.is_empty() {
+            tracing::debug!(%peer, %source, "discovery dial budget spent; not dialing");
             return;
         }
         self.dialing.insert(peer);
-        let network = self.network.clone();
+        let dialer = self.ctx.dialer.clone();
         let done = self.dial_tx.clone();
-        shared.tracker.spawn(async move {
+        self.ctx.tracker.spawn(async move {
             let mut connected = false;
             for addr in candidates {
-                match network.connect_to(peer, addr).await {
+                // Gated like an inbound channel: it may wait for approval.
+                match dialer.dial(addr, Some(peer), Intent::Discovery).await {
                     Ok(_) => {
                         connected = true;
                         break;
@@ -560,32 +540,28 @@ impl Driver {
 
     fn on_dial_done(&mut self, peer: PeerId, connected: bool) {
         self.dialing.remove(&peer);
-        if connected {
-            self.backoff.remove(&peer);
-            return;
-        }
-        let entry = self.backoff.entry(peer).or_insert_with(|| {
-            (
-                Backoff::new(Duration::from_secs(1), Duration::from_secs(60)),
-                tokio::time::Instant::now(),
-            )
-        });
-        entry.1 = tokio::time::Instant::now() + entry.0.next_delay(rand::random());
+        let still_heard = self.machine.peer(&peer).is_some();
+        self.backoff.finished(
+            peer,
+            connected,
+            still_heard,
+            tokio::time::Instant::now(),
+            rand::random(),
+        );
     }
 
     fn on_channel_closed(&mut self, peer: PeerId) {
         // A peer that went quiet while its channel was still open is
         // pruned once the channel is gone too.
         if self.machine.peer(&peer).is_none() {
-            self.network.shared().prune_discovered(&peer);
+            self.ctx.peers.prune_discovered(&peer);
         }
     }
 
     /// Sends what the machine wants sent, expires quiet peers, recomputes
     /// "settled" and publishes the status.
     async fn flush(&mut self) {
-        let shared = self.network.shared().clone();
-        let now = shared.clock.now();
+        let now = self.ctx.clock.now();
         while let Some(transmit) = self.machine.poll_transmit(now) {
             if self.passive {
                 continue;
@@ -604,27 +580,20 @@ impl Driver {
         self.answer_via.clear();
         for peer in self.machine.expire(now) {
             self.dirty = true;
-            self.backoff.remove(&peer);
-            if shared.registry().by_peer(&peer).is_none() {
-                shared.prune_discovered(&peer);
+            self.backoff.forget(&peer);
+            if !self.ctx.channels.has(&peer) {
+                self.ctx.peers.prune_discovered(&peer);
             }
             tracing::debug!(%peer, "discovered peer went quiet");
         }
         // Settled: nothing left for discovery to do. Every heard peer has
         // a channel (open, or waiting for approval), or cannot be dialled
         // now (in backoff), or dialing is the application's business.
-        let settled = !self.config.auto_connect || {
-            let registry = shared.registry();
-            self.machine.peers().all(|heard| {
-                self.backoff.contains_key(&heard.peer_id)
-                    || registry.by_peer(&heard.peer_id).is_some_and(|e| {
-                        matches!(
-                            e.info.state,
-                            ChannelState::Open { .. } | ChannelState::PendingApproval
-                        )
-                    })
-            })
-        };
+        let settled = !self.config.auto_connect
+            || self.machine.peers().all(|heard| {
+                self.backoff.contains(&heard.peer_id)
+                    || self.ctx.channels.is_settled(&heard.peer_id)
+            });
         if settled != self.settled {
             self.settled = settled;
             self.machine.set_settled(settled, now);
@@ -734,8 +703,8 @@ impl Driver {
             }
             let name = name.clone();
             let done = self.resolved_tx.clone();
-            let cancel = self.network.shared().cancel.clone();
-            self.network.shared().tracker.spawn(async move {
+            let cancel = self.ctx.cancel.clone();
+            self.ctx.tracker.spawn(async move {
                 // A failed lookup is retried at the next rescan.
                 let lookup = tokio::select! {
                     () = cancel.cancelled() => return,
@@ -786,39 +755,6 @@ impl Driver {
         status.send_errors = self.send_errors;
         status.settled = self.settled;
         status.passive = self.passive;
-    }
-}
-
-/// Whether `ip` is inside `network/prefix` (same family only).
-fn in_subnet(ip: IpAddr, network: IpAddr, prefix: u8) -> bool {
-    match (ip, network) {
-        (IpAddr::V4(ip), IpAddr::V4(net)) => {
-            let mask = u32::MAX
-                .checked_shl(32 - u32::from(prefix.min(32)))
-                .unwrap_or(0);
-            u32::from(ip) & mask == u32::from(net) & mask
-        }
-        (IpAddr::V6(ip), IpAddr::V6(net)) => {
-            let mask = u128::MAX
-                .checked_shl(128 - u32::from(prefix.min(128)))
-                .unwrap_or(0);
-            u128::from(ip) & mask == u128::from(net) & mask
-        }
-        _ => false,
-    }
-}
-
-/// Link-local IPv6 addresses need the interface they were heard on.
-fn scoped(addr: SocketAddr, source: SocketAddr, interface: u32) -> SocketAddr {
-    match addr {
-        SocketAddr::V6(v6) if v6.ip().is_unicast_link_local() => {
-            let scope = match source {
-                SocketAddr::V6(s) if s.ip() == v6.ip() && s.scope_id() != 0 => s.scope_id(),
-                _ => interface,
-            };
-            SocketAddr::V6(SocketAddrV6::new(*v6.ip(), v6.port(), 0, scope))
-        }
-        other => other,
     }
 }
 

@@ -16,6 +16,7 @@
 //! designated port, and `RescanInterfaces` reloads the local interfaces
 //! and re-announces at once when they change.
 
+mod candidates;
 mod config;
 mod driver;
 mod sockets;
@@ -28,6 +29,8 @@ use p2pnet_proto::PeerId;
 use p2pnet_proto::discovery::DiscoveryStats;
 pub use p2pnet_proto::discovery::{DiscoveryParams, DiscoveryVia};
 use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 pub use config::{
     DEFAULT_DESIGNATED_PORTS, DEFAULT_MULTICAST_V4, DEFAULT_MULTICAST_V6, DiscoveryConfig,
@@ -35,8 +38,12 @@ pub use config::{
 };
 use driver::{Command, Driver};
 
+use crate::access::Access;
+use crate::channels::Channels;
+use crate::clock::Clock;
 use crate::error::{Error, Result};
 use crate::network::PeerNetwork;
+use crate::peers::Peers;
 
 /// Name of the routine that moves broadcasts to the next designated port.
 pub const ROTATE_BROADCAST_PORT: &str = "RotateBroadcastPort";
@@ -90,28 +97,64 @@ impl Link {
 }
 
 /// Starts discovery for `network` and installs its routines.
-pub(crate) fn start(network: &PeerNetwork, config: DiscoveryConfig) -> Result<()> {
-    let shared = network.shared();
+/// What the discovery task uses of its network, and nothing more.
+pub(crate) struct DiscoveryContext {
+    pub(crate) local_id: PeerId,
+    pub(crate) local_addr: Option<SocketAddr>,
+    pub(crate) listen_ip: IpAddr,
+    pub(crate) network_name: String,
+    pub(crate) clock: Clock,
+    pub(crate) cancel: CancellationToken,
+    pub(crate) tracker: TaskTracker,
+    pub(crate) access: Arc<Access>,
+    pub(crate) peers: Arc<Peers>,
+    pub(crate) channels: Arc<Channels>,
+    /// Dials heard peers; such channels are gated like inbound ones.
+    pub(crate) dialer: PeerNetwork,
+}
+
+/// Starts discovery for `network`. Returns where channel actors report
+/// that a peer's channel ended (discovery prunes a peer that went quiet
+/// once its channel is gone).
+pub(crate) fn start(
+    network: &PeerNetwork,
+    config: DiscoveryConfig,
+) -> Result<mpsc::Sender<PeerId>> {
+    let node = network.node();
     let (commands, receiver) = mpsc::channel(16);
+    let (reports, ended) = mpsc::channel(node.config.limits.max_channels);
     let link = Arc::new(Link {
         commands,
         status: Mutex::new(DiscoveryStatus::default()),
     });
-    if shared.discovery.get().is_some() {
+    if node.discovery.get().is_some() {
         return Err(Error::InvalidConfig("discovery started twice".into()));
     }
+    let ctx = DiscoveryContext {
+        local_id: node.local_id,
+        local_addr: node.local_addr,
+        listen_ip: node.config.listen_ip,
+        network_name: node.config.channel.network.clone(),
+        clock: node.clock,
+        cancel: node.cancel.clone(),
+        tracker: node.tracker.clone(),
+        access: node.access.clone(),
+        peers: node.peers.clone(),
+        channels: node.channels.clone(),
+        dialer: PeerNetwork::internal(node.clone()),
+    };
     let rotate = config.rotate_interval;
     let rescan = config.rescan_interval;
-    let mut driver = Driver::new(PeerNetwork::internal(shared.clone()), config, link.clone())?;
+    let mut driver = Driver::new(ctx, ended, config, link.clone())?;
     // Bound and published before `start` returns, so the status is never
     // empty.
     driver.open_sockets();
     driver.publish();
-    if shared.discovery.set(link).is_err() {
+    if node.discovery.set(link).is_err() {
         return Err(Error::InvalidConfig("discovery started twice".into()));
     }
-    shared.tracker.spawn(driver.run(receiver));
-    if shared.config.default_routines {
+    node.tracker.spawn(driver.run(receiver));
+    if node.config.default_routines {
         let routines = network.routines();
         // A routine runs once when it starts; rotation skips that run, so
         // broadcasts begin on the first designated port and move after a
@@ -141,12 +184,12 @@ pub(crate) fn start(network: &PeerNetwork, config: DiscoveryConfig) -> Result<()
         )?;
         routines.start(RESCAN_INTERFACES)?;
     }
-    Ok(())
+    Ok(reports)
 }
 
 impl PeerNetwork {
     fn discovery_link(&self) -> Result<&Arc<Link>> {
-        self.shared().discovery.get().ok_or(Error::DiscoveryOff)
+        self.node().discovery.get().ok_or(Error::DiscoveryOff)
     }
 
     async fn discovery_command(&self, command: Command) -> Result<()> {
@@ -159,7 +202,7 @@ impl PeerNetwork {
 
     /// Discovery's current state, or `None` if discovery is off.
     pub fn discovery_status(&self) -> Option<DiscoveryStatus> {
-        self.shared()
+        self.node()
             .discovery
             .get()
             .map(|link| link.status().clone())

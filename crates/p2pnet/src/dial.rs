@@ -1,0 +1,160 @@
+//! Opening channels: dialing (`connect`, `connect_to`, discovery's and the
+//! reconnect loops' dials) and spawning a channel actor for a socket,
+//! dialled or accepted.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use p2pnet_proto::packet::DisconnectReason;
+use p2pnet_proto::{Channel, CloseReason, Decision, Direction, PeerId};
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::accept::canonical;
+use crate::actor::{Actor, ActorContext};
+use crate::admission::{self, Intent};
+use crate::command::OpenedTx;
+use crate::error::{Error, Result};
+use crate::network::PeerNetwork;
+use crate::node::Node;
+
+impl PeerNetwork {
+    /// Dials `addr`, completes the handshake and returns the peer's
+    /// authenticated id once the channel is open on our side (the remote
+    /// may still hold us in its approval queue; what we send meanwhile is
+    /// held there, bounded, and delivered on approval). Asking for the
+    /// channel is this side's approval of the peer.
+    pub async fn connect(&self, addr: SocketAddr) -> Result<PeerId> {
+        self.dial(addr, None, Intent::Application).await
+    }
+
+    /// Like [`connect`](Self::connect), but the handshake fails unless the
+    /// remote proves it is `peer`.
+    pub async fn connect_to(&self, peer: PeerId, addr: SocketAddr) -> Result<PeerId> {
+        self.dial(addr, Some(peer), Intent::Application).await
+    }
+
+    /// Dials `addr` for `intent`. A channel dialled for discovery is gated
+    /// like an inbound one: it may wait for approval, and this returns once
+    /// it is open (or fails when it is refused or times out).
+    pub(crate) async fn dial(
+        &self,
+        addr: SocketAddr,
+        expected: Option<PeerId>,
+        intent: Intent,
+    ) -> Result<PeerId> {
+        let node = self.node();
+        if node.cancel.is_cancelled() {
+            return Err(Error::Shutdown);
+        }
+        let addr = canonical(addr);
+        let direction = admission::direction_of(intent);
+        if let Decision::Deny(reason) = node.access.decide(expected.as_ref(), addr.ip(), direction)
+        {
+            return Err(Error::Denied(reason));
+        }
+        if let Some(peer) = expected
+            && node.channels.is_open(&peer)
+        {
+            return Ok(peer);
+        }
+        let failed = |reason: String| Error::ConnectFailed { addr, reason };
+        let stream = tokio::select! {
+            () = node.cancel.cancelled() => return Err(Error::Shutdown),
+            result = tokio::time::timeout(node.config.connect_timeout, TcpStream::connect(addr)) => {
+                match result {
+                    Err(_) => return Err(failed("timed out".into())),
+                    Ok(Err(err)) => return Err(failed(err.to_string())),
+                    Ok(Ok(stream)) => stream,
+                }
+            }
+        };
+        let mut changes = node.channels.watch();
+        let (opened_tx, opened_rx) = oneshot::channel();
+        open_channel(
+            node,
+            stream,
+            addr,
+            Direction::Outbound,
+            intent,
+            expected,
+            Some(opened_tx),
+        )?;
+        let reason = match opened_rx.await {
+            Ok(Ok(peer)) => return Ok(peer),
+            Ok(Err(reason)) => reason,
+            Err(_) => return Err(failed("the channel ended".into())),
+        };
+        // Lost a duplicate race: the peer's other channel is the one both
+        // sides keep; wait (on the channel table, not the lossy event
+        // stream) for it to open.
+        if matches!(&reason, CloseReason::Disconnect(d) if d.reason == DisconnectReason::Duplicate)
+        {
+            let wait = async {
+                loop {
+                    if let Some(peer) = node.channels.open_peer_at(addr, expected) {
+                        return Some(peer);
+                    }
+                    changes.changed().await.ok()?;
+                }
+            };
+            let deadline = node.config.channel.handshake_timeout;
+            if let Ok(Some(peer)) = tokio::time::timeout(deadline, wait).await {
+                return Ok(peer);
+            }
+        }
+        Err(failed(crate::actor::describe(&reason)))
+    }
+}
+
+/// Registers a channel for `stream` (if the limits leave room) and spawns
+/// its actor.
+pub(crate) fn open_channel(
+    node: &Arc<Node>,
+    stream: TcpStream,
+    addr: SocketAddr,
+    direction: Direction,
+    intent: Intent,
+    expected: Option<PeerId>,
+    opened: Option<OpenedTx>,
+) -> Result<()> {
+    // Small messages must not wait for Nagle.
+    let _ = stream.set_nodelay(true);
+    let channel = {
+        let mut rng = rand::rng();
+        let now = node.clock.now();
+        let config = node.config.channel.clone();
+        match direction {
+            Direction::Outbound => {
+                Channel::new_outbound(config, &node.keypair, expected, now, &mut rng)?
+            }
+            Direction::Inbound => Channel::new_inbound(config, &node.keypair, now, &mut rng)?,
+        }
+    };
+    let (tx, rx) = mpsc::channel(node.config.limits.command_queue);
+    let id = node.channels.register(addr, direction, tx)?;
+    let actor = Actor::new(actor_context(node), id, addr, intent, channel, rx, opened);
+    node.tracker.spawn(actor.run(stream));
+    Ok(())
+}
+
+/// The parts of the network a channel actor uses.
+fn actor_context(node: &Arc<Node>) -> ActorContext {
+    ActorContext {
+        local_id: node.local_id,
+        clock: node.clock,
+        config: node.config.clone(),
+        channels: node.channels.clone(),
+        peers: node.peers.clone(),
+        approvals: node.approvals.clone(),
+        access: node.access.clone(),
+        transfers: node.transfers.clone(),
+        persistent: node.persistent.clone(),
+        events: node.events.clone(),
+        hooks: node.hooks.clone(),
+        discovery_reports: node.discovery_reports.get().cloned(),
+        network: PeerNetwork::internal(node.clone()),
+        tracker: node.tracker.clone(),
+        cancel: node.cancel.child_token(),
+    }
+}

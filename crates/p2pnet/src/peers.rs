@@ -1,0 +1,618 @@
+//! KnownPeers: every peer this network has heard of, bounded, and the one
+//! place that changes it.
+//!
+//! `Peers` is the owner: tasks call its intention-named methods (a channel
+//! observed a peer, the application approved one, a peer list named some)
+//! and it mutates the table behind its own short mutex, emitting
+//! `PeerAdded` / `PeerRemoved` itself. `PeerTable` is the pure table under
+//! it (no IO, time passed in), tested on its own.
+//!
+//! Addresses carry their provenance. A *proven* address was given by the
+//! application or seen on an authenticated connection; a *claimed* one
+//! comes from an unauthenticated announce or from another peer's list. A
+//! claimed address never displaces a proven one, and a claimed address that
+//! cannot be a peer's (unspecified, multicast, broadcast, port 0, loopback
+//! named by a remote host) is never recorded, so a peer list cannot push
+//! out the addresses a persistent peer is reconnected at.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::SystemTime;
+
+use p2pnet_proto::discovery::DiscoveryVia;
+use p2pnet_proto::packet::PeerRecord;
+use p2pnet_proto::{PeerId, TrustLevel};
+
+use crate::event::NetworkEvent;
+use crate::event_bus::EventBus;
+
+/// Addresses remembered per peer; the oldest claimed one is forgotten first.
+pub(crate) const MAX_ADDRESSES_PER_PEER: usize = 8;
+/// Peers one sender's lists may add to the table.
+pub(crate) const MAX_PEERS_PER_SHARER: usize = 64;
+
+/// How a peer became known.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum PeerSource {
+    /// Added by the application ([`PeerNetwork::add_peer`](crate::PeerNetwork::add_peer)
+    /// or [`connect`](crate::PeerNetwork::connect)).
+    Manual,
+    /// It connected to us.
+    Inbound,
+    /// Another peer shared it in a `CollectionShare`.
+    Shared {
+        /// Who shared it.
+        by: PeerId,
+    },
+    /// LAN or WAN discovery.
+    Discovery {
+        /// How its announce arrived: broadcast, multicast or unicast.
+        via: DiscoveryVia,
+    },
+}
+
+/// Where an address came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum Origin {
+    /// Given by the application or seen on an authenticated connection.
+    Proven,
+    /// Announced or listed by someone, unverified.
+    Claimed,
+}
+
+/// What the application (or its policy) decided about a peer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) enum Decision {
+    /// Nothing yet: an inbound or discovered channel waits for approval.
+    #[default]
+    Undecided,
+    /// Approved at this level: later channels open without asking.
+    Approved(TrustLevel),
+    /// Rejected: discovery does not dial it; its inbound channels ask again.
+    Rejected,
+}
+
+/// One known peer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KnownPeer {
+    /// Its id.
+    pub peer_id: PeerId,
+    /// Addresses it may be reached at, most recent last.
+    pub addresses: Vec<SocketAddr>,
+    /// The subset of `addresses` the application gave or an authenticated
+    /// connection showed; the others were announced or listed by someone.
+    pub proven_addresses: Vec<SocketAddr>,
+    /// How it was first learned.
+    pub source: PeerSource,
+    /// When it was first learned.
+    pub first_seen: SystemTime,
+    /// When anything was last heard from or about it.
+    pub last_seen: SystemTime,
+    /// Whether it was approved (by the application, its approval hook, an
+    /// auto-accepting policy, or a connection the application asked for).
+    /// An approved peer's later channels open without asking.
+    pub approved: bool,
+    /// Whether it was rejected: discovery no longer dials it.
+    pub rejected: bool,
+    /// The trust level it was last approved or set at.
+    pub trust: Option<TrustLevel>,
+    /// Whether the network keeps a channel to it open, reconnecting with
+    /// backoff.
+    pub persistent: bool,
+}
+
+#[derive(Debug, Clone)]
+struct Entry {
+    peer_id: PeerId,
+    addresses: Vec<(SocketAddr, Origin)>,
+    source: PeerSource,
+    first_seen: SystemTime,
+    last_seen: SystemTime,
+    decision: Decision,
+    trust: Option<TrustLevel>,
+    persistent: bool,
+}
+
+impl Entry {
+    fn protected(&self) -> bool {
+        self.persistent || matches!(self.decision, Decision::Approved(_))
+    }
+
+    fn public(&self) -> KnownPeer {
+        KnownPeer {
+            peer_id: self.peer_id,
+            addresses: self.addresses.iter().map(|(a, _)| *a).collect(),
+            proven_addresses: self
+                .addresses
+                .iter()
+                .filter(|(_, o)| *o == Origin::Proven)
+                .map(|(a, _)| *a)
+                .collect(),
+            source: self.source,
+            first_seen: self.first_seen,
+            last_seen: self.last_seen,
+            approved: matches!(self.decision, Decision::Approved(_)),
+            rejected: self.decision == Decision::Rejected,
+            trust: self.trust,
+            persistent: self.persistent,
+        }
+    }
+
+    /// Records `addr`, most recent last. A claimed address never pushes out
+    /// a proven one; a proven address pushes out the oldest claimed one
+    /// first.
+    fn remember(&mut self, addr: SocketAddr, origin: Origin) {
+        if let Some(i) = self.addresses.iter().position(|(a, _)| *a == addr) {
+            let (_, had) = self.addresses.remove(i);
+            let origin = if had == Origin::Proven { had } else { origin };
+            self.addresses.push((addr, origin));
+            return;
+        }
+        if self.addresses.len() >= MAX_ADDRESSES_PER_PEER {
+            let victim = self
+                .addresses
+                .iter()
+                .position(|(_, o)| *o == Origin::Claimed)
+                .or(match origin {
+                    Origin::Proven => Some(0),
+                    Origin::Claimed => None,
+                });
+            let Some(victim) = victim else { return };
+            self.addresses.remove(victim);
+        }
+        self.addresses.push((addr, origin));
+    }
+}
+
+/// What [`PeerTable::observe`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Observed {
+    /// A new entry.
+    Added,
+    /// An existing entry was refreshed.
+    Updated,
+    /// The table is full of peers that may not be evicted, or the sender's
+    /// share is used up.
+    Refused,
+}
+
+/// The pure table. Holds at most `capacity` peers; when full, the least
+/// recently seen peer that is neither persistent nor approved makes room.
+#[derive(Debug)]
+pub(crate) struct PeerTable {
+    peers: HashMap<PeerId, Entry>,
+    capacity: usize,
+}
+
+impl PeerTable {
+    pub(crate) fn new(capacity: usize) -> Self {
+        Self {
+            peers: HashMap::new(),
+            capacity: capacity.max(1),
+        }
+    }
+
+    /// Records that `peer` exists, maybe at `addr`.
+    pub(crate) fn observe(
+        &mut self,
+        peer: PeerId,
+        addr: Option<(SocketAddr, Origin)>,
+        source: PeerSource,
+        now: SystemTime,
+    ) -> Observed {
+        if let Some(known) = self.peers.get_mut(&peer) {
+            known.last_seen = now;
+            if let Some((addr, origin)) = addr {
+                known.remember(addr, origin);
+            }
+            return Observed::Updated;
+        }
+        if let PeerSource::Shared { by } = source {
+            let shared_by = self
+                .peers
+                .values()
+                .filter(|p| p.source == PeerSource::Shared { by })
+                .count();
+            if shared_by >= MAX_PEERS_PER_SHARER {
+                return Observed::Refused;
+            }
+        }
+        if self.peers.len() >= self.capacity && !self.evict_one() {
+            return Observed::Refused;
+        }
+        self.peers.insert(
+            peer,
+            Entry {
+                peer_id: peer,
+                addresses: addr.into_iter().collect(),
+                source,
+                first_seen: now,
+                last_seen: now,
+                decision: Decision::Undecided,
+                trust: None,
+                persistent: false,
+            },
+        );
+        Observed::Added
+    }
+
+    fn evict_one(&mut self) -> bool {
+        let victim = self
+            .peers
+            .values()
+            .filter(|p| !p.protected())
+            .min_by_key(|p| p.last_seen)
+            .map(|p| p.peer_id);
+        victim.is_some_and(|id| self.peers.remove(&id).is_some())
+    }
+
+    fn get_mut(&mut self, peer: &PeerId) -> Option<&mut Entry> {
+        self.peers.get_mut(peer)
+    }
+
+    fn get(&self, peer: &PeerId) -> Option<&Entry> {
+        self.peers.get(peer)
+    }
+
+    fn remove(&mut self, peer: &PeerId) -> Option<Entry> {
+        self.peers.remove(peer)
+    }
+
+    fn snapshot(&self) -> Vec<KnownPeer> {
+        let mut all: Vec<_> = self.peers.values().map(Entry::public).collect();
+        all.sort_by_key(|peer| std::cmp::Reverse(peer.last_seen));
+        all
+    }
+}
+
+/// Whether `addr`, named by a host at `told_by`, can be a peer's address.
+pub(crate) fn plausible_peer_address(addr: SocketAddr, told_by: IpAddr) -> bool {
+    let ip = addr.ip().to_canonical();
+    let broadcast = matches!(ip, IpAddr::V4(v4) if v4.is_broadcast());
+    if addr.port() == 0 || ip.is_unspecified() || ip.is_multicast() || broadcast {
+        return false;
+    }
+    // A remote host naming our loopback is aiming us at ourselves.
+    !ip.is_loopback() || told_by.to_canonical().is_loopback()
+}
+
+/// The owner of KnownPeers.
+#[derive(Debug)]
+pub(crate) struct Peers {
+    table: Mutex<PeerTable>,
+    local: PeerId,
+    events: EventBus,
+}
+
+impl Peers {
+    pub(crate) fn new(local: PeerId, capacity: usize, events: EventBus) -> Self {
+        Self {
+            table: Mutex::new(PeerTable::new(capacity)),
+            local,
+            events,
+        }
+    }
+
+    fn table(&self) -> MutexGuard<'_, PeerTable> {
+        // A panic inside one of these short sections leaves plain data,
+        // still consistent enough to serve and shut down.
+        self.table.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Records that `peer` exists, maybe at `addr`; emits `PeerAdded` for a
+    /// new one.
+    pub(crate) fn observe(
+        &self,
+        peer: PeerId,
+        addr: Option<(SocketAddr, Origin)>,
+        source: PeerSource,
+    ) {
+        if peer == self.local {
+            return;
+        }
+        let observed = self.table().observe(peer, addr, source, SystemTime::now());
+        match observed {
+            Observed::Added => self.events.emit(NetworkEvent::PeerAdded { peer, source }),
+            Observed::Updated => {}
+            Observed::Refused => {
+                tracing::debug!(%peer, ?source, "peer not recorded (table or share full)")
+            }
+        }
+    }
+
+    /// Records the peers of a `CollectionShare` from `by` (heard at
+    /// `by_addr`): implausible addresses are dropped, and one sender adds
+    /// at most [`MAX_PEERS_PER_SHARER`] peers.
+    pub(crate) fn learn_shared(&self, by: PeerId, by_addr: SocketAddr, records: Vec<PeerRecord>) {
+        let source = PeerSource::Shared { by };
+        for record in records {
+            let addresses: Vec<_> = record
+                .addresses
+                .into_iter()
+                .filter(|a| plausible_peer_address(*a, by_addr.ip()))
+                .collect();
+            if addresses.is_empty() {
+                self.observe(record.peer_id, None, source);
+            }
+            for addr in addresses {
+                self.observe(record.peer_id, Some((addr, Origin::Claimed)), source);
+            }
+        }
+    }
+
+    /// The peer's addresses to dial, most recent last.
+    pub(crate) fn addresses(&self, peer: &PeerId) -> Vec<SocketAddr> {
+        self.table()
+            .get(peer)
+            .map(|p| p.addresses.iter().map(|(a, _)| *a).collect())
+            .unwrap_or_default()
+    }
+
+    pub(crate) fn decision(&self, peer: &PeerId) -> Decision {
+        self.table()
+            .get(peer)
+            .map(|p| p.decision)
+            .unwrap_or_default()
+    }
+
+    /// Whether `peer` was learned otherwise than by discovery (the
+    /// application, a connection): discovery then adds no addresses.
+    pub(crate) fn learned_otherwise(&self, peer: &PeerId) -> bool {
+        self.table()
+            .get(peer)
+            .is_some_and(|p| !matches!(p.source, PeerSource::Discovery { .. }))
+    }
+
+    /// Records an approval at `trust`; false if the peer is not known.
+    pub(crate) fn approve(&self, peer: &PeerId, trust: TrustLevel) -> bool {
+        let mut table = self.table();
+        let Some(entry) = table.get_mut(peer) else {
+            return false;
+        };
+        entry.decision = Decision::Approved(trust);
+        entry.trust = Some(trust);
+        true
+    }
+
+    /// Records a rejection: the peer's approval, if any, is gone.
+    pub(crate) fn reject(&self, peer: &PeerId) {
+        if let Some(entry) = self.table().get_mut(peer) {
+            entry.decision = Decision::Rejected;
+            entry.trust = None;
+        }
+    }
+
+    /// Changes the trust of an approved or connected peer; `Err(())` when
+    /// the peer is unknown.
+    pub(crate) fn set_trust(&self, peer: &PeerId, trust: TrustLevel) -> Result<(), ()> {
+        let mut table = self.table();
+        let entry = table.get_mut(peer).ok_or(())?;
+        entry.trust = Some(trust);
+        if let Decision::Approved(level) = &mut entry.decision {
+            *level = trust;
+        }
+        Ok(())
+    }
+
+    /// The trust a peer was last set at.
+    pub(crate) fn trust(&self, peer: &PeerId) -> Option<Option<TrustLevel>> {
+        self.table().get(peer).map(|p| p.trust)
+    }
+
+    pub(crate) fn set_persistent(&self, peer: &PeerId, persistent: bool) {
+        if let Some(entry) = self.table().get_mut(peer) {
+            entry.persistent = persistent;
+        }
+    }
+
+    /// Forgets a peer with everything decided about it; emits
+    /// `PeerRemoved`.
+    pub(crate) fn forget(&self, peer: &PeerId) -> bool {
+        let removed = self.table().remove(peer).is_some();
+        if removed {
+            self.events.emit(NetworkEvent::PeerRemoved { peer: *peer });
+        }
+        removed
+    }
+
+    /// Forgets a peer that discovery found, now that it went quiet and has
+    /// no channel; peers the application added, keeps or approved stay.
+    pub(crate) fn prune_discovered(&self, peer: &PeerId) -> bool {
+        let mut table = self.table();
+        let prunable = table.get(peer).is_some_and(|k| {
+            matches!(k.source, PeerSource::Discovery { .. })
+                && !k.persistent
+                && !matches!(k.decision, Decision::Approved(_))
+        });
+        if prunable {
+            table.remove(peer);
+            drop(table);
+            tracing::debug!(%peer, "pruned a discovered peer that left");
+            self.events.emit(NetworkEvent::PeerRemoved { peer: *peer });
+        }
+        prunable
+    }
+
+    pub(crate) fn get(&self, peer: &PeerId) -> Option<KnownPeer> {
+        self.table().get(peer).map(Entry::public)
+    }
+
+    pub(crate) fn snapshot(&self) -> Vec<KnownPeer> {
+        self.table().snapshot()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    fn id(n: u8) -> PeerId {
+        PeerId::from_bytes([n; 32])
+    }
+
+    fn at(secs: u64) -> SystemTime {
+        SystemTime::UNIX_EPOCH + Duration::from_secs(secs)
+    }
+
+    fn addr(port: u16) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], port))
+    }
+
+    fn claimed(port: u16) -> Option<(SocketAddr, Origin)> {
+        Some((addr(port), Origin::Claimed))
+    }
+
+    fn proven(port: u16) -> Option<(SocketAddr, Origin)> {
+        Some((addr(port), Origin::Proven))
+    }
+
+    fn addresses(table: &PeerTable, peer: u8) -> Vec<SocketAddr> {
+        table
+            .get(&id(peer))
+            .unwrap()
+            .addresses
+            .iter()
+            .map(|(a, _)| *a)
+            .collect()
+    }
+
+    #[test]
+    fn observe_adds_then_refreshes_and_keeps_first_source() {
+        let mut table = PeerTable::new(4);
+        assert_eq!(
+            table.observe(id(1), proven(1), PeerSource::Manual, at(1)),
+            Observed::Added
+        );
+        assert_eq!(
+            table.observe(id(1), proven(2), PeerSource::Inbound, at(5)),
+            Observed::Updated
+        );
+        let peer = table.get(&id(1)).unwrap().public();
+        assert_eq!(peer.source, PeerSource::Manual);
+        assert_eq!(peer.first_seen, at(1));
+        assert_eq!(peer.last_seen, at(5));
+        assert_eq!(peer.addresses, vec![addr(1), addr(2)]);
+    }
+
+    #[test]
+    fn addresses_are_bounded_and_deduplicated_most_recent_last() {
+        let mut table = PeerTable::new(4);
+        let source = PeerSource::Discovery {
+            via: DiscoveryVia::Broadcast,
+        };
+        for port in 0..20 {
+            table.observe(id(1), claimed(port % 10), source, at(1));
+        }
+        let addresses = addresses(&table, 1);
+        assert_eq!(addresses.len(), MAX_ADDRESSES_PER_PEER);
+        assert_eq!(*addresses.last().unwrap(), addr(9));
+        assert_eq!(addresses[0], addr(2));
+    }
+
+    #[test]
+    fn claimed_addresses_never_displace_proven_ones() {
+        let mut table = PeerTable::new(4);
+        let by = PeerSource::Shared { by: id(9) };
+        for port in 1..=MAX_ADDRESSES_PER_PEER as u16 {
+            table.observe(id(1), proven(port), PeerSource::Manual, at(1));
+        }
+        for port in 100..200 {
+            table.observe(id(1), claimed(port), by, at(2));
+        }
+        let proven_ports: Vec<u16> = (1..=MAX_ADDRESSES_PER_PEER as u16).collect();
+        let kept: Vec<u16> = addresses(&table, 1).iter().map(SocketAddr::port).collect();
+        assert_eq!(kept, proven_ports, "every proven address survives");
+        // A claimed address already known as proven stays proven.
+        table.observe(id(1), claimed(3), by, at(3));
+        let peer = table.get(&id(1)).unwrap().public();
+        assert_eq!(peer.proven_addresses.len(), MAX_ADDRESSES_PER_PEER);
+        // A proven address pushes out claimed ones first.
+        let mut table = PeerTable::new(4);
+        table.observe(id(1), proven(1), PeerSource::Manual, at(1));
+        for port in 100..107 {
+            table.observe(id(1), claimed(port), by, at(1));
+        }
+        table.observe(id(1), proven(2), PeerSource::Manual, at(1));
+        let peer = table.get(&id(1)).unwrap().public();
+        assert_eq!(peer.proven_addresses, vec![addr(1), addr(2)]);
+        assert!(!peer.addresses.contains(&addr(100)));
+    }
+
+    #[test]
+    fn a_full_table_evicts_the_stalest_unprotected_peer() {
+        let mut table = PeerTable::new(3);
+        table.observe(id(1), None, PeerSource::Manual, at(1));
+        table.observe(id(2), None, PeerSource::Inbound, at(2));
+        table.observe(id(3), None, PeerSource::Inbound, at(3));
+        table.get_mut(&id(1)).unwrap().persistent = true;
+        table.get_mut(&id(2)).unwrap().decision = Decision::Approved(TrustLevel::DEFAULT);
+        assert_eq!(
+            table.observe(id(4), None, PeerSource::Inbound, at(4)),
+            Observed::Added
+        );
+        assert!(table.get(&id(3)).is_none(), "the only evictable peer goes");
+        table.get_mut(&id(4)).unwrap().decision = Decision::Approved(TrustLevel::DEFAULT);
+        assert_eq!(
+            table.observe(id(5), None, PeerSource::Inbound, at(5)),
+            Observed::Refused
+        );
+        assert_eq!(table.snapshot().len(), 3);
+    }
+
+    #[test]
+    fn one_sender_adds_a_bounded_number_of_peers() {
+        let mut table = PeerTable::new(4096);
+        let by = PeerSource::Shared { by: id(0) };
+        let mut added = 0;
+        for n in 0..200u16 {
+            let mut bytes = [1u8; 32];
+            bytes[..2].copy_from_slice(&n.to_be_bytes());
+            if table.observe(PeerId::from_bytes(bytes), None, by, at(1)) == Observed::Added {
+                added += 1;
+            }
+        }
+        assert_eq!(added, MAX_PEERS_PER_SHARER);
+    }
+
+    #[test]
+    fn snapshot_lists_most_recent_first() {
+        let mut table = PeerTable::new(8);
+        table.observe(id(1), None, PeerSource::Manual, at(10));
+        table.observe(id(2), None, PeerSource::Manual, at(30));
+        table.observe(id(3), None, PeerSource::Manual, at(20));
+        let order: Vec<_> = table.snapshot().iter().map(|p| p.peer_id).collect();
+        assert_eq!(order, vec![id(2), id(3), id(1)]);
+    }
+
+    #[test]
+    fn implausible_addresses_are_refused() {
+        let remote: IpAddr = "192.0.2.9".parse().unwrap();
+        let local: IpAddr = "127.0.0.1".parse().unwrap();
+        let table = [
+            ("192.0.2.10:4000", remote, true),
+            ("[2001:db8::1]:4000", remote, true),
+            ("192.0.2.10:0", remote, false),
+            ("0.0.0.0:4000", remote, false),
+            ("[::]:4000", remote, false),
+            ("224.0.0.1:4000", remote, false),
+            ("[ff02::1]:4000", remote, false),
+            ("255.255.255.255:4000", remote, false),
+            ("127.0.0.1:4000", remote, false),
+            ("[::1]:4000", remote, false),
+            ("[::ffff:127.0.0.1]:4000", remote, false),
+            ("127.0.0.1:4000", local, true),
+        ];
+        for (addr, told_by, expected) in table {
+            let addr: SocketAddr = addr.parse().unwrap();
+            assert_eq!(
+                plausible_peer_address(addr, told_by),
+                expected,
+                "{addr} told by {told_by}"
+            );
+        }
+    }
+}
