@@ -90,7 +90,7 @@ async fn dropping_every_handle_shuts_the_network_down() {
     bob.shutdown().await;
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_persistent_peer_is_reconnected_until_removed_and_may_return() {
     let bob = start(local().trust_policy(auto_accept())).await;
     let alice =
@@ -259,7 +259,7 @@ async fn broadcast_reaches_every_open_channel_its_trust_permits() {
     }
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn routines_can_be_added_started_retimed_listed_and_stopped() {
     let network = start(local()).await;
     let routines = network.routines();
@@ -346,31 +346,6 @@ async fn routines_can_be_added_started_retimed_listed_and_stopped() {
 }
 
 #[tokio::test]
-async fn discern_closes_channels_idle_for_too_long() {
-    let bob = start(
-        local()
-            .trust_policy(auto_accept())
-            .idle_channel_timeout(Some(Duration::from_millis(200)))
-            .discern_interval(Duration::from_millis(50)),
-    )
-    .await;
-    let alice = start(local()).await;
-    let mut alice_events = alice.subscribe();
-    alice.connect(addr(&bob)).await.unwrap();
-    let reason = wait_for(&mut alice_events, "idle close", |e| match e {
-        NetworkEvent::ChannelClosed {
-            reason: p2pnet::CloseReason::Disconnect(d),
-            ..
-        } => Some(d.reason),
-        _ => None,
-    })
-    .await;
-    assert_eq!(reason, p2pnet::proto::packet::DisconnectReason::IdleTimeout);
-    alice.shutdown().await;
-    bob.shutdown().await;
-}
-
-#[tokio::test]
 async fn many_networks_run_side_by_side_in_one_process() {
     let mut nodes = Vec::new();
     for _ in 0..6 {
@@ -389,6 +364,69 @@ async fn many_networks_run_side_by_side_in_one_process() {
     let unique: std::collections::HashSet<_> = ids.iter().collect();
     assert_eq!(unique.len(), 6);
     for n in nodes {
+        n.shutdown().await;
+    }
+}
+
+#[tokio::test]
+async fn a_peer_list_cannot_push_out_a_persistent_peers_addresses() {
+    let alice = start(local().trust_policy(auto_accept())).await;
+    let bob = start(local()).await;
+    let carol = start(local()).await;
+    let carol_addr = addr(&carol);
+    let carol_id = alice.add_peer(carol_addr).await.unwrap();
+    // Bob may send peer lists to Alice (her policy grants enhanced
+    // exchange); Alice must let him send them (both sides gate).
+    let alice_id = bob.connect(addr(&alice)).await.unwrap();
+    bob.elevate(alice_id).await.unwrap();
+    eventually("bob may send lists", || is_elevated(&bob, &alice_id)).await;
+    let mut alice_events = alice.subscribe();
+    let stranger = p2pnet::Keypair::generate(&mut rand::rng()).peer_id();
+    bob.send(
+        alice_id,
+        CollectionShare {
+            peers: vec![
+                // Sixteen claimed addresses for Carol, twice what a peer keeps.
+                PeerRecord {
+                    peer_id: carol_id,
+                    addresses: (1000..1016)
+                        .map(|port| std::net::SocketAddr::from(([127, 0, 0, 1], port)))
+                        .collect(),
+                },
+                // Addresses no peer can have.
+                PeerRecord {
+                    peer_id: stranger,
+                    addresses: vec![
+                        "0.0.0.0:4000".parse().unwrap(),
+                        "224.0.0.1:4000".parse().unwrap(),
+                        "[ff02::1]:4000".parse().unwrap(),
+                        "127.0.0.1:0".parse().unwrap(),
+                        "255.255.255.255:4000".parse().unwrap(),
+                    ],
+                },
+            ],
+        },
+    )
+    .await
+    .unwrap();
+    wait_for(&mut alice_events, "the stranger learned", |e| match e {
+        NetworkEvent::PeerAdded { peer, .. } if *peer == stranger => Some(()),
+        _ => None,
+    })
+    .await;
+    let carol_known = alice.known_peer(&carol_id).unwrap();
+    assert!(
+        carol_known.addresses.contains(&carol_addr),
+        "Carol's own address was pushed out: {:?}",
+        carol_known.addresses
+    );
+    assert!(carol_known.persistent);
+    assert_eq!(
+        alice.known_peer(&stranger).unwrap().addresses,
+        Vec::<std::net::SocketAddr>::new(),
+        "implausible addresses are not recorded"
+    );
+    for n in [alice, bob, carol] {
         n.shutdown().await;
     }
 }

@@ -3,8 +3,6 @@
 
 mod common;
 
-use std::time::Duration;
-
 use common::*;
 use p2pnet::proto::packet::{DataTransmission, DisconnectReason, Payload};
 use p2pnet::{
@@ -346,31 +344,6 @@ async fn a_failing_or_panicking_handler_is_reported_and_the_channel_lives_on() {
     assert_eq!(failures.len(), 2, "{failures:?}");
     assert!(failures[0].contains("handler exploded"));
     assert!(failures[1].contains("refusing this one"));
-    alice.shutdown().await;
-    bob.shutdown().await;
-}
-
-#[tokio::test]
-async fn pending_peers_are_rejected_after_the_approval_timeout() {
-    let bob = start(
-        local()
-            .approval_timeout(Duration::from_millis(200))
-            .discern_interval(Duration::from_millis(50)),
-    )
-    .await;
-    let alice = start(local()).await;
-    let mut alice_events = alice.subscribe();
-    alice.connect(addr(&bob)).await.unwrap();
-    let closed = wait_for(&mut alice_events, "timeout rejection", |e| match e {
-        NetworkEvent::ChannelClosed {
-            reason: CloseReason::Disconnect(d),
-            ..
-        } => Some(d.clone()),
-        _ => None,
-    })
-    .await;
-    assert_eq!(closed.reason, DisconnectReason::Rejected);
-    assert_eq!(closed.message.as_deref(), Some("approval timed out"));
     alice.shutdown().await;
     bob.shutdown().await;
 }

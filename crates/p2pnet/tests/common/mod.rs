@@ -1,6 +1,7 @@
 //! Helpers shared by the loopback integration tests.
 #![allow(dead_code, unreachable_pub)]
 
+pub mod discovery;
 pub mod netns;
 
 use std::net::SocketAddr;
