@@ -26,6 +26,8 @@
 //!   inputs `handle_bytes` / `handle_timeout` / `send` / `approve` /
 //!   `reject` / `close`, outputs `poll_transmit` / `poll_event` /
 //!   `poll_timeout`.
+//! * [`grant`]: [`Scopes`] (message, data, task, file, peer list) and
+//!   scoped, time-limited [`Grant`]s ([`Grants`]).
 //! * [`trust`]: [`TrustLevel`], [`IncomingPeerTrustPolicy`] and the
 //!   [`AccessList`] (allow/block by peer id and CIDR).
 //! * [`backoff`]: exponential reconnect [`Backoff`] with full jitter.
@@ -119,6 +121,7 @@ pub mod channel;
 pub mod codec;
 pub mod discovery;
 pub mod error;
+pub mod grant;
 pub mod handshake;
 pub mod identity;
 pub mod packet;
@@ -136,6 +139,7 @@ pub use channel::{
 pub use error::{
     DecodeError, Error, HandshakeError, InvalidPacket, ProtocolViolation, TransferError,
 };
+pub use grant::{Grant, GrantId, Grants, MAX_GRANTS, Permissions, ScopeParseError, Scopes};
 pub use handshake::Hello;
 pub use identity::{Keypair, PeerId};
 pub use packet::{Packet, PacketKind};

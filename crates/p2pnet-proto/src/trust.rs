@@ -20,6 +20,7 @@ use std::net::IpAddr;
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
+use crate::grant::Scopes;
 use crate::identity::PeerId;
 use crate::packet::{PacketKind, PermissionClass};
 
@@ -136,6 +137,12 @@ impl IncomingPeerTrustPolicy {
             default_communication: self.allow_default_communication,
             enhanced_exchange: self.allow_enhanced_packet_exchange,
         }
+    }
+
+    /// The scopes a peer gets when approved under this policy: the
+    /// [`initial_trust`](Self::initial_trust) preset as scopes.
+    pub fn initial_scopes(&self) -> Scopes {
+        Scopes::from(self.initial_trust())
     }
 
     /// What to do with an inbound channel that completed its handshake and
@@ -515,6 +522,7 @@ mod tests {
         assert!(policy.allow_default_communication);
         assert!(!policy.allow_enhanced_packet_exchange);
         assert_eq!(policy.initial_trust(), TrustLevel::DEFAULT);
+        assert_eq!(policy.initial_scopes(), Scopes::MESSAGE);
         assert_eq!(
             policy.admission(),
             Admission::Defer {
@@ -541,5 +549,6 @@ mod tests {
         policy.auto_accept = true;
         policy.allow_enhanced_packet_exchange = true;
         assert_eq!(policy.admission(), Admission::Approve(TrustLevel::ELEVATED));
+        assert_eq!(policy.initial_scopes(), Scopes::ALL);
     }
 }
