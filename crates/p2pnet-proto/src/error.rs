@@ -57,8 +57,9 @@ pub enum Error {
         state: &'static str,
     },
 
-    /// The channel's trust level does not permit this packet kind.
-    #[error("packets of kind {0} are not permitted at this channel's trust level")]
+    /// No live grant of the channel permits this packet (see
+    /// [`Scopes::for_packet`](crate::Scopes::for_packet)).
+    #[error("this {0} packet is not permitted by the channel's grants")]
     NotPermitted(PacketKind),
 
     /// A [`Grants`](crate::Grants) set is full.
@@ -282,7 +283,7 @@ pub enum ProtocolViolation {
         bytes: usize,
     },
 
-    /// The peer kept sending packets its trust level does not permit.
+    /// The peer kept sending packets its grants do not permit.
     #[error("{count} refused packets, the limit is {limit}")]
     TooManyRefusedPackets {
         /// Refused packets so far.

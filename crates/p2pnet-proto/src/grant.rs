@@ -16,9 +16,9 @@
 //!
 //! A grant is plain data: the runtime chooses ids, scopes and expiries and
 //! hands the whole set to [`Channel::approve`](crate::Channel::approve) or
-//! `Channel::set_grants`; the channel expires
+//! [`Channel::set_grants`](crate::Channel::set_grants); the channel expires
 //! grants on its own clock and reports it
-//! (`ChannelEvent::GrantsExpired`).
+//! ([`ChannelEvent::GrantsExpired`](crate::ChannelEvent::GrantsExpired)).
 
 use std::fmt;
 use std::ops::{BitAnd, BitOr, BitOrAssign};
@@ -34,7 +34,8 @@ use crate::time::Instant;
 use crate::trust::TrustLevel;
 
 /// Most grants one channel holds. Bounds the work of every permission
-/// check and the size of `ChannelEvent::GrantsExpired`.
+/// check and the size of
+/// [`ChannelEvent::GrantsExpired`](crate::ChannelEvent::GrantsExpired).
 pub const MAX_GRANTS: usize = 16;
 
 /// The longest scope name quoted back in a [`ScopeParseError`]: the input
@@ -84,6 +85,10 @@ impl Scopes {
     pub const PEER_LIST: Self = Self(1 << 4);
     /// Every scope.
     pub const ALL: Self = Self(0b1_1111);
+
+    /// Every single scope, in display order.
+    pub(crate) const EACH: [Self; NAMED.len()] =
+        [NAMED[0].0, NAMED[1].0, NAMED[2].0, NAMED[3].0, NAMED[4].0];
 
     /// Whether every scope of `other` is in `self`.
     pub const fn contains(self, other: Self) -> bool {
@@ -586,6 +591,10 @@ mod tests {
         assert_eq!(mf.difference(Scopes::MESSAGE), Scopes::FILE);
         assert_eq!(mf.union(Scopes::TASK), mf | Scopes::TASK);
         assert!(Scopes::NONE.is_empty() && !Scopes::ALL.is_empty());
+        assert_eq!(
+            Scopes::EACH.into_iter().fold(Scopes::NONE, Scopes::union),
+            Scopes::ALL
+        );
         assert_eq!(Scopes::default(), Scopes::NONE);
     }
 
