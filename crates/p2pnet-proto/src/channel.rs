@@ -23,9 +23,11 @@
 //! # States
 //!
 //! ```text
-//!  Handshaking ──► PendingApproval ──approve()──► Open{trust} ──close()──► Closing ──► Closed
-//!       │                 │  └──reject()──► Closing                        (drained or timed out)
-//!       └── errors, timeouts, EOF, remote Disconnect: straight to Closed ──────────────┘
+//!                                                   ┌───────┐  set_grants(), grant expiry
+//!                                                   ▼       │
+//!  Handshaking ──► PendingApproval ──approve()──► Open{scopes} ──close()──► Closing ──► Closed
+//!       │                 └──reject()──► Closing                            (drained or timed out)
+//!       └── errors, timeouts, EOF, remote Disconnect: straight to Closed ──────────────────┘
 //! ```
 //!
 //! * **Handshaking**: the Noise XX handshake (see
@@ -45,20 +47,47 @@
 //!   [`ChannelConfig::pending_packet_limit`] packets and
 //!   [`ChannelConfig::pending_byte_limit`] bytes; more is a
 //!   [`ProtocolViolation::PendingApprovalOverflow`] and closes the channel.
-//!   On approval the held packets pass through the trust gate in order; on
+//!   On approval the held packets pass through the grant gate in order; on
 //!   rejection they are discarded unseen.
-//! * **Open**: packets flow, gated by the [`TrustLevel`]. A received packet
-//!   whose kind is not permitted is dropped without deserializing its body
-//!   and reported as [`ChannelEvent::PacketRefused`]; after
-//!   [`ChannelConfig::max_refused_packets`] refusals the channel closes with
-//!   [`ProtocolViolation::TooManyRefusedPackets`]. Sending a kind that is
-//!   not permitted fails with [`Error::NotPermitted`].
+//! * **Open**: packets flow, gated by the channel's [`Grants`] (see
+//!   [Grants](#grants)).
 //! * **Closing**: a graceful close: queued data, then a `Disconnect`, are
 //!   flushed; the channel becomes Closed when [`poll_transmit`] has handed
 //!   out the last byte, or after [`ChannelConfig::close_timeout`].
 //! * **Closed**: terminal. After a local error or idle timeout the channel
 //!   may still hold a final `Disconnect` for [`poll_transmit`]: write it
 //!   best-effort, then drop the socket once [`is_drained`] is true.
+//!
+//! # Grants
+//!
+//! An open channel holds a bounded set of [`Grants`], given by
+//! [`approve`](Channel::approve) and replaced by
+//! [`set_grants`](Channel::set_grants). What it exchanges is the union of
+//! the grants live at the latest instant the channel was given
+//! ([`Channel::permissions`]), in both directions:
+//!
+//! * Control packets (Keepalive, Disconnect) always pass, and so do a file
+//!   transfer's `Cancel` and `Reject`
+//!   ([`winds_down_transfer`](crate::grant::winds_down_transfer)).
+//!   Grants apply to both directions.
+//! * A received frame none of whose possible scopes
+//!   ([`Scopes::for_kind`]) is live is refused without deserializing its
+//!   body; otherwise the body is decoded and its exact scope
+//!   ([`Scopes::for_packet`]) decides. A refused packet is reported as
+//!   [`ChannelEvent::PacketRefused`] with [`RefuseReason::NotPermitted`];
+//!   after [`ChannelConfig::max_refused_packets`] refusals the channel
+//!   closes with [`ProtocolViolation::TooManyRefusedPackets`].
+//! * Sending a packet no live grant permits fails with
+//!   [`Error::NotPermitted`].
+//! * Grants expire on the core clock: [`poll_timeout`](Channel::poll_timeout)
+//!   includes the next expiry, and [`handle_timeout`](Channel::handle_timeout)
+//!   and [`handle_bytes`](Channel::handle_bytes) expire grants before
+//!   anything else, reporting [`ChannelEvent::GrantsExpired`].
+//! * When the permitted scopes narrow (a grant expires, or `set_grants`
+//!   takes scopes away), packets of the scopes taken away that arrive
+//!   within [`REVOCATION_GRACE`] were most likely in flight already: they
+//!   are dropped quietly, reported with [`RefuseReason::Revoked`] and not
+//!   counted as refusals.
 //!
 //! # Keepalive
 //!
@@ -86,6 +115,8 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
+mod gate;
+
 use rand_core::CryptoRng;
 use zeroize::Zeroizing;
 
@@ -95,6 +126,7 @@ use crate::codec::{
 };
 use crate::error::HandshakeError;
 use crate::error::{Error, InvalidPacket, ProtocolViolation};
+use crate::grant::{GrantId, Grants, Permissions, Scopes};
 use crate::handshake::{
     Handshake, Hello, MAX_AGENT_LEN, MAX_HANDSHAKE_MESSAGE_LEN, MAX_NETWORK_LEN,
     MAX_NOISE_MESSAGE_LEN, MAX_NOISE_PAYLOAD_LEN, MessageReader, TooLarge, Transport,
@@ -104,7 +136,10 @@ use crate::packet::{
     Disconnect, DisconnectReason, Keepalive, MAX_REASON_LEN, Packet, PacketKind, PermissionClass,
 };
 use crate::time::Instant;
-use crate::trust::{Direction, TrustLevel};
+use crate::trust::Direction;
+use gate::{GrantGate, Verdict};
+
+pub use gate::REVOCATION_GRACE;
 
 /// Channel parameters. Shared by many channels through an [`Arc`].
 ///
@@ -199,10 +234,10 @@ pub enum ChannelState {
     Handshaking,
     /// Authenticated; waiting for [`Channel::approve`] or [`Channel::reject`].
     PendingApproval,
-    /// Exchanging packets at this trust level.
+    /// Exchanging packets under its grants.
     Open {
-        /// What may be exchanged.
-        trust: TrustLevel,
+        /// What the live grants permit (see [`Channel::permissions`]).
+        scopes: Scopes,
     },
     /// Flushing queued data and a `Disconnect`.
     Closing,
@@ -237,12 +272,20 @@ pub enum ChannelEvent {
     AwaitingApproval,
     /// The channel was approved and is open.
     Opened {
-        /// The granted trust level.
-        trust: TrustLevel,
+        /// What the grants it was approved with permit.
+        scopes: Scopes,
+    },
+    /// Grants reached their expiry on the channel's clock and were removed.
+    /// Packets of the scopes this took away get [`REVOCATION_GRACE`].
+    GrantsExpired {
+        /// The expired grants, in id order.
+        expired: Vec<GrantId>,
+        /// What the remaining grants permit.
+        scopes: Scopes,
     },
     /// A packet arrived.
     Packet(Packet),
-    /// A packet was dropped by the trust gate.
+    /// A packet was dropped by the grant gate (or the identity check).
     PacketRefused {
         /// Its kind.
         kind: PacketKind,
@@ -264,8 +307,12 @@ pub enum ChannelEvent {
 /// Why a received packet was dropped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum RefuseReason {
-    /// The trust level does not permit its kind.
+    /// No live grant permits it. Counts towards
+    /// [`ChannelConfig::max_refused_packets`].
     NotPermitted,
+    /// Its scope was taken away less than [`REVOCATION_GRACE`] ago, so it
+    /// was most likely in flight already: dropped quietly, not counted.
+    Revoked,
     /// An [`Identifier`](crate::packet::Identifier) claimed a peer id other
     /// than the one the handshake authenticated.
     IdentityMismatch,
@@ -322,6 +369,9 @@ pub struct Channel {
     next_ping_nonce: u64,
     rtt: Option<Duration>,
     close_deadline: Option<Instant>,
+    /// The latest instant an input carried. [`approve`](Self::approve)
+    /// takes none and opens the grant gate at this one.
+    now: Instant,
     closing_with: Option<Disconnect>,
     pending: Vec<Packet>,
     pending_bytes: usize,
@@ -333,7 +383,7 @@ pub struct Channel {
 enum State {
     Handshaking(Box<Handshake>),
     PendingApproval,
-    Open(TrustLevel),
+    Open(GrantGate),
     Closing,
     Closed,
 }
@@ -430,6 +480,7 @@ impl Channel {
             next_ping_nonce: 0,
             rtt: None,
             close_deadline: None,
+            now,
             closing_with: None,
             pending: Vec::new(),
             pending_bytes: 0,
@@ -445,8 +496,12 @@ impl Channel {
     /// [`ChannelEvent::Closed`] with the same error is queued, and a final
     /// `Disconnect` may be waiting in [`poll_transmit`](Self::poll_transmit)).
     /// Input after the channel started closing is ignored.
+    ///
+    /// Grants that expire at or before `now` are removed first (see
+    /// [Grants](self#grants)).
     pub fn handle_bytes(&mut self, now: Instant, mut data: &[u8]) -> Result<(), Error> {
         self.stats.bytes_received += data.len() as u64;
+        self.advance_clock(now);
         while !data.is_empty() {
             match &mut self.state {
                 State::Closing | State::Closed => return Ok(()),
@@ -494,9 +549,10 @@ impl Channel {
         Ok(())
     }
 
-    /// Fires whatever timers are due at `now`: handshake timeout, keepalive
-    /// ping, idle timeout, close timeout.
+    /// Fires whatever timers are due at `now`: grant expiry, handshake
+    /// timeout, keepalive ping, idle timeout, close timeout.
     pub fn handle_timeout(&mut self, now: Instant) {
+        self.advance_clock(now);
         match self.state {
             State::Handshaking(_) => {
                 if now >= self.handshake_deadline {
@@ -540,21 +596,23 @@ impl Channel {
     /// Queues an application packet.
     ///
     /// Fails if the channel is not open, if the packet is a control packet
-    /// ([`Error::ControlPacket`]), not permitted by the trust level
-    /// ([`Error::NotPermitted`]), invalid, larger than the peer's maximum
-    /// frame ([`Error::PacketTooLarge`]), or if the send buffer is full
-    /// ([`Error::SendBufferFull`]). An [`Identifier`](crate::packet::Identifier)
-    /// must carry the local peer id.
+    /// ([`Error::ControlPacket`]), not permitted by the live grants
+    /// ([`Error::NotPermitted`]; a file `Cancel` or `Reject` always is, see
+    /// [`winds_down_transfer`](crate::grant::winds_down_transfer)), invalid,
+    /// larger than the peer's maximum frame ([`Error::PacketTooLarge`]), or
+    /// if the send buffer is full ([`Error::SendBufferFull`]). An
+    /// [`Identifier`](crate::packet::Identifier) must carry the local peer
+    /// id.
     pub fn send(&mut self, packet: impl Into<Packet>) -> Result<(), Error> {
         let packet = packet.into();
         let kind = packet.kind();
         if kind.class() == PermissionClass::Control {
             return Err(Error::ControlPacket(kind));
         }
-        let State::Open(trust) = self.state else {
+        let State::Open(gate) = &self.state else {
             return Err(self.invalid_state("send"));
         };
-        if !trust.permits(kind) {
+        if !gate.permissions().permits(&packet) {
             return Err(Error::NotPermitted(kind));
         }
         if let Packet::Identifier(id) = &packet
@@ -584,17 +642,28 @@ impl Channel {
         Ok(())
     }
 
-    /// Approves a channel in [`ChannelState::PendingApproval`] at `trust`.
-    /// Packets held while pending are then delivered (or refused) in order.
-    pub fn approve(&mut self, trust: TrustLevel) -> Result<(), Error> {
+    /// Approves a channel in [`ChannelState::PendingApproval`] with
+    /// `grants`, at the latest instant the channel was given. Packets held
+    /// while pending are then delivered (or refused) in order.
+    ///
+    /// [`ChannelEvent::Opened`] reports what the grants permit; grants
+    /// already expired are removed at once and reported by a
+    /// [`ChannelEvent::GrantsExpired`] right after it.
+    pub fn approve(&mut self, grants: Grants) -> Result<(), Error> {
         if !matches!(self.state, State::PendingApproval) {
             return Err(self.invalid_state("approve"));
         }
-        self.state = State::Open(trust);
-        self.events.push_back(ChannelEvent::Opened { trust });
+        let (gate, expired) = GrantGate::open(grants, self.now);
+        let scopes = gate.permissions().scopes;
+        self.state = State::Open(gate);
+        self.events.push_back(ChannelEvent::Opened { scopes });
+        if !expired.is_empty() {
+            self.events
+                .push_back(ChannelEvent::GrantsExpired { expired, scopes });
+        }
         self.pending_bytes = 0;
         for packet in std::mem::take(&mut self.pending) {
-            if self.admit(trust, packet).is_err() {
+            if self.admit(packet).is_err() {
                 // The channel closed itself; the Closed event says why.
                 break;
             }
@@ -614,15 +683,25 @@ impl Channel {
         Ok(())
     }
 
-    /// Changes the trust level of an open channel (elevation or demotion).
-    pub fn set_trust(&mut self, trust: TrustLevel) -> Result<(), Error> {
-        match &mut self.state {
-            State::Open(current) => {
-                *current = trust;
-                Ok(())
-            }
-            _ => Err(self.invalid_state("set_trust")),
+    /// Replaces the grants of an open channel at `now` (widening,
+    /// narrowing, revoking or renewing).
+    ///
+    /// No event reports the change, the caller knows it, except that new
+    /// grants already expired at `now` are removed and reported by
+    /// [`ChannelEvent::GrantsExpired`]. Scopes this takes away get
+    /// [`REVOCATION_GRACE`] for packets already in flight.
+    pub fn set_grants(&mut self, now: Instant, grants: Grants) -> Result<(), Error> {
+        self.now = self.now.max(now);
+        let State::Open(gate) = &mut self.state else {
+            return Err(self.invalid_state("set_grants"));
+        };
+        let expired = gate.replace(grants, now);
+        if !expired.is_empty() {
+            let scopes = gate.permissions().scopes;
+            self.events
+                .push_back(ChannelEvent::GrantsExpired { expired, scopes });
         }
+        Ok(())
     }
 
     /// Closes the channel gracefully.
@@ -632,6 +711,7 @@ impl Channel {
     /// During the handshake there is no one to tell: the channel closes at
     /// once. Closing a closing or closed channel does nothing.
     pub fn close(&mut self, now: Instant, disconnect: impl Into<Disconnect>) {
+        self.now = self.now.max(now);
         let mut disconnect = disconnect.into();
         if let Some(message) = &mut disconnect.message {
             truncate_at_char_boundary(message, MAX_REASON_LEN);
@@ -704,10 +784,15 @@ impl Channel {
     /// When [`handle_timeout`](Self::handle_timeout) must next be called,
     /// if ever.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        match self.state {
+        match &self.state {
             State::Handshaking(_) => Some(self.handshake_deadline),
-            State::PendingApproval | State::Open(_) => {
-                Some(self.idle_deadline().min(self.keepalive_deadline()))
+            State::PendingApproval => Some(self.idle_deadline().min(self.keepalive_deadline())),
+            State::Open(gate) => {
+                let timers = self.idle_deadline().min(self.keepalive_deadline());
+                Some(
+                    gate.next_expiry()
+                        .map_or(timers, |expiry| expiry.min(timers)),
+                )
             }
             State::Closing => self.close_deadline,
             State::Closed => None,
@@ -716,10 +801,12 @@ impl Channel {
 
     /// The current state.
     pub fn state(&self) -> ChannelState {
-        match self.state {
+        match &self.state {
             State::Handshaking(_) => ChannelState::Handshaking,
             State::PendingApproval => ChannelState::PendingApproval,
-            State::Open(trust) => ChannelState::Open { trust },
+            State::Open(gate) => ChannelState::Open {
+                scopes: gate.permissions().scopes,
+            },
             State::Closing => ChannelState::Closing,
             State::Closed => ChannelState::Closed,
         }
@@ -751,10 +838,23 @@ impl Channel {
         self.remote.as_ref().map(|r| &r.handshake_hash)
     }
 
-    /// The trust level, while open.
-    pub fn trust(&self) -> Option<TrustLevel> {
-        match self.state {
-            State::Open(trust) => Some(trust),
+    /// The grants, while open; all of them live at the latest instant the
+    /// channel was given.
+    pub fn grants(&self) -> Option<&Grants> {
+        match &self.state {
+            State::Open(gate) => Some(gate.grants()),
+            _ => None,
+        }
+    }
+
+    /// What the grants permit, while open, at the latest instant the
+    /// channel was given (its last `handle_bytes`, `handle_timeout`,
+    /// `set_grants` or `close`). The runtime reads
+    /// [`max_file_size`](Permissions::max_file_size) here when a file offer
+    /// arrives.
+    pub fn permissions(&self) -> Option<Permissions> {
+        match &self.state {
+            State::Open(gate) => Some(gate.permissions()),
             _ => None,
         }
     }
@@ -857,25 +957,37 @@ impl Channel {
                     return Err(self.fail(violation.into()));
                 }
             }
-            (_, State::Open(trust)) => {
-                let trust = *trust;
-                if !trust.permits(frame.kind) {
+            (_, State::Open(gate)) => {
+                if !gate.worth_decoding(frame.kind, frame.body.len()) {
                     // Refused without deserializing the body.
                     return self.refuse(frame.kind, RefuseReason::NotPermitted);
                 }
                 let packet = self.decode(&frame)?;
-                self.admit(trust, packet)?;
+                self.admit(packet)?;
             }
             _ => {}
         }
         Ok(())
     }
 
-    /// Delivers a decoded packet through the trust gate.
-    fn admit(&mut self, trust: TrustLevel, packet: Packet) -> Result<(), Error> {
+    /// Delivers a decoded packet of an open channel through the grant gate.
+    fn admit(&mut self, packet: Packet) -> Result<(), Error> {
         let kind = packet.kind();
-        if !trust.permits(kind) {
-            return self.refuse(kind, RefuseReason::NotPermitted);
+        // Only an open channel admits; `approve` opens it before it passes
+        // the held packets here.
+        let State::Open(gate) = &self.state else {
+            return Ok(());
+        };
+        match gate.verdict(&packet) {
+            Verdict::Admit => {}
+            Verdict::Revoked => {
+                self.events.push_back(ChannelEvent::PacketRefused {
+                    kind,
+                    reason: RefuseReason::Revoked,
+                });
+                return Ok(());
+            }
+            Verdict::NotPermitted => return self.refuse(kind, RefuseReason::NotPermitted),
         }
         if let Packet::Identifier(id) = &packet
             && Some(id.peer_id) != self.peer_id()
@@ -957,6 +1069,19 @@ impl Channel {
             reason: CloseReason::Disconnect(disconnect),
             by_remote: false,
         });
+    }
+
+    /// Moves the channel's clock to `now` and, while open, expires grants.
+    fn advance_clock(&mut self, now: Instant) {
+        self.now = self.now.max(now);
+        if let State::Open(gate) = &mut self.state {
+            let expired = gate.advance(now);
+            if !expired.is_empty() {
+                let scopes = gate.permissions().scopes;
+                self.events
+                    .push_back(ChannelEvent::GrantsExpired { expired, scopes });
+            }
+        }
     }
 
     fn idle_deadline(&self) -> Instant {

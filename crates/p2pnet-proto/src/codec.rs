@@ -14,7 +14,7 @@
 //!   value is [`DecodeError::UnknownVersion`].
 //! * `kind tag` is [`PacketKind::tag`]; unknown tags are
 //!   [`DecodeError::UnknownPacketType`]. Because the kind precedes the body,
-//!   a channel can refuse a packet its trust level does not permit without
+//!   a channel can refuse a packet its grants cannot permit without
 //!   deserializing it.
 //! * `body length` is checked against the receiver's maximum frame size as
 //!   soon as the six header bytes are in, *before* any body byte is

@@ -2,11 +2,11 @@
 //!
 //! This crate is the whole peer-to-peer protocol without any IO: it owns
 //! identities, packets, framing, the Noise handshake, the per-connection
-//! state machine, trust decisions, reconnect backoff and file transfer
-//! bookkeeping. It opens no socket, spawns no task, reads no clock and no
-//! OS randomness, and holds no global state: time is passed in as an
-//! [`Instant`], randomness as a caller-supplied RNG or value. Every state
-//! machine is therefore deterministic, and the tests drive pairs of
+//! state machine, trust decisions and grants, reconnect backoff and file
+//! transfer bookkeeping. It opens no socket, spawns no task, reads no clock
+//! and no OS randomness, and holds no global state: time is passed in as
+//! an [`Instant`], randomness as a caller-supplied RNG or value. Every
+//! state machine is therefore deterministic, and the tests drive pairs of
 //! channels on a virtual clock. The `p2pnet` runtime crate supplies the
 //! sockets and timers.
 //!
@@ -15,19 +15,23 @@
 //! * [`identity`]: [`Keypair`] (long-term X25519 key, zeroized) and
 //!   [`PeerId`] (its public key, printable as base32).
 //! * [`packet`]: the [`Packet`] enum, one type per variant, every protocol
-//!   bound, and [`PacketKind`] for trust gating and dispatch.
+//!   bound, and [`PacketKind`] for gating and dispatch before decoding.
 //! * [`codec`]: length-prefixed, versioned frames around postcard bodies;
 //!   the incremental [`FrameDecoder`](codec::FrameDecoder).
 //! * [`handshake`]: `Noise_XX_25519_ChaChaPoly_BLAKE2s` with a prologue
 //!   binding protocol version and network name, and the [`Hello`] each side
 //!   sends inside it.
-//! * [`channel`]: the [`Channel`] state machine (handshake, approval, trust
-//!   gating, keepalive, backpressure, close) in the style of `quinn-proto`:
-//!   inputs `handle_bytes` / `handle_timeout` / `send` / `approve` /
-//!   `reject` / `close`, outputs `poll_transmit` / `poll_event` /
-//!   `poll_timeout`.
-//! * [`trust`]: [`TrustLevel`], [`IncomingPeerTrustPolicy`] and the
-//!   [`AccessList`] (allow/block by peer id and CIDR).
+//! * [`channel`]: the [`Channel`] state machine (handshake, approval,
+//!   gating by grants, keepalive, backpressure, close) in the style of
+//!   `quinn-proto`: inputs `handle_bytes` / `handle_timeout` / `send` /
+//!   `approve` / `set_grants` / `reject` / `close`, outputs
+//!   `poll_transmit` / `poll_event` / `poll_timeout`.
+//! * [`grant`]: [`Scopes`] (message, data, task, file, peer list) and the
+//!   scoped, time-limited [`Grant`]s an open channel holds ([`Grants`]),
+//!   which decide what it exchanges.
+//! * [`trust`]: [`IncomingPeerTrustPolicy`] (with its [`TrustLevel`]
+//!   preset for newly approved peers) and the [`AccessList`] (allow/block
+//!   by peer id and CIDR).
 //! * [`backoff`]: exponential reconnect [`Backoff`] with full jitter.
 //! * [`discovery`]: the announce datagram of LAN/WAN discovery (strict,
 //!   bounded, not trusted for identity) and the [`Discovery`](discovery::Discovery)
@@ -58,7 +62,9 @@
 //! use std::sync::Arc;
 //!
 //! use p2pnet_proto::packet::{Packet, PureMessage};
-//! use p2pnet_proto::{Channel, ChannelConfig, ChannelEvent, Error, Instant, Keypair, TrustLevel};
+//! use p2pnet_proto::{
+//!     Channel, ChannelConfig, ChannelEvent, Error, Grant, GrantId, Grants, Instant, Keypair, Scopes,
+//! };
 //! use rand::SeedableRng;
 //!
 //! let mut rng = rand::rngs::StdRng::seed_from_u64(7);
@@ -90,11 +96,13 @@
 //! }
 //!
 //! pump(&mut dialer, &mut listener, now)?;
-//! // Both sides are authenticated; nothing flows until each approves.
+//! // Both sides are authenticated; nothing flows until each approves,
+//! // here with one grant for text messages that never expires.
 //! assert_eq!(listener.peer_id(), Some(alice.peer_id()));
 //! assert_eq!(dialer.handshake_hash(), listener.handshake_hash());
-//! dialer.approve(TrustLevel::DEFAULT)?;
-//! listener.approve(TrustLevel::DEFAULT)?;
+//! let messages = || Grants::single(Grant::new(GrantId(1), Scopes::MESSAGE));
+//! dialer.approve(messages())?;
+//! listener.approve(messages())?;
 //!
 //! dialer.send(PureMessage::new("hello, bob"))?;
 //! pump(&mut dialer, &mut listener, now)?;
@@ -105,7 +113,7 @@
 //!     [
 //!         ChannelEvent::HandshakeComplete { .. },
 //!         ChannelEvent::AwaitingApproval,
-//!         ChannelEvent::Opened { trust: TrustLevel::DEFAULT },
+//!         ChannelEvent::Opened { scopes: Scopes::MESSAGE },
 //!         ChannelEvent::Packet(Packet::PureMessage(message)),
 //!     ] if message.text == "hello, bob"
 //! ));
@@ -119,6 +127,7 @@ pub mod channel;
 pub mod codec;
 pub mod discovery;
 pub mod error;
+pub mod grant;
 pub mod handshake;
 pub mod identity;
 pub mod packet;
@@ -131,11 +140,13 @@ mod tests;
 
 pub use backoff::Backoff;
 pub use channel::{
-    Channel, ChannelConfig, ChannelEvent, ChannelState, ChannelStats, CloseReason, RefuseReason,
+    Channel, ChannelConfig, ChannelEvent, ChannelState, ChannelStats, CloseReason,
+    REVOCATION_GRACE, RefuseReason,
 };
 pub use error::{
     DecodeError, Error, HandshakeError, InvalidPacket, ProtocolViolation, TransferError,
 };
+pub use grant::{Grant, GrantId, Grants, MAX_GRANTS, Permissions, ScopeParseError, Scopes};
 pub use handshake::Hello;
 pub use identity::{Keypair, PeerId};
 pub use packet::{Packet, PacketKind};

@@ -2,8 +2,9 @@
 //!
 //! One [`Packet`] enum with one type per variant. Every packet has a
 //! [`PacketKind`], which is written in the frame header (see
-//! [`codec`](crate::codec)) so that a channel can apply trust gating and
-//! dispatch *before* deserializing the body.
+//! [`codec`](crate::codec)) so that a channel can apply coarse grant gating
+//! ([`Scopes::for_kind`](crate::Scopes::for_kind)) and dispatch *before*
+//! deserializing the body.
 //!
 //! Every bound in this module is enforced in both directions:
 //! [`Packet::validate`] runs before a packet is sent and after one is
@@ -102,12 +103,14 @@ impl fmt::Display for PacketKind {
     }
 }
 
-/// Which trust permission a packet kind needs.
+/// Which part of a [`TrustLevel`](crate::TrustLevel) preset a packet kind
+/// falls under. Channels are gated more finely, by
+/// [`Scopes`](crate::Scopes).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum PermissionClass {
     /// Keepalive and Disconnect: always permitted once the handshake is
     /// done. Without them a channel could neither stay alive nor be closed
-    /// cleanly, so no trust level can turn them off.
+    /// cleanly, so no preset or grant can turn them off.
     Control,
     /// Plain text messages; on by default.
     DefaultCommunication,

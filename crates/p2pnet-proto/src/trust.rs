@@ -1,13 +1,17 @@
-//! Trust levels, the incoming peer policy, and access lists.
+//! The incoming peer policy, its trust presets, and access lists.
 //!
 //! Trust is enforced in two places:
 //!
 //! * **Admission** ([`AccessList::decide`]): whether to talk to a peer at
 //!   all, checked by IP before the handshake and by [`PeerId`] after it, in
 //!   both directions.
-//! * **Gating** ([`TrustLevel`]): which packet kinds an open channel
-//!   exchanges. The channel enforces it on every packet it receives and
-//!   every packet it is asked to send (see [`Channel`](crate::Channel)).
+//! * **Gating** ([`Grants`](crate::Grants)): which packets an open channel
+//!   exchanges, and until when. The channel enforces its grants on every
+//!   packet it receives and every packet it is asked to send (see
+//!   [`Channel`](crate::Channel) and [`grant`](crate::grant)). The policy
+//!   only says what a newly approved peer starts with: a [`TrustLevel`]
+//!   preset, as [`Scopes`] through
+//!   [`initial_scopes`](IncomingPeerTrustPolicy::initial_scopes).
 //!
 //! Unlike the original C# library, where the approval queue and event only
 //! *informed* while the connection went ahead, an inbound channel here
@@ -20,6 +24,7 @@ use std::net::IpAddr;
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
+use crate::grant::Scopes;
 use crate::identity::PeerId;
 use crate::packet::{PacketKind, PermissionClass};
 
@@ -32,11 +37,13 @@ pub enum Direction {
     Outbound,
 }
 
-/// What an open channel may exchange.
+/// The trust policy's coarse preset of what a peer may exchange.
 ///
-/// Control packets (Keepalive, Disconnect) are always permitted; see
-/// [`PermissionClass::Control`]. Trust is applied to both directions: a
-/// channel neither accepts nor sends a kind its trust level does not permit.
+/// A channel is gated by [`Grants`](crate::Grants), not by this: the
+/// preset becomes [`Scopes`] through `From` (default communication is
+/// [`Scopes::MESSAGE`], enhanced exchange every other scope). Control
+/// packets (Keepalive, Disconnect) are always permitted; see
+/// [`PermissionClass::Control`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct TrustLevel {
     /// Plain text messages ([`PacketKind::PureMessage`]).
@@ -130,12 +137,18 @@ impl Default for IncomingPeerTrustPolicy {
 }
 
 impl IncomingPeerTrustPolicy {
-    /// The trust level a peer gets when approved under this policy.
+    /// The trust preset a peer gets when approved under this policy.
     pub const fn initial_trust(&self) -> TrustLevel {
         TrustLevel {
             default_communication: self.allow_default_communication,
             enhanced_exchange: self.allow_enhanced_packet_exchange,
         }
+    }
+
+    /// The scopes a peer gets when approved under this policy: the
+    /// [`initial_trust`](Self::initial_trust) preset as scopes.
+    pub fn initial_scopes(&self) -> Scopes {
+        Scopes::from(self.initial_trust())
     }
 
     /// What to do with an inbound channel that completed its handshake and
@@ -161,7 +174,8 @@ impl IncomingPeerTrustPolicy {
 /// What [`IncomingPeerTrustPolicy::admission`] tells the runtime to do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Admission {
-    /// Call [`Channel::approve`](crate::Channel::approve) with this level now.
+    /// Call [`Channel::approve`](crate::Channel::approve) now, with grants
+    /// of this preset's [`Scopes`] (`Scopes::from(level)`).
     Approve(TrustLevel),
     /// Leave the channel pending and surface it to the application.
     Defer {
@@ -520,6 +534,7 @@ mod tests {
         assert!(policy.allow_default_communication);
         assert!(!policy.allow_enhanced_packet_exchange);
         assert_eq!(policy.initial_trust(), TrustLevel::DEFAULT);
+        assert_eq!(policy.initial_scopes(), Scopes::MESSAGE);
         assert_eq!(
             policy.admission(),
             Admission::Defer {
@@ -546,5 +561,6 @@ mod tests {
         policy.auto_accept = true;
         policy.allow_enhanced_packet_exchange = true;
         assert_eq!(policy.admission(), Admission::Approve(TrustLevel::ELEVATED));
+        assert_eq!(policy.initial_scopes(), Scopes::ALL);
     }
 }

@@ -8,12 +8,12 @@ use crate::packet::{
 };
 use crate::{
     Channel, ChannelConfig, ChannelEvent, ChannelState, CloseReason, DecodeError, Error, Instant,
-    Keypair, PacketKind, TrustLevel,
+    Keypair, PacketKind, Scopes,
 };
 
 fn opened(seed: u64) -> Pair {
     let mut pair = Pair::new(seed);
-    pair.open(TrustLevel::DEFAULT, TrustLevel::DEFAULT);
+    pair.open(Scopes::MESSAGE, Scopes::MESSAGE);
     pair
 }
 
@@ -66,7 +66,7 @@ fn large_frames_span_many_noise_messages() {
     let mut pair = Pair::new(21);
     pair.split = Some(1000);
     pair.latency = Duration::from_millis(3);
-    pair.open(TrustLevel::ELEVATED, TrustLevel::ELEVATED);
+    pair.open(Scopes::ALL, Scopes::ALL);
     let data: Vec<u8> = (0..900_000u32).map(|i| (i % 253) as u8).collect();
     let packet: crate::Packet = DataTransmission::MiscData(Payload::labelled("blob", data)).into();
     pair.client.ch.send(packet.clone()).unwrap();
@@ -205,7 +205,7 @@ fn malformed_body_closes() {
 fn keepalive_pings_when_idle_and_measures_rtt() {
     let mut pair = Pair::new(29);
     pair.latency = Duration::from_millis(20);
-    pair.open(TrustLevel::DEFAULT, TrustLevel::DEFAULT);
+    pair.open(Scopes::MESSAGE, Scopes::MESSAGE);
     let opened_at = pair.now;
     assert_eq!(pair.client.ch.rtt(), None);
     let sent_before = pair.client.sent.len();
@@ -225,13 +225,13 @@ fn keepalive_pings_when_idle_and_measures_rtt() {
     assert_eq!(
         pair.client.ch.state(),
         ChannelState::Open {
-            trust: TrustLevel::DEFAULT
+            scopes: Scopes::MESSAGE
         }
     );
     assert_eq!(
         pair.server.ch.state(),
         ChannelState::Open {
-            trust: TrustLevel::DEFAULT
+            scopes: Scopes::MESSAGE
         }
     );
     assert!(pair.now - opened_at > secs(600));
@@ -391,7 +391,7 @@ fn send_buffer_applies_backpressure() {
         ..Default::default()
     };
     let mut pair = Pair::with_configs(config, ChannelConfig::default(), 36);
-    pair.open(TrustLevel::ELEVATED, TrustLevel::ELEVATED);
+    pair.open(Scopes::ALL, Scopes::ALL);
     let chunk = || DataTransmission::MiscData(Payload::new(vec![7; 30_000]));
 
     let mut accepted = 0;
@@ -432,7 +432,7 @@ fn closed_is_the_last_event_even_for_a_blocked_writer() {
         ..Default::default()
     };
     let mut pair = Pair::with_configs(config, ChannelConfig::default(), 39);
-    pair.open(TrustLevel::ELEVATED, TrustLevel::ELEVATED);
+    pair.open(Scopes::ALL, Scopes::ALL);
     let blob = || DataTransmission::MiscData(Payload::new(vec![1; 40_000]));
     pair.client.ch.send(blob()).unwrap();
     assert!(matches!(
@@ -463,7 +463,7 @@ fn packets_larger_than_the_peer_accepts_are_refused_locally() {
         ..Default::default()
     };
     let mut pair = Pair::with_configs(ChannelConfig::default(), server, 37);
-    pair.open(TrustLevel::ELEVATED, TrustLevel::ELEVATED);
+    pair.open(Scopes::ALL, Scopes::ALL);
     let err = pair
         .client
         .ch
@@ -490,7 +490,7 @@ fn file_transfer_over_a_channel() {
     let mut pair = Pair::new(38);
     pair.split = Some(777);
     pair.latency = Duration::from_millis(1);
-    pair.open(TrustLevel::ELEVATED, TrustLevel::ELEVATED);
+    pair.open(Scopes::ALL, Scopes::ALL);
     let content: Vec<u8> = (0..200_000u32)
         .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
         .collect();

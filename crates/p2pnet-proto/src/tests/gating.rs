@@ -1,9 +1,10 @@
-//! Approval and trust gating.
+//! Approval, and gating by grants of scopes that do not change over time
+//! (see `grants.rs` for expiry, revocation and the grace).
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
-use super::util::Pair;
+use super::util::{Pair, grants};
 use crate::codec::encode_frame;
 use crate::packet::{
     CollectionShare, DataTransmission, Disconnect, DisconnectReason, Identifier, Keepalive,
@@ -11,24 +12,24 @@ use crate::packet::{
 };
 use crate::{
     ChannelConfig, ChannelEvent, ChannelState, CloseReason, Error, PacketKind, PeerId,
-    ProtocolViolation, RefuseReason, TrustLevel,
+    ProtocolViolation, RefuseReason, Scopes,
 };
 
 fn misc(data: &[u8]) -> DataTransmission {
     DataTransmission::MiscData(Payload::new(data.to_vec()))
 }
 
-/// Handshake done, client approved at `client_trust`, server still pending.
-fn client_open_server_pending(config: ChannelConfig, client_trust: TrustLevel, seed: u64) -> Pair {
+/// Handshake done, client approved with `client_scopes`, server still pending.
+fn client_open_server_pending(config: ChannelConfig, client_scopes: Scopes, seed: u64) -> Pair {
     let mut pair = Pair::with_configs(ChannelConfig::default(), config, seed);
     pair.drive();
-    pair.client.ch.approve(client_trust).unwrap();
+    pair.client.ch.approve(grants(client_scopes)).unwrap();
     pair
 }
 
 #[test]
 fn pending_channel_delivers_nothing_until_approved() {
-    let mut pair = client_open_server_pending(ChannelConfig::default(), TrustLevel::DEFAULT, 50);
+    let mut pair = client_open_server_pending(ChannelConfig::default(), Scopes::MESSAGE, 50);
     pair.client
         .ch
         .send(PureMessage::new("knock knock"))
@@ -44,31 +45,31 @@ fn pending_channel_delivers_nothing_until_approved() {
         })
     ));
 
-    pair.server.ch.approve(TrustLevel::DEFAULT).unwrap();
+    pair.server.ch.approve(grants(Scopes::MESSAGE)).unwrap();
     pair.drive();
     let events = pair.server.events();
     assert_eq!(
         events[2..],
         [
             ChannelEvent::Opened {
-                trust: TrustLevel::DEFAULT
+                scopes: Scopes::MESSAGE
             },
             ChannelEvent::Packet(PureMessage::new("knock knock").into()),
         ]
     );
     assert!(matches!(
-        pair.server.ch.approve(TrustLevel::DEFAULT),
+        pair.server.ch.approve(grants(Scopes::MESSAGE)),
         Err(Error::InvalidState { .. })
     ));
 }
 
 #[test]
-fn held_packets_pass_the_trust_gate_on_approval() {
-    let mut pair = client_open_server_pending(ChannelConfig::default(), TrustLevel::ELEVATED, 51);
+fn held_packets_pass_the_grant_gate_on_approval() {
+    let mut pair = client_open_server_pending(ChannelConfig::default(), Scopes::ALL, 51);
     pair.client.ch.send(misc(b"enhanced")).unwrap();
     pair.client.ch.send(PureMessage::new("plain")).unwrap();
     pair.drive();
-    pair.server.ch.approve(TrustLevel::DEFAULT).unwrap();
+    pair.server.ch.approve(grants(Scopes::MESSAGE)).unwrap();
     pair.drive();
     assert_eq!(
         pair.server.packets(),
@@ -86,7 +87,7 @@ fn pending_buffer_overflow_is_a_protocol_violation() {
         pending_packet_limit: 4,
         ..Default::default()
     };
-    let mut pair = client_open_server_pending(config, TrustLevel::DEFAULT, 52);
+    let mut pair = client_open_server_pending(config, Scopes::MESSAGE, 52);
     for i in 0..5 {
         pair.client
             .ch
@@ -124,7 +125,7 @@ fn pending_byte_limit_is_enforced() {
         pending_byte_limit: 1000,
         ..Default::default()
     };
-    let mut pair = client_open_server_pending(config, TrustLevel::DEFAULT, 53);
+    let mut pair = client_open_server_pending(config, Scopes::MESSAGE, 53);
     pair.client
         .ch
         .send(PureMessage::new("x".repeat(600)))
@@ -148,7 +149,7 @@ fn pending_byte_limit_is_enforced() {
 
 #[test]
 fn rejection_discards_held_packets_and_tells_the_peer() {
-    let mut pair = client_open_server_pending(ChannelConfig::default(), TrustLevel::DEFAULT, 54);
+    let mut pair = client_open_server_pending(ChannelConfig::default(), Scopes::MESSAGE, 54);
     pair.client.ch.send(PureMessage::new("let me in")).unwrap();
     pair.drive();
     pair.server
@@ -173,7 +174,7 @@ fn rejection_discards_held_packets_and_tells_the_peer() {
 
 #[test]
 fn pending_channel_stays_alive_and_can_be_abandoned() {
-    let mut pair = client_open_server_pending(ChannelConfig::default(), TrustLevel::DEFAULT, 55);
+    let mut pair = client_open_server_pending(ChannelConfig::default(), Scopes::MESSAGE, 55);
     // A human takes five minutes to decide; keepalive holds the channel.
     pair.advance(Duration::from_secs(300));
     assert_eq!(pair.server.ch.state(), ChannelState::PendingApproval);
@@ -191,9 +192,9 @@ fn pending_channel_stays_alive_and_can_be_abandoned() {
 }
 
 #[test]
-fn default_trust_refuses_enhanced_packets() {
+fn message_scope_refuses_data_packets() {
     let mut pair = Pair::new(56);
-    pair.open(TrustLevel::ELEVATED, TrustLevel::DEFAULT);
+    pair.open(Scopes::ALL, Scopes::MESSAGE);
     pair.client.ch.send(misc(b"file bytes")).unwrap();
     pair.client.ch.send(PureMessage::new("hi")).unwrap();
     pair.drive();
@@ -205,7 +206,7 @@ fn default_trust_refuses_enhanced_packets() {
     assert_eq!(
         pair.server.ch.state(),
         ChannelState::Open {
-            trust: TrustLevel::DEFAULT
+            scopes: Scopes::MESSAGE
         }
     );
 }
@@ -213,7 +214,7 @@ fn default_trust_refuses_enhanced_packets() {
 #[test]
 fn sending_forbidden_or_control_kinds_errors() {
     let mut pair = Pair::new(57);
-    pair.open(TrustLevel::DEFAULT, TrustLevel::NONE);
+    pair.open(Scopes::MESSAGE, Scopes::NONE);
     assert_eq!(
         pair.client.ch.send(misc(b"x")),
         Err(Error::NotPermitted(PacketKind::DataTransmission))
@@ -240,43 +241,58 @@ fn sending_forbidden_or_control_kinds_errors() {
 }
 
 #[test]
-fn no_default_communication_still_keeps_alive() {
+fn no_scopes_still_keeps_alive() {
     let mut pair = Pair::new(58);
-    pair.open(TrustLevel::DEFAULT, TrustLevel::NONE);
+    pair.open(Scopes::MESSAGE, Scopes::NONE);
     pair.client.ch.send(PureMessage::new("ignored")).unwrap();
     pair.advance(Duration::from_secs(100));
     assert!(pair.server.packets().is_empty());
     assert_eq!(
         pair.server.ch.state(),
         ChannelState::Open {
-            trust: TrustLevel::NONE
+            scopes: Scopes::NONE
         }
     );
     assert!(pair.client.ch.rtt().is_some() || pair.server.ch.rtt().is_some());
 }
 
 #[test]
-fn elevation_unlocks_data_transmission() {
+fn widening_grants_unlocks_data_transmission() {
     let mut pair = Pair::new(59);
-    pair.open(TrustLevel::DEFAULT, TrustLevel::DEFAULT);
+    pair.open(Scopes::MESSAGE, Scopes::MESSAGE);
     assert!(pair.client.ch.send(misc(b"nope")).is_err());
 
-    pair.client
-        .ch
-        .set_trust(TrustLevel::DEFAULT.elevated())
-        .unwrap();
-    pair.server.ch.set_trust(TrustLevel::ELEVATED).unwrap();
+    let now = pair.now;
+    pair.client.ch.set_grants(now, grants(Scopes::ALL)).unwrap();
+    pair.server.ch.set_grants(now, grants(Scopes::ALL)).unwrap();
     pair.client.ch.send(misc(b"now allowed")).unwrap();
     pair.server.ch.send(misc(b"both ways")).unwrap();
     pair.drive();
     assert_eq!(pair.server.packets(), vec![misc(b"now allowed").into()]);
     assert_eq!(pair.client.packets(), vec![misc(b"both ways").into()]);
+    assert_eq!(
+        pair.server.ch.state(),
+        ChannelState::Open {
+            scopes: Scopes::ALL
+        }
+    );
+    // Setting the same grants again is harmless.
+    assert_eq!(pair.server.ch.set_grants(now, grants(Scopes::ALL)), Ok(()));
+}
 
-    // Demotion closes the door again.
-    pair.server.ch.set_trust(TrustLevel::DEFAULT).unwrap();
-    pair.client.ch.send(misc(b"late")).unwrap();
-    pair.drive();
-    assert_eq!(pair.server.packets().len(), 1);
+#[test]
+fn set_grants_needs_an_open_channel() {
+    let mut pair = client_open_server_pending(ChannelConfig::default(), Scopes::MESSAGE, 63);
+    assert_eq!(pair.server.ch.grants(), None);
+    assert_eq!(pair.server.ch.permissions(), None);
+    assert_eq!(
+        pair.server.ch.set_grants(pair.now, grants(Scopes::ALL)),
+        Err(Error::InvalidState {
+            operation: "set_grants",
+            state: "pending approval"
+        })
+    );
+    assert_eq!(pair.client.ch.grants(), Some(&grants(Scopes::MESSAGE)));
 }
 
 #[test]
@@ -286,7 +302,7 @@ fn repeated_refusals_close_the_channel() {
         ..Default::default()
     };
     let mut pair = Pair::with_configs(ChannelConfig::default(), config, 60);
-    pair.open(TrustLevel::ELEVATED, TrustLevel::DEFAULT);
+    pair.open(Scopes::ALL, Scopes::MESSAGE);
     for _ in 0..4 {
         pair.client.ch.send(misc(b"spam")).unwrap();
     }
@@ -312,7 +328,7 @@ fn repeated_refusals_close_the_channel() {
 #[test]
 fn identifier_must_carry_the_authenticated_id() {
     let mut pair = Pair::new(61);
-    pair.open(TrustLevel::ELEVATED, TrustLevel::ELEVATED);
+    pair.open(Scopes::ALL, Scopes::ALL);
     let addresses = vec![IpAddr::V4(Ipv4Addr::new(192, 0, 2, 10))];
     let forged = Identifier {
         peer_id: PeerId::from_bytes([1; 32]),
@@ -344,10 +360,53 @@ fn identifier_must_carry_the_authenticated_id() {
 
 #[test]
 fn refused_bodies_are_not_even_decoded() {
-    // A malformed body of a kind that is not permitted is refused, not a
-    // decode error: the gate runs before deserialization.
-    let mut pair = Pair::new(62);
-    pair.open(TrustLevel::DEFAULT, TrustLevel::DEFAULT);
+    // A malformed body of a kind no live scope covers is refused, not a
+    // decode error: the coarse gate runs before deserialization. A small
+    // DataTransmission body is the exception (it may be a file Cancel or
+    // Reject, which pass without a grant), so the one here is large.
+    let cases = [
+        (Scopes::NONE, PacketKind::PureMessage, 3),
+        (Scopes::MESSAGE, PacketKind::Identifier, 3),
+        (Scopes::MESSAGE, PacketKind::CollectionShare, 3),
+        (
+            Scopes::MESSAGE | Scopes::PEER_LIST,
+            PacketKind::DataTransmission,
+            5000,
+        ),
+    ];
+    for (seed, (scopes, kind, len)) in (62..).zip(cases) {
+        let mut pair = Pair::new(seed);
+        pair.open(Scopes::ALL, scopes);
+        let mut frame = crate::codec::FrameHeader {
+            kind,
+            body_len: len,
+        }
+        .to_bytes()
+        .to_vec();
+        frame.resize(frame.len() + len as usize, 0xff);
+        pair.client.ch.inject_plaintext(frame);
+        pair.drive();
+        assert_eq!(
+            pair.server.ch.state(),
+            ChannelState::Open { scopes },
+            "{kind}"
+        );
+        assert!(pair.server.errors.is_empty(), "{kind}");
+        assert!(
+            pair.server.events().contains(&ChannelEvent::PacketRefused {
+                kind,
+                reason: RefuseReason::NotPermitted
+            }),
+            "{kind}"
+        );
+    }
+}
+
+#[test]
+fn small_data_frames_are_decoded_without_data_scopes() {
+    // They might be a Cancel or Reject: a malformed one is a decode error.
+    let mut pair = Pair::new(70);
+    pair.open(Scopes::ALL, Scopes::MESSAGE);
     let mut frame = crate::codec::FrameHeader {
         kind: PacketKind::DataTransmission,
         body_len: 3,
@@ -357,15 +416,15 @@ fn refused_bodies_are_not_even_decoded() {
     frame.extend_from_slice(&[0xff, 0xff, 0xff]);
     pair.client.ch.inject_plaintext(frame);
     pair.drive();
-    assert_eq!(
-        pair.server.ch.state(),
-        ChannelState::Open {
-            trust: TrustLevel::DEFAULT
-        }
-    );
-    assert!(pair.server.errors.is_empty());
-    assert!(pair.server.events().contains(&ChannelEvent::PacketRefused {
-        kind: PacketKind::DataTransmission,
-        reason: RefuseReason::NotPermitted
-    }));
+    assert!(matches!(
+        pair.server.closed(),
+        Some((
+            _,
+            CloseReason::Error(Error::Decode(crate::DecodeError::Malformed {
+                kind: PacketKind::DataTransmission,
+                ..
+            })),
+            false
+        ))
+    ));
 }

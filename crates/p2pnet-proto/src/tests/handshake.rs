@@ -5,7 +5,7 @@ use super::util::{Pair, rng};
 use crate::packet::PureMessage;
 use crate::{
     Channel, ChannelConfig, ChannelEvent, ChannelState, CloseReason, Error, HandshakeError,
-    Instant, Keypair, PeerId, TrustLevel,
+    Instant, Keypair, PeerId, Scopes,
 };
 
 #[test]
@@ -78,7 +78,7 @@ fn handshake_and_message_survive_one_byte_reads() {
     let mut pair = Pair::new(4);
     pair.split = Some(1);
     pair.latency = Duration::from_millis(5);
-    pair.open(TrustLevel::DEFAULT, TrustLevel::DEFAULT);
+    pair.open(Scopes::MESSAGE, Scopes::MESSAGE);
     pair.client
         .ch
         .send(PureMessage::new("one byte at a time"))

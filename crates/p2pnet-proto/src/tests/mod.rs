@@ -2,6 +2,7 @@
 
 mod channel;
 mod gating;
+mod grants;
 mod handshake;
 mod util;
 

@@ -10,12 +10,17 @@ use rand::SeedableRng;
 use rand::rngs::StdRng;
 
 use crate::{
-    Channel, ChannelConfig, ChannelEvent, CloseReason, Error, Instant, Keypair, Packet, PeerId,
-    TrustLevel,
+    Channel, ChannelConfig, ChannelEvent, CloseReason, Error, Grant, GrantId, Grants, Instant,
+    Keypair, Packet, PeerId, Scopes,
 };
 
 pub(super) fn rng(seed: u64) -> StdRng {
     StdRng::seed_from_u64(seed)
+}
+
+/// One grant of `scopes` (id 1) that never expires.
+pub(super) fn grants(scopes: Scopes) -> Grants {
+    Grants::single(Grant::new(GrantId(1), scopes))
 }
 
 /// One end of the link.
@@ -151,11 +156,17 @@ impl Pair {
         }
     }
 
-    /// Handshake, then approve both sides at the given trust levels.
-    pub(super) fn open(&mut self, client_trust: TrustLevel, server_trust: TrustLevel) {
+    /// Handshake, then approve both sides with one permanent grant of the
+    /// given scopes each.
+    pub(super) fn open(&mut self, client: Scopes, server: Scopes) {
+        self.open_with(grants(client), grants(server));
+    }
+
+    /// Handshake, then approve both sides with the given grants.
+    pub(super) fn open_with(&mut self, client: Grants, server: Grants) {
         self.drive();
-        self.client.ch.approve(client_trust).unwrap();
-        self.server.ch.approve(server_trust).unwrap();
+        self.client.ch.approve(client).unwrap();
+        self.server.ch.approve(server).unwrap();
         self.drive();
     }
 
