@@ -363,8 +363,14 @@ fn sans_io(c: &mut Criterion) {
         .expect("a");
     let mut b = Channel::new_inbound(config, &bob, CoreInstant::ZERO, &mut rng).expect("b");
     pump(&mut a, &mut b);
-    a.approve(p2pnet::TrustLevel::ELEVATED).expect("approve");
-    b.approve(p2pnet::TrustLevel::ELEVATED).expect("approve");
+    let everything = || {
+        p2pnet::proto::Grants::single(p2pnet::proto::Grant::new(
+            p2pnet::GrantId(0),
+            p2pnet::Scopes::ALL,
+        ))
+    };
+    a.approve(everything()).expect("approve");
+    b.approve(everything()).expect("approve");
     pump(&mut a, &mut b);
     while b.poll_event().is_some() {}
     let payload = vec![0x5au8; PACKET];

@@ -7,7 +7,7 @@
 use std::net::IpAddr;
 use std::sync::{PoisonError, RwLock};
 
-use p2pnet_proto::{Admission, Decision, Direction, IncomingPeerTrustPolicy, PeerId, TrustLevel};
+use p2pnet_proto::{Admission, Decision, Direction, IncomingPeerTrustPolicy, PeerId, Scopes};
 
 /// The owner of the trust policy.
 pub(crate) struct Access {
@@ -40,9 +40,9 @@ impl Access {
         self.read(IncomingPeerTrustPolicy::admission)
     }
 
-    /// The level a peer approved by default gets.
-    pub(crate) fn initial_trust(&self) -> TrustLevel {
-        self.read(IncomingPeerTrustPolicy::initial_trust)
+    /// What a peer approved by default may send.
+    pub(crate) fn initial_scopes(&self) -> Scopes {
+        self.read(IncomingPeerTrustPolicy::initial_scopes)
     }
 
     /// Whether `peer` is on the allow-list by id.

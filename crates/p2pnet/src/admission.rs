@@ -17,7 +17,7 @@
 
 use std::net::IpAddr;
 
-use p2pnet_proto::{Admission, Direction, TrustLevel};
+use p2pnet_proto::{Admission, Direction, Scopes};
 
 use crate::config::Limits;
 use crate::peers::Decision;
@@ -89,12 +89,13 @@ pub(crate) fn room_for_channel(
 /// What to do with a channel whose peer is authenticated and allowed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Verdict {
-    /// Open at this trust level now; `remember` records the approval
+    /// Open now, with `base` as the base grant (unless the peer has one);
+    /// `remember` records the approval
     /// (the application's own decision), so later channels open without
     /// asking. An auto-accepting policy's approval is not recorded: the
     /// policy answers again next time, and strangers it let in must stay
     /// evictable from KnownPeers.
-    Open { trust: TrustLevel, remember: bool },
+    Open { base: Scopes, remember: bool },
     /// Wait for the application: queue it and/or announce it.
     Wait { queue: bool, event: bool },
     /// Close: no room to wait.
@@ -109,8 +110,8 @@ pub(crate) struct Facts {
     pub(crate) decision: Decision,
     /// The policy's answer for an undecided peer.
     pub(crate) policy: Admission,
-    /// The level a peer approved by default gets.
-    pub(crate) initial: TrustLevel,
+    /// What a peer approved by default may send.
+    pub(crate) initial: Scopes,
     /// The peer's id is on the allow-list.
     pub(crate) allow_listed: bool,
     /// Channels waiting for approval now, overall and from this source
@@ -121,19 +122,19 @@ pub(crate) struct Facts {
 
 /// Decides an authenticated channel's fate (see the module docs).
 pub(crate) fn after_handshake(facts: Facts, limits: &Limits) -> Verdict {
-    if let Decision::Approved(trust) = facts.decision {
+    if facts.decision == Decision::Approved {
         return Verdict::Open {
-            trust,
+            base: facts.initial,
             remember: false,
         };
     }
     match (facts.intent, facts.policy) {
         (Intent::Application, _) => Verdict::Open {
-            trust: facts.initial,
+            base: facts.initial,
             remember: true,
         },
         (_, Admission::Approve(trust)) => Verdict::Open {
-            trust,
+            base: trust.into(),
             remember: false,
         },
         (_, Admission::Defer { queue, event }) => {
@@ -159,6 +160,8 @@ pub(crate) fn direction_of(intent: Intent) -> Direction {
 
 #[cfg(test)]
 mod tests {
+    use p2pnet_proto::TrustLevel;
+
     use super::*;
 
     const DEFER: Admission = Admission::Defer {
@@ -170,8 +173,8 @@ mod tests {
         event: true,
     };
 
-    fn open(trust: TrustLevel, remember: bool) -> Verdict {
-        Verdict::Open { trust, remember }
+    fn open(base: Scopes, remember: bool) -> Verdict {
+        Verdict::Open { base, remember }
     }
 
     fn facts(intent: Intent, decision: Decision, policy: Admission) -> Facts {
@@ -179,7 +182,7 @@ mod tests {
             intent,
             decision,
             policy,
-            initial: TrustLevel::DEFAULT,
+            initial: Scopes::MESSAGE,
             allow_listed: false,
             awaiting: 0,
             awaiting_from_source: 0,
@@ -188,21 +191,21 @@ mod tests {
 
     #[test]
     fn who_waits_for_approval() {
-        let approved = Decision::Approved(TrustLevel::ELEVATED);
-        let auto = Admission::Approve(TrustLevel::DEFAULT);
+        let approved = Decision::Approved;
+        let auto = Admission::Approve(TrustLevel::ELEVATED);
         let table = [
             // The application asking is its approval.
             (
                 Intent::Application,
                 Decision::Undecided,
                 DEFER,
-                open(TrustLevel::DEFAULT, true),
+                open(Scopes::MESSAGE, true),
             ),
             (
                 Intent::Application,
                 Decision::Rejected,
                 DEFER,
-                open(TrustLevel::DEFAULT, true),
+                open(Scopes::MESSAGE, true),
             ),
             // Discovery is gated exactly like inbound.
             (Intent::Discovery, Decision::Undecided, DEFER, WAIT),
@@ -214,32 +217,32 @@ mod tests {
                 Intent::Discovery,
                 approved,
                 DEFER,
-                open(TrustLevel::ELEVATED, false),
+                open(Scopes::MESSAGE, false),
             ),
             (
                 Intent::Inbound,
                 approved,
                 DEFER,
-                open(TrustLevel::ELEVATED, false),
+                open(Scopes::MESSAGE, false),
             ),
             (
                 Intent::Application,
                 approved,
                 DEFER,
-                open(TrustLevel::ELEVATED, false),
+                open(Scopes::MESSAGE, false),
             ),
             // An auto-accepting policy opens everyone, and records nothing.
             (
                 Intent::Discovery,
                 Decision::Undecided,
                 auto,
-                open(TrustLevel::DEFAULT, false),
+                open(Scopes::ALL, false),
             ),
             (
                 Intent::Inbound,
                 Decision::Undecided,
                 auto,
-                open(TrustLevel::DEFAULT, false),
+                open(Scopes::ALL, false),
             ),
         ];
         let limits = Limits::default();
@@ -268,11 +271,8 @@ mod tests {
         f.awaiting_from_source = limits.max_pending_per_source;
         assert!(matches!(after_handshake(f, &limits), Verdict::Refuse(_)));
         // An approved peer never waits, whatever the queue.
-        f.decision = Decision::Approved(TrustLevel::DEFAULT);
-        assert_eq!(
-            after_handshake(f, &limits),
-            open(TrustLevel::DEFAULT, false)
-        );
+        f.decision = Decision::Approved;
+        assert_eq!(after_handshake(f, &limits), open(Scopes::MESSAGE, false));
     }
 
     #[test]

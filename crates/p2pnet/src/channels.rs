@@ -14,7 +14,7 @@ use std::net::SocketAddr;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, SystemTime};
 
-use p2pnet_proto::{ChannelState, Direction, PeerId, TrustLevel};
+use p2pnet_proto::{ChannelState, Direction, PeerId, Scopes};
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
@@ -293,16 +293,16 @@ impl Channels {
             .map(|e| e.commands.clone())
     }
 
-    /// Open channels whose trust `permits`, with their command queues.
+    /// Open channels whose scopes `permit`, with their command queues.
     pub(crate) fn open_with(
         &self,
-        permits: impl Fn(TrustLevel) -> bool,
+        permit: impl Fn(Scopes) -> bool,
     ) -> Vec<(PeerId, mpsc::Sender<Command>)> {
         self.table()
             .entries
             .values()
             .filter_map(|e| match (e.info.state, e.info.peer) {
-                (ChannelState::Open { trust }, Some(peer)) if permits(trust) => {
+                (ChannelState::Open { scopes }, Some(peer)) if permit(scopes) => {
                     Some((peer, e.commands.clone()))
                 }
                 _ => None,
@@ -498,11 +498,11 @@ mod tests {
         t.set_state(
             b,
             ChannelState::Open {
-                trust: TrustLevel::DEFAULT,
+                scopes: Scopes::MESSAGE,
             },
         );
-        assert_eq!(t.open_with(|trust| trust.default_communication).len(), 1);
-        assert!(t.open_with(|trust| trust.enhanced_exchange).is_empty());
+        assert_eq!(t.open_with(|s| s.contains(Scopes::MESSAGE)).len(), 1);
+        assert!(t.open_with(|s| s.contains(Scopes::FILE)).is_empty());
         let picked = t.discern(Duration::ZERO, None, |_| false);
         assert_eq!(picked.len(), 1);
         assert_eq!(

@@ -23,6 +23,12 @@ impl Clock {
     }
 
     /// The tokio deadline for a core instant.
+    /// The core's instant for a runtime deadline (an earlier one is the
+    /// core's zero).
+    pub(crate) fn at(&self, deadline: tokio::time::Instant) -> Instant {
+        Instant::from_duration(deadline.saturating_duration_since(self.base))
+    }
+
     pub(crate) fn deadline(&self, at: Instant) -> tokio::time::Instant {
         self.base + at.as_duration()
     }

@@ -17,12 +17,14 @@ pub(crate) enum Command {
         packet: Box<Packet>,
         reply: Option<SendReply>,
     },
-    /// The peer was approved: read its trust from KnownPeers and open.
+    /// The peer was approved: read its grants from KnownPeers and open.
     Approve,
     /// The peer was rejected.
     Reject(Disconnect),
-    /// The peer's trust changed: read it from KnownPeers and apply it.
-    TrustChanged,
+    /// The peer's grants changed: read them from KnownPeers and apply
+    /// them. No payload: the table is the truth, so concurrent changes
+    /// cannot land out of order.
+    GrantsChanged,
     /// Close with this Disconnect.
     Close(Disconnect),
     /// Offer a prepared file.

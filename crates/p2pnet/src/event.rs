@@ -9,9 +9,20 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use p2pnet_proto::packet::{ContentHash, DataKind, Disconnect, TransferId};
-use p2pnet_proto::{CloseReason, Direction, PacketKind, PeerId, RefuseReason, TrustLevel};
+use p2pnet_proto::{CloseReason, Direction, PacketKind, PeerId, RefuseReason, Scopes};
 
-use crate::peers::PeerSource;
+use crate::peers::{GrantInfo, PeerSource};
+
+/// What happened to a grant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum GrantChange {
+    /// It was made.
+    Granted,
+    /// The application revoked it (or demoted the peer).
+    Revoked,
+    /// It reached its expiry.
+    Expired,
+}
 
 /// Which way a file moves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -70,15 +81,25 @@ pub enum NetworkEvent {
         addr: SocketAddr,
         /// Who dialed.
         direction: Direction,
-        /// What may be exchanged.
-        trust: TrustLevel,
+        /// What may be exchanged: the union of the peer's live grants.
+        scopes: Scopes,
     },
-    /// An open channel's trust level changed.
-    TrustChanged {
+    /// What an open channel lets through changed (a grant was made,
+    /// revoked or expired).
+    ScopesChanged {
         /// The peer.
         peer: PeerId,
-        /// The new level.
-        trust: TrustLevel,
+        /// The union of its live grants now.
+        scopes: Scopes,
+    },
+    /// A peer's grant was made, revoked or expired.
+    GrantChanged {
+        /// The peer.
+        peer: PeerId,
+        /// The grant.
+        grant: GrantInfo,
+        /// What happened to it.
+        change: GrantChange,
     },
     /// A channel closed.
     ChannelClosed {
@@ -206,6 +227,7 @@ impl NetworkEvent {
             Self::TransferCompleted { path, .. } => path.as_os_str().len(),
             Self::HandlerFailed { error, .. } => error.len(),
             Self::RoutineFailed { name, error } => name.len() + error.len(),
+            Self::GrantChanged { grant, .. } => grant.granted_by.len(),
             _ => 0,
         };
         std::mem::size_of::<Self>() + heap

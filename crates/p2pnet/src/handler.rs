@@ -20,7 +20,7 @@ use std::sync::Arc;
 use p2pnet_proto::packet::{
     CollectionShare, ContentHash, DataKind, Disconnect, Identifier, Payload, PureMessage,
 };
-use p2pnet_proto::{Packet, PacketKind, PeerId, TrustLevel};
+use p2pnet_proto::{Packet, PacketKind, PeerId, Scopes};
 
 use crate::event::NetworkEvent;
 use crate::event_bus::EventBus;
@@ -38,7 +38,7 @@ pub type HandlerResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
 pub struct PacketContext<'a> {
     pub(crate) peer: PeerId,
     pub(crate) addr: SocketAddr,
-    pub(crate) trust: TrustLevel,
+    pub(crate) scopes: Scopes,
     pub(crate) network: &'a PeerNetwork,
     pub(crate) events: &'a EventBus,
     pub(crate) peers: &'a Peers,
@@ -56,9 +56,10 @@ impl PacketContext<'_> {
         self.addr
     }
 
-    /// The channel's trust level.
-    pub fn trust(&self) -> TrustLevel {
-        self.trust
+    /// What the channel lets through: the union of the peer's live
+    /// grants.
+    pub fn scopes(&self) -> Scopes {
+        self.scopes
     }
 
     /// Queues a packet back to the sender on the same channel, sent as soon

@@ -103,20 +103,20 @@ pub use channels::{ChannelId, ChannelInfo};
 pub use config::{Limits, PeerNetworkBuilder};
 pub use discovery::{DiscoveryConfig, DiscoveryStatus, DiscoveryVia};
 pub use error::{Error, Result};
-pub use event::{NetworkEvent, TransferDirection};
+pub use event::{GrantChange, NetworkEvent, TransferDirection};
 pub use event_bus::EventStream;
 pub use handler::{
     FileDecision, FileOfferHandler, FileOfferInfo, PacketContext, PacketHandler, PacketHandlers,
 };
 pub use hooks::Verdict;
 pub use network::PeerNetwork;
-pub use peers::{KnownPeer, PeerSource};
+pub use peers::{BASE_GRANT, GrantInfo, GrantRequest, KnownPeer, PeerSource};
 pub use routines::{Routine, RoutineInfo, Routines};
 pub use transfer_io::PARTIAL_DIR;
 
 /// The protocol core, re-exported.
 pub use p2pnet_proto as proto;
 pub use p2pnet_proto::{
-    ChannelConfig, CloseReason, Direction, IncomingPeerTrustPolicy, Keypair, PeerId, Placement,
-    TrustLevel,
+    ChannelConfig, CloseReason, Direction, GrantId, IncomingPeerTrustPolicy, Keypair, PeerId,
+    Placement, Scopes, TrustLevel,
 };

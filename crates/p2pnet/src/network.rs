@@ -11,7 +11,9 @@ use std::sync::{Arc, OnceLock};
 
 use ipnet::IpNet;
 use p2pnet_proto::packet::{Disconnect, DisconnectReason, Packet, PureMessage, TransferId};
-use p2pnet_proto::{Decision, IncomingPeerTrustPolicy, Keypair, PeerId, TrustLevel};
+use p2pnet_proto::{
+    Decision, GrantId, IncomingPeerTrustPolicy, Keypair, PeerId, Scopes, TrustLevel,
+};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -27,11 +29,18 @@ use crate::error::{Error, Result};
 use crate::event_bus::{EventBus, EventStream, QueueBounds};
 use crate::hooks::ApplicationHooks;
 use crate::node::Node;
-use crate::peers::{KnownPeer, Origin, PeerSource, Peers};
+use crate::peers::{GrantInfo, GrantRefused, GrantRequest, KnownPeer, Origin, PeerSource, Peers};
 use crate::persistent::Persistent;
 use crate::routines::{self, RoutineTable, Routines};
 use crate::transfer_io::PreparedFile;
 use crate::transfers::Transfers;
+
+fn grant_error(peer: PeerId, refused: GrantRefused) -> Error {
+    match refused {
+        GrantRefused::UnknownPeer => Error::UnknownPeer(peer),
+        GrantRefused::TooMany => Error::LimitReached("grants per peer"),
+    }
+}
 
 /// Cancels the network when the last application handle is dropped.
 struct OwnerGuard {
@@ -200,18 +209,19 @@ impl PeerNetwork {
         self.node.approvals.next(&self.node.cancel).await
     }
 
-    /// Approves a peer awaiting approval at the trust policy's initial level
-    /// (or `trust`). The approval is remembered: the peer's later channels,
-    /// inbound or dialled by discovery, open without asking until
-    /// [`reject`](Self::reject) or [`remove_peer`](Self::remove_peer).
+    /// Approves a peer awaiting approval. Its base grant lets it send what
+    /// `trust` permits (the trust policy's default when `None`); its
+    /// explicit grants come on top. The approval is remembered: the peer's
+    /// later channels, inbound or dialled by discovery, open without asking
+    /// until [`reject`](Self::reject) or [`remove_peer`](Self::remove_peer).
     pub async fn approve(&self, peer: PeerId, trust: Option<TrustLevel>) -> Result<()> {
         let node = &self.node;
-        let trust = trust.unwrap_or_else(|| node.access.initial_trust());
+        let base = trust.map_or_else(|| node.access.initial_scopes(), Scopes::from);
         let commands = node
             .channels
             .pending_commands(&peer)
             .ok_or(Error::NotPending(peer))?;
-        if !node.peers.approve(&peer, trust) {
+        if !node.peers.approve(&peer, base, "approval") {
             return Err(Error::UnknownPeer(peer));
         }
         node.approvals.forget_peer(&peer);
@@ -237,41 +247,66 @@ impl PeerNetwork {
             .map_err(|_| Error::NotPending(peer))
     }
 
-    /// Grants a peer enhanced exchange (files, tasks, data, identifiers,
-    /// peer lists), now and on later connections.
-    pub async fn elevate(&self, peer: PeerId) -> Result<()> {
-        self.change_trust(peer, TrustLevel::elevated).await
+    /// Grants a peer the right to send `request.scopes` (and to be sent
+    /// them), with an optional file-size cap and lifetime, now and on later
+    /// connections. The peer's channel is gated by the union of its live
+    /// grants; the change applies at once and is reported as
+    /// [`NetworkEvent::GrantChanged`](crate::NetworkEvent::GrantChanged).
+    /// A grant that expires ends on the core's clock, at its instant.
+    pub async fn grant(&self, peer: PeerId, request: GrantRequest) -> Result<GrantInfo> {
+        let info = self
+            .node
+            .peers
+            .grant(&peer, request)
+            .map_err(|refused| grant_error(peer, refused))?;
+        self.grants_changed(peer).await;
+        Ok(info)
     }
 
-    /// Withdraws enhanced exchange from a peer.
-    pub async fn demote(&self, peer: PeerId) -> Result<()> {
-        self.change_trust(peer, |trust| TrustLevel {
-            enhanced_exchange: false,
-            ..trust
-        })
-        .await
-    }
-
-    async fn change_trust(
-        &self,
-        peer: PeerId,
-        change: impl Fn(TrustLevel) -> TrustLevel,
-    ) -> Result<()> {
-        let node = &self.node;
-        let current = node.peers.trust(&peer).ok_or(Error::UnknownPeer(peer))?;
-        let base = current.unwrap_or_else(|| node.access.initial_trust());
-        node.peers
-            .set_trust(&peer, change(base))
-            .map_err(|()| Error::UnknownPeer(peer))?;
-        if node.channels.is_open(&peer)
-            && let Some(commands) = node.channels.commands(&peer)
-        {
-            return commands
-                .send(Command::TrustChanged)
-                .await
-                .map_err(|_| Error::NotConnected(peer));
+    /// Revokes a grant. Transfers it covered are cancelled cleanly on both
+    /// sides. Returns whether the peer had it.
+    pub async fn revoke(&self, peer: PeerId, grant: GrantId) -> Result<bool> {
+        let revoked = self
+            .node
+            .peers
+            .revoke(&peer, grant)
+            .map_err(|refused| grant_error(peer, refused))?;
+        if revoked {
+            self.grants_changed(peer).await;
         }
+        Ok(revoked)
+    }
+
+    /// A peer's live grants, its base grant ([`BASE_GRANT`](crate::BASE_GRANT)) first when it
+    /// was approved; `None` if the peer is not known.
+    pub fn grants(&self, peer: &PeerId) -> Option<Vec<GrantInfo>> {
+        self.node.peers.grants(peer)
+    }
+
+    /// Grants a peer everything (messages, data, tasks, files, peer lists)
+    /// without expiry: one more grant, revocable like any other.
+    pub async fn elevate(&self, peer: PeerId) -> Result<GrantInfo> {
+        self.grant(peer, GrantRequest::new(Scopes::ALL).granted_by("elevate"))
+            .await
+    }
+
+    /// Back to the trust policy's default: every grant of the peer,
+    /// its approval's base grant included, is revoked (the approval itself
+    /// stays).
+    pub async fn demote(&self, peer: PeerId) -> Result<()> {
+        self.node
+            .peers
+            .demote(&peer)
+            .map_err(|refused| grant_error(peer, refused))?;
+        self.grants_changed(peer).await;
         Ok(())
+    }
+
+    /// Tells the peer's channel, if open, to re-read its grants.
+    async fn grants_changed(&self, peer: PeerId) {
+        if let Some(commands) = self.node.channels.commands(&peer) {
+            let _ = commands.send(Command::GrantsChanged).await;
+        }
     }
 
     /// Blocks a peer id: its channel closes now and it can neither connect
@@ -380,8 +415,11 @@ impl PeerNetwork {
     /// returns how many channels took it.
     pub async fn broadcast(&self, packet: impl Into<Packet>) -> usize {
         let packet = packet.into();
-        let kind = packet.kind();
-        let targets = self.node.channels.open_with(|trust| trust.permits(kind));
+        let needed = Scopes::for_packet(&packet).unwrap_or(Scopes::NONE);
+        let targets = self
+            .node
+            .channels
+            .open_with(|scopes| scopes.contains(needed));
         let mut sent = 0;
         for (_, commands) in targets {
             let command = Command::Send {

@@ -7,6 +7,11 @@
 //! `PeerAdded` / `PeerRemoved` itself. `PeerTable` is the pure table under
 //! it (no IO, time passed in), tested on its own.
 //!
+//! Each peer also carries what the application decided about it (approved
+//! or rejected) and its grants: which packet kinds it may send, up to which
+//! file size, until when, granted by whom and when. A channel is gated by
+//! the union of its peer's live grants (see [`Grant`](p2pnet_proto::Grant)).
+//!
 //! Addresses carry their provenance. A *proven* address was given by the
 //! application or seen on an authenticated connection; a *claimed* one
 //! comes from an unauthenticated announce or from another peer's list. A
@@ -18,13 +23,15 @@
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Mutex, MutexGuard, PoisonError};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use p2pnet_proto::discovery::DiscoveryVia;
 use p2pnet_proto::packet::PeerRecord;
-use p2pnet_proto::{PeerId, TrustLevel};
+use p2pnet_proto::{Grant, GrantId, Grants, MAX_GRANTS, PeerId, Scopes};
+use tokio::time::Instant;
 
-use crate::event::NetworkEvent;
+use crate::clock::Clock;
+use crate::event::{GrantChange, NetworkEvent};
 use crate::event_bus::EventBus;
 
 /// Addresses remembered per peer; the oldest claimed one is forgotten first.
@@ -62,16 +69,123 @@ pub(crate) enum Origin {
     Claimed,
 }
 
-/// What the application (or its policy) decided about a peer.
+/// What the application decided about a peer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub(crate) enum Decision {
     /// Nothing yet: an inbound or discovered channel waits for approval.
     #[default]
     Undecided,
-    /// Approved at this level: later channels open without asking.
-    Approved(TrustLevel),
+    /// Approved: later channels open without asking.
+    Approved,
     /// Rejected: discovery does not dial it; its inbound channels ask again.
     Rejected,
+}
+
+/// The id of a peer's base grant: what its approval (or, without one, the
+/// trust policy) lets it send. Explicit grants get ids from 1.
+pub const BASE_GRANT: GrantId = GrantId(0);
+
+/// One grant of a peer, as the application sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GrantInfo {
+    /// Its id ([`BASE_GRANT`] for the approval's own grant).
+    pub id: GrantId,
+    /// The packet kinds it lets the peer send (and us send to it).
+    pub scopes: Scopes,
+    /// The largest file it lets the peer offer, if capped.
+    pub max_file_size: Option<u64>,
+    /// When it ends, if ever.
+    pub expires_at: Option<SystemTime>,
+    /// Who granted it (free text: an operator, "approval", "elevate").
+    pub granted_by: String,
+    /// When.
+    pub granted_at: SystemTime,
+}
+
+/// What to grant (see [`PeerNetwork::grant`](crate::PeerNetwork::grant)).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GrantRequest {
+    /// The packet kinds to allow.
+    pub scopes: Scopes,
+    /// A cap on offered file sizes (meaningful with [`Scopes::FILE`]).
+    pub max_file_size: Option<u64>,
+    /// How long the grant lasts; `None` = until revoked.
+    pub ttl: Option<Duration>,
+    /// Who grants it, for the record (at most 128 bytes are kept).
+    pub granted_by: String,
+}
+
+impl GrantRequest {
+    /// A grant of `scopes` without cap or expiry.
+    pub fn new(scopes: Scopes) -> Self {
+        Self {
+            scopes,
+            max_file_size: None,
+            ttl: None,
+            granted_by: String::new(),
+        }
+    }
+
+    /// Caps offered file sizes.
+    #[must_use]
+    pub fn max_file_size(mut self, bytes: u64) -> Self {
+        self.max_file_size = Some(bytes);
+        self
+    }
+
+    /// Ends the grant after `ttl`.
+    #[must_use]
+    pub fn lasting(mut self, ttl: Duration) -> Self {
+        self.ttl = Some(ttl);
+        self
+    }
+
+    /// Records who grants it.
+    #[must_use]
+    pub fn granted_by(mut self, who: impl Into<String>) -> Self {
+        let mut who = who.into();
+        if who.len() > MAX_GRANTOR_LEN {
+            let mut end = MAX_GRANTOR_LEN;
+            while !who.is_char_boundary(end) {
+                end -= 1;
+            }
+            who.truncate(end);
+        }
+        self.granted_by = who;
+        self
+    }
+}
+
+const MAX_GRANTOR_LEN: usize = 128;
+
+/// A grant as the table keeps it: the public record plus its deadline on
+/// the runtime's clock (which the core's clock is derived from).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct StoredGrant {
+    info: GrantInfo,
+    deadline: Option<Instant>,
+}
+
+impl StoredGrant {
+    fn live(&self, now: Instant) -> bool {
+        self.deadline.is_none_or(|deadline| now < deadline)
+    }
+
+    fn core(&self, clock: &Clock) -> Grant {
+        Grant {
+            id: self.info.id,
+            scopes: self.info.scopes,
+            max_file_size: self.info.max_file_size,
+            expires_at: self.deadline.map(|deadline| clock.at(deadline)),
+        }
+    }
+}
+
+/// Why a grant could not be made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum GrantRefused {
+    UnknownPeer,
+    TooMany,
 }
 
 /// One known peer.
@@ -96,8 +210,10 @@ pub struct KnownPeer {
     pub approved: bool,
     /// Whether it was rejected: discovery no longer dials it.
     pub rejected: bool,
-    /// The trust level it was last approved or set at.
-    pub trust: Option<TrustLevel>,
+    /// Its live grants, the base grant ([`BASE_GRANT`]) first when it was
+    /// approved; a connected peer without one is gated by the trust
+    /// policy's default plus these.
+    pub grants: Vec<GrantInfo>,
     /// Whether the network keeps a channel to it open, reconnecting with
     /// backoff.
     pub persistent: bool,
@@ -111,13 +227,16 @@ struct Entry {
     first_seen: SystemTime,
     last_seen: SystemTime,
     decision: Decision,
-    trust: Option<TrustLevel>,
+    /// The base grant: set by an approval, cleared by a demotion.
+    base: Option<StoredGrant>,
+    /// Explicit grants, ids from 1, at most `MAX_GRANTS - 1`.
+    grants: Vec<StoredGrant>,
     persistent: bool,
 }
 
 impl Entry {
     fn protected(&self) -> bool {
-        self.persistent || matches!(self.decision, Decision::Approved(_))
+        self.persistent || self.decision == Decision::Approved || !self.grants.is_empty()
     }
 
     fn public(&self) -> KnownPeer {
@@ -133,9 +252,14 @@ impl Entry {
             source: self.source,
             first_seen: self.first_seen,
             last_seen: self.last_seen,
-            approved: matches!(self.decision, Decision::Approved(_)),
+            approved: self.decision == Decision::Approved,
             rejected: self.decision == Decision::Rejected,
-            trust: self.trust,
+            grants: self
+                .base
+                .iter()
+                .chain(&self.grants)
+                .map(|g| g.info.clone())
+                .collect(),
             persistent: self.persistent,
         }
     }
@@ -231,7 +355,8 @@ impl PeerTable {
                 first_seen: now,
                 last_seen: now,
                 decision: Decision::Undecided,
-                trust: None,
+                base: None,
+                grants: Vec::new(),
                 persistent: false,
             },
         );
@@ -284,6 +409,7 @@ pub(crate) struct Peers {
     table: Mutex<PeerTable>,
     local: PeerId,
     events: EventBus,
+    next_grant: std::sync::atomic::AtomicU64,
 }
 
 impl Peers {
@@ -292,6 +418,7 @@ impl Peers {
             table: Mutex::new(PeerTable::new(capacity)),
             local,
             events,
+            next_grant: std::sync::atomic::AtomicU64::new(1),
         }
     }
 
@@ -365,40 +492,163 @@ impl Peers {
             .is_some_and(|p| !matches!(p.source, PeerSource::Discovery { .. }))
     }
 
-    /// Records an approval at `trust`; false if the peer is not known.
-    pub(crate) fn approve(&self, peer: &PeerId, trust: TrustLevel) -> bool {
+    /// Records an approval whose base grant lets the peer send `base`;
+    /// false if the peer is not known. Explicit grants stay.
+    pub(crate) fn approve(&self, peer: &PeerId, base: Scopes, by: &str) -> bool {
         let mut table = self.table();
         let Some(entry) = table.get_mut(peer) else {
             return false;
         };
-        entry.decision = Decision::Approved(trust);
-        entry.trust = Some(trust);
+        entry.decision = Decision::Approved;
+        entry.base = Some(StoredGrant {
+            info: GrantInfo {
+                id: BASE_GRANT,
+                scopes: base,
+                max_file_size: None,
+                expires_at: None,
+                granted_by: by.to_owned(),
+                granted_at: SystemTime::now(),
+            },
+            deadline: None,
+        });
         true
     }
 
-    /// Records a rejection: the peer's approval, if any, is gone.
+    /// Records a rejection: the peer's approval and grants are gone.
     pub(crate) fn reject(&self, peer: &PeerId) {
         if let Some(entry) = self.table().get_mut(peer) {
             entry.decision = Decision::Rejected;
-            entry.trust = None;
+            entry.base = None;
+            entry.grants.clear();
         }
     }
 
-    /// Changes the trust of an approved or connected peer; `Err(())` when
-    /// the peer is unknown.
-    pub(crate) fn set_trust(&self, peer: &PeerId, trust: TrustLevel) -> Result<(), ()> {
+    /// Adds a grant; emits `GrantChanged`.
+    pub(crate) fn grant(
+        &self,
+        peer: &PeerId,
+        request: GrantRequest,
+    ) -> Result<GrantInfo, GrantRefused> {
+        let now = Instant::now();
+        let wall = SystemTime::now();
         let mut table = self.table();
-        let entry = table.get_mut(peer).ok_or(())?;
-        entry.trust = Some(trust);
-        if let Decision::Approved(level) = &mut entry.decision {
-            *level = trust;
+        let entry = table.get_mut(peer).ok_or(GrantRefused::UnknownPeer)?;
+        entry.grants.retain(|g| g.live(now));
+        if entry.grants.len() >= MAX_GRANTS - 1 {
+            return Err(GrantRefused::TooMany);
+        }
+        let id = GrantId(
+            self.next_grant
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+        );
+        let info = GrantInfo {
+            id,
+            scopes: request.scopes,
+            max_file_size: request.max_file_size,
+            expires_at: request.ttl.map(|ttl| wall + ttl),
+            granted_by: request.granted_by,
+            granted_at: wall,
+        };
+        entry.grants.push(StoredGrant {
+            info: info.clone(),
+            deadline: request.ttl.map(|ttl| now + ttl),
+        });
+        drop(table);
+        self.events.emit(NetworkEvent::GrantChanged {
+            peer: *peer,
+            grant: info.clone(),
+            change: GrantChange::Granted,
+        });
+        Ok(info)
+    }
+
+    /// Removes an explicit grant; emits `GrantChanged`. `Ok(false)` when
+    /// the peer has no such grant.
+    pub(crate) fn revoke(&self, peer: &PeerId, id: GrantId) -> Result<bool, GrantRefused> {
+        let mut table = self.table();
+        let entry = table.get_mut(peer).ok_or(GrantRefused::UnknownPeer)?;
+        let Some(i) = entry.grants.iter().position(|g| g.info.id == id) else {
+            return Ok(false);
+        };
+        let gone = entry.grants.remove(i);
+        drop(table);
+        self.events.emit(NetworkEvent::GrantChanged {
+            peer: *peer,
+            grant: gone.info,
+            change: GrantChange::Revoked,
+        });
+        Ok(true)
+    }
+
+    /// Back to the policy's default: the base grant and every explicit
+    /// grant go (the approval stays); emits `GrantChanged` for each.
+    pub(crate) fn demote(&self, peer: &PeerId) -> Result<(), GrantRefused> {
+        let mut table = self.table();
+        let entry = table.get_mut(peer).ok_or(GrantRefused::UnknownPeer)?;
+        let gone: Vec<_> = entry
+            .base
+            .take()
+            .into_iter()
+            .chain(entry.grants.drain(..))
+            .collect();
+        drop(table);
+        for grant in gone {
+            self.events.emit(NetworkEvent::GrantChanged {
+                peer: *peer,
+                grant: grant.info,
+                change: GrantChange::Revoked,
+            });
         }
         Ok(())
     }
 
-    /// The trust a peer was last set at.
-    pub(crate) fn trust(&self, peer: &PeerId) -> Option<Option<TrustLevel>> {
-        self.table().get(peer).map(|p| p.trust)
+    /// The core grants that gate `peer`'s channel now: its base grant (or
+    /// the policy's `default` scopes) and its live explicit grants. Expired
+    /// grants are dropped first, with their events.
+    pub(crate) fn channel_grants(&self, peer: &PeerId, default: Scopes, clock: &Clock) -> Grants {
+        self.expire(peer);
+        let table = self.table();
+        let entry = table.get(peer);
+        let base = entry
+            .and_then(|e| e.base.as_ref())
+            .map_or(Grant::new(BASE_GRANT, default), |base| base.core(clock));
+        let mut grants = Grants::single(base);
+        for grant in entry.map(|e| e.grants.as_slice()).unwrap_or_default() {
+            // At most MAX_GRANTS - 1 explicit grants: always room.
+            let _ = grants.insert(grant.core(clock));
+        }
+        grants
+    }
+
+    /// Drops `peer`'s grants that ended; emits `GrantChanged` for each.
+    pub(crate) fn expire(&self, peer: &PeerId) {
+        let now = Instant::now();
+        let mut table = self.table();
+        let Some(entry) = table.get_mut(peer) else {
+            return;
+        };
+        let mut ended = Vec::new();
+        entry.grants.retain(|g| {
+            let live = g.live(now);
+            if !live {
+                ended.push(g.info.clone());
+            }
+            live
+        });
+        drop(table);
+        for grant in ended {
+            self.events.emit(NetworkEvent::GrantChanged {
+                peer: *peer,
+                grant,
+                change: GrantChange::Expired,
+            });
+        }
+    }
+
+    /// `peer`'s live grants, base first; `None` if it is not known.
+    pub(crate) fn grants(&self, peer: &PeerId) -> Option<Vec<GrantInfo>> {
+        self.expire(peer);
+        self.table().get(peer).map(|e| e.public().grants)
     }
 
     pub(crate) fn set_persistent(&self, peer: &PeerId, persistent: bool) {
@@ -421,11 +671,9 @@ impl Peers {
     /// no channel; peers the application added, keeps or approved stay.
     pub(crate) fn prune_discovered(&self, peer: &PeerId) -> bool {
         let mut table = self.table();
-        let prunable = table.get(peer).is_some_and(|k| {
-            matches!(k.source, PeerSource::Discovery { .. })
-                && !k.persistent
-                && !matches!(k.decision, Decision::Approved(_))
-        });
+        let prunable = table
+            .get(peer)
+            .is_some_and(|k| matches!(k.source, PeerSource::Discovery { .. }) && !k.protected());
         if prunable {
             table.remove(peer);
             drop(table);
@@ -549,13 +797,13 @@ mod tests {
         table.observe(id(2), None, PeerSource::Inbound, at(2));
         table.observe(id(3), None, PeerSource::Inbound, at(3));
         table.get_mut(&id(1)).unwrap().persistent = true;
-        table.get_mut(&id(2)).unwrap().decision = Decision::Approved(TrustLevel::DEFAULT);
+        table.get_mut(&id(2)).unwrap().decision = Decision::Approved;
         assert_eq!(
             table.observe(id(4), None, PeerSource::Inbound, at(4)),
             Observed::Added
         );
         assert!(table.get(&id(3)).is_none(), "the only evictable peer goes");
-        table.get_mut(&id(4)).unwrap().decision = Decision::Approved(TrustLevel::DEFAULT);
+        table.get_mut(&id(4)).unwrap().decision = Decision::Approved;
         assert_eq!(
             table.observe(id(5), None, PeerSource::Inbound, at(5)),
             Observed::Refused

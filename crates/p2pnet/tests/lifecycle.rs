@@ -10,7 +10,7 @@ use std::time::Duration;
 use common::*;
 use p2pnet::proto::packet::{CollectionShare, Identifier, PeerRecord};
 use p2pnet::routines::DISCERN_PEER_CHANNELS;
-use p2pnet::{IncomingPeerTrustPolicy, NetworkEvent, PeerSource, TrustLevel};
+use p2pnet::{IncomingPeerTrustPolicy, NetworkEvent, PeerSource, Scopes};
 
 fn auto_accept() -> IncomingPeerTrustPolicy {
     IncomingPeerTrustPolicy {
@@ -147,7 +147,7 @@ async fn identifiers_and_shared_peer_lists_fill_known_peers() {
         bob.channel(&alice_id).is_some_and(|c| {
             c.state
                 == p2pnet::proto::ChannelState::Open {
-                    trust: TrustLevel::ELEVATED,
+                    scopes: Scopes::ALL,
                 }
         })
     })

@@ -6,7 +6,7 @@ mod common;
 use common::*;
 use p2pnet::proto::packet::{DataTransmission, DisconnectReason, Payload};
 use p2pnet::{
-    CloseReason, Error, IncomingPeerTrustPolicy, NetworkEvent, PacketHandlers, Placement,
+    CloseReason, Error, IncomingPeerTrustPolicy, NetworkEvent, PacketHandlers, Placement, Scopes,
     TrustLevel, Verdict,
 };
 
@@ -285,7 +285,7 @@ async fn elevation_unlocks_data_transmission_on_each_side() {
     // Both elevated: it arrives.
     bob.elevate(alice_id).await.unwrap();
     wait_for(&mut bob_events, "trust change", |e| match e {
-        NetworkEvent::TrustChanged { trust, .. } => trust.enhanced_exchange.then_some(()),
+        NetworkEvent::ScopesChanged { scopes, .. } => scopes.contains(Scopes::DATA).then_some(()),
         _ => None,
     })
     .await;

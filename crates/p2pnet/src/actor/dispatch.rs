@@ -2,7 +2,6 @@
 //! that wait for buffer space.
 
 use p2pnet_proto::PeerId;
-use p2pnet_proto::TrustLevel;
 use p2pnet_proto::packet::{DataTransmission, Packet};
 
 use super::Actor;
@@ -15,7 +14,7 @@ impl Actor {
         PacketContext {
             peer,
             addr: self.addr,
-            trust: self.channel.trust().unwrap_or(TrustLevel::NONE),
+            scopes: self.scopes(),
             network: &self.ctx.network,
             events: &self.ctx.events,
             peers: &self.ctx.peers,
@@ -68,7 +67,7 @@ impl Actor {
             Command::Reject(disconnect) => {
                 let _ = self.channel.reject(now, disconnect);
             }
-            Command::TrustChanged => self.on_trust_changed(),
+            Command::GrantsChanged => self.on_grants_changed(),
             Command::Close(disconnect) => self.channel.close(now, disconnect),
             Command::SendFile { file, reply } => self.start_outgoing(*file, reply),
         }

@@ -6,7 +6,7 @@ use p2pnet_proto::packet::{
     DataTransmission, FileCancel, FileMessage, FileOffer, Packet, TransferId,
 };
 use p2pnet_proto::transfer::{FileSender, max_chunk_size_for_frame};
-use p2pnet_proto::{ChannelState, PacketKind, PeerId};
+use p2pnet_proto::{ChannelState, PacketKind, PeerId, Scopes};
 use tokio::sync::oneshot;
 
 use super::Actor;
@@ -16,6 +16,63 @@ use crate::handler::{FileDecision, FileOfferInfo, panic_message};
 use crate::transfer_io::{Incoming, Outgoing, PreparedFile};
 
 impl Actor {
+    /// The largest file this peer may offer: the node's limit, or its
+    /// grants' cap if lower.
+    fn file_size_cap(&self) -> u64 {
+        let granted = self
+            .channel
+            .permissions()
+            .filter(|p| p.scopes.contains(Scopes::FILE))
+            .and_then(|p| p.max_file_size);
+        granted.map_or(self.ctx.config.max_file_size, |cap| {
+            cap.min(self.ctx.config.max_file_size)
+        })
+    }
+
+    /// Cancels, on both sides, the transfers the channel's grants no
+    /// longer cover (FILE revoked or expired, or a cap lowered below an
+    /// incoming file's size). Cancel messages always pass the gate.
+    pub(super) fn wind_down_transfers(&mut self, peer: PeerId) {
+        let reason = "the grant that covered it was revoked or expired";
+        if !self.scopes().contains(Scopes::FILE) {
+            for (id, mut outgoing) in std::mem::take(&mut self.outgoing) {
+                let cancel = outgoing.sender.cancel(Some(reason.into()));
+                self.send_file_message(FileMessage::Cancel(cancel));
+                self.emit_failed(peer, id, TransferDirection::Outgoing, reason.into());
+            }
+        }
+        let cap = if self.scopes().contains(Scopes::FILE) {
+            self.file_size_cap()
+        } else {
+            0
+        };
+        let over: Vec<TransferId> = self
+            .incoming
+            .iter()
+            .filter(|(_, incoming)| incoming.receiver.offer().size > cap)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in over {
+            let Some(mut incoming) = self.incoming.remove(&id) else {
+                continue;
+            };
+            let cancel = incoming.receiver.cancel(Some(reason.into()));
+            self.send_file_message(FileMessage::Cancel(cancel));
+            // The partial file stays for a resume once granted again; its
+            // flush must land before the failure is reported.
+            let events = self.ctx.events.clone();
+            self.ctx.tracker.spawn(async move {
+                incoming.suspend().await;
+                events.emit(NetworkEvent::TransferFailed {
+                    peer,
+                    transfer: id,
+                    direction: TransferDirection::Incoming,
+                    reason: reason.into(),
+                });
+            });
+        }
+    }
+
     pub(super) fn send_file_message(&mut self, message: FileMessage) {
         self.send_or_hold(Packet::DataTransmission(DataTransmission::File(message)));
     }
@@ -145,11 +202,9 @@ impl Actor {
             self.send_file_message(refuse("too many concurrent transfers"));
             return;
         }
-        if offer.size > config.max_file_size {
-            let reason = format!(
-                "file too large ({} bytes, limit {})",
-                offer.size, config.max_file_size
-            );
+        let max = self.file_size_cap();
+        if offer.size > max {
+            let reason = format!("file too large ({} bytes, limit {max})", offer.size);
             self.send_file_message(refuse(&reason));
             return;
         }
@@ -178,7 +233,6 @@ impl Actor {
             self.send_file_message(refuse(&reason));
             return;
         }
-        let max = self.ctx.config.max_file_size;
         match Incoming::start(&dir, &peer, offer, max).await {
             Ok((incoming, accept)) => {
                 tracing::info!(transfer = %id, resume_from = accept.resume_from, "file accepted");

@@ -6,7 +6,8 @@ use std::net::SocketAddr;
 
 use p2pnet_proto::packet::{Disconnect, DisconnectReason};
 use p2pnet_proto::{
-    ChannelEvent, ChannelState, CloseReason, Decision, Direction, PacketKind, PeerId, TrustLevel,
+    ChannelEvent, ChannelState, CloseReason, Decision, Direction, GrantId, PacketKind, PeerId,
+    Scopes,
 };
 
 use super::Actor;
@@ -31,7 +32,10 @@ impl Actor {
                     self.on_authenticated(peer_id, hello.listening_port);
                 }
                 ChannelEvent::AwaitingApproval => self.on_awaiting_approval(),
-                ChannelEvent::Opened { trust } => self.on_opened(trust),
+                ChannelEvent::Opened { scopes } => self.on_opened(scopes),
+                ChannelEvent::GrantsExpired { expired, scopes } => {
+                    self.on_grants_expired(&expired, scopes);
+                }
                 ChannelEvent::Packet(packet) => self.dispatch(packet).await,
                 ChannelEvent::PacketRefused { kind, reason } => {
                     if let Some(peer) = self.peer {
@@ -134,17 +138,17 @@ impl Actor {
             intent: self.intent,
             decision: self.ctx.peers.decision(&peer),
             policy: self.ctx.access.admission(),
-            initial: self.ctx.access.initial_trust(),
+            initial: self.ctx.access.initial_scopes(),
             allow_listed: self.ctx.access.allow_listed(&peer),
             awaiting,
             awaiting_from_source,
         };
         match admission::after_handshake(facts, &self.ctx.config.limits) {
-            Verdict::Open { trust, remember } => {
+            Verdict::Open { base, remember } => {
                 if remember {
-                    self.ctx.peers.approve(&peer, trust);
+                    self.ctx.peers.approve(&peer, base, "application");
                 }
-                let _ = self.channel.approve(trust);
+                self.open_with_grants(peer);
             }
             Verdict::Refuse(why) => {
                 tracing::info!(why, "approval wait refused");
@@ -162,7 +166,10 @@ impl Actor {
                     channel: self.id,
                 };
                 match self.ctx.hooks.ask_approval(&pending) {
-                    Some(hooks::Verdict::Approve(trust)) => self.open_approved(peer, trust),
+                    Some(hooks::Verdict::Approve(trust)) => {
+                        self.ctx.peers.approve(&peer, trust.into(), "approval hook");
+                        self.open_with_grants(peer);
+                    }
                     Some(hooks::Verdict::Reject) => {
                         self.ctx.peers.reject(&peer);
                         let now = self.ctx.clock.now();
@@ -202,61 +209,99 @@ impl Actor {
         }
     }
 
-    /// Opens the channel and remembers the approval, so the peer's later
-    /// channels open without asking.
-    fn open_approved(&mut self, peer: PeerId, trust: TrustLevel) {
-        self.ctx.peers.approve(&peer, trust);
-        let _ = self.channel.approve(trust);
+    /// Opens the channel, gated by the peer's grants as KnownPeers holds
+    /// them (or the policy's default when it has no base grant).
+    fn open_with_grants(&mut self, peer: PeerId) {
+        let grants =
+            self.ctx
+                .peers
+                .channel_grants(&peer, self.ctx.access.initial_scopes(), &self.ctx.clock);
+        let _ = self.channel.approve(grants);
     }
 
-    /// The application approved the peer (`Command::Approve`): open at the
-    /// level it recorded in KnownPeers, unless it changed its mind since.
+    /// The application approved the peer (`Command::Approve`): open with
+    /// what it recorded in KnownPeers, unless it changed its mind since.
     pub(super) fn on_approved(&mut self) {
         let Some(peer) = self.peer else { return };
-        if let crate::peers::Decision::Approved(trust) = self.ctx.peers.decision(&peer) {
-            let _ = self.channel.approve(trust);
+        if self.ctx.peers.decision(&peer) == crate::peers::Decision::Approved {
+            self.open_with_grants(peer);
         }
     }
 
-    fn on_opened(&mut self, trust: TrustLevel) {
+    fn on_opened(&mut self, scopes: Scopes) {
         let Some(peer) = self.peer else { return };
-        tracing::info!(?trust, "channel open");
+        tracing::info!(%scopes, "channel open");
         self.ctx
             .channels
-            .set_state(self.id, ChannelState::Open { trust });
+            .set_state(self.id, ChannelState::Open { scopes });
         self.ctx.approvals.settle(self.id);
         self.ctx.events.emit(NetworkEvent::ChannelOpened {
             peer,
             addr: self.addr,
             direction: self.channel.direction(),
-            trust,
+            scopes,
         });
         if let Some(opened) = self.opened.take() {
             let _ = opened.send(Ok(peer));
         }
-        if trust.permits(PacketKind::DataTransmission) {
+        if scopes.contains(Scopes::FILE) {
             self.resume_interrupted_transfers(peer);
         }
     }
 
-    /// The peer's trust changed in KnownPeers (`Command::TrustChanged`).
-    pub(super) fn on_trust_changed(&mut self) {
+    /// The peer's grants changed in KnownPeers (`Command::GrantsChanged`):
+    /// read them and apply them to the channel.
+    pub(super) fn on_grants_changed(&mut self) {
         let Some(peer) = self.peer else { return };
-        let Some(Some(trust)) = self.ctx.peers.trust(&peer) else {
-            return;
-        };
-        if self.channel.trust() == Some(trust) || self.channel.set_trust(trust).is_err() {
+        if !matches!(self.channel.state(), ChannelState::Open { .. }) {
             return;
         }
-        self.ctx
-            .channels
-            .set_state(self.id, ChannelState::Open { trust });
-        self.ctx
-            .events
-            .emit(NetworkEvent::TrustChanged { peer, trust });
-        if trust.permits(PacketKind::DataTransmission) {
+        let before = self.scopes();
+        let grants =
+            self.ctx
+                .peers
+                .channel_grants(&peer, self.ctx.access.initial_scopes(), &self.ctx.clock);
+        if self
+            .channel
+            .set_grants(self.ctx.clock.now(), grants)
+            .is_err()
+        {
+            return;
+        }
+        let scopes = self.scopes();
+        if scopes != before {
+            self.scopes_changed(peer, scopes);
+        }
+        if scopes.contains(Scopes::FILE) && !before.contains(Scopes::FILE) {
             self.resume_interrupted_transfers(peer);
         }
+    }
+
+    /// The core expired some of the channel's grants at their instant.
+    fn on_grants_expired(&mut self, expired: &[GrantId], scopes: Scopes) {
+        let Some(peer) = self.peer else { return };
+        tracing::info!(?expired, %scopes, "grants expired");
+        // The table's deadlines are the core's: this drops the same grants
+        // and reports them.
+        self.ctx.peers.expire(&peer);
+        self.scopes_changed(peer, scopes);
+    }
+
+    fn scopes_changed(&mut self, peer: PeerId, scopes: Scopes) {
+        self.ctx
+            .channels
+            .set_state(self.id, ChannelState::Open { scopes });
+        self.ctx
+            .events
+            .emit(NetworkEvent::ScopesChanged { peer, scopes });
+        self.wind_down_transfers(peer);
+    }
+
+    /// What the channel lets through now.
+    pub(super) fn scopes(&self) -> Scopes {
+        self.channel
+            .permissions()
+            .map_or(Scopes::NONE, |permissions| permissions.scopes)
     }
 
     /// Re-offers files whose transfer to `peer` a lost channel interrupted;

@@ -115,9 +115,9 @@ pub async fn refused(
     }
 }
 
-/// Whether `network`'s channel to `peer` is open with enhanced exchange.
+/// Whether `network`'s channel to `peer` is open with every scope.
 pub fn is_elevated(network: &PeerNetwork, peer: &p2pnet::PeerId) -> bool {
     network.channel(peer).is_some_and(|c| {
-        matches!(c.state, p2pnet::proto::ChannelState::Open { trust } if trust.enhanced_exchange)
+        matches!(c.state, p2pnet::proto::ChannelState::Open { scopes } if scopes == p2pnet::Scopes::ALL)
     })
 }
