@@ -840,7 +840,7 @@ impl PeerNetwork {
             .by_peer(&peer)
             .map(|e| e.commands.clone())
             .ok_or(Error::NotConnected(peer))?;
-        let file = PreparedFile::open(path.as_ref().to_owned()).await?;
+        let file = PreparedFile::open(path.as_ref().to_owned(), &self.shared.cancel).await?;
         let (reply, result) = oneshot::channel();
         commands
             .send(Command::SendFile {

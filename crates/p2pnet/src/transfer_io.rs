@@ -1,9 +1,10 @@
 //! Disk side of file transfers: the protocol core's `FileSender` and
 //! `FileReceiver` decide, this module reads and writes.
 //!
-//! * The sender hashes the file once (BLAKE3, on a blocking thread) before
-//!   offering it, then streams it chunk by chunk: memory stays at one chunk
-//!   per transfer whatever the file size.
+//! * The sender hashes the file once (BLAKE3, on a blocking thread, in steps
+//!   that stop when the network shuts down) before offering it, then
+//!   streams it chunk by chunk: memory stays at one chunk per transfer
+//!   whatever the file size.
 //! * The receiver writes into `<download dir>/.p2pnet-partial/<sender>-<hash>.part`.
 //!   The name depends only on who sends which content, so when the same
 //!   sender offers the same file again (after a reconnect or a restart) the
@@ -11,13 +12,14 @@
 //!   transfer resumes there. Only a verified file is renamed into the
 //!   download directory, under a name that does not overwrite anything.
 
-use std::io::SeekFrom;
+use std::io::{Read, SeekFrom};
 use std::path::{Path, PathBuf};
 
 use p2pnet_proto::PeerId;
 use p2pnet_proto::packet::{ContentHash, FileAccept, FileChunk, FileDone, FileName, FileOffer};
 use p2pnet_proto::transfer::{FileReceiver, FileSender};
 use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
+use tokio_util::sync::CancellationToken;
 
 use crate::error::{Error, Result};
 
@@ -27,6 +29,9 @@ pub const PARTIAL_DIR: &str = ".p2pnet-partial";
 /// Progress events per transfer: at most this many, plus the last.
 const PROGRESS_STEPS: u64 = 50;
 const MIN_PROGRESS_STEP: u64 = 1 << 20;
+
+/// Bytes hashed between two looks at the shutdown token.
+const HASH_STEP: usize = 1 << 20;
 
 /// A file hashed and ready to offer.
 #[derive(Debug)]
@@ -39,8 +44,10 @@ pub(crate) struct PreparedFile {
 }
 
 impl PreparedFile {
-    /// Checks that `path` is a regular file with a usable name and hashes it.
-    pub(crate) async fn open(path: PathBuf) -> Result<Self> {
+    /// Checks that `path` is a regular file with a usable name and hashes
+    /// it. Hashing a large file takes a while: it stops within one step
+    /// once `shutdown` fires, with [`Error::Shutdown`].
+    pub(crate) async fn open(path: PathBuf, shutdown: &CancellationToken) -> Result<Self> {
         let invalid = |reason: String| Error::InvalidFile {
             path: path.clone(),
             reason,
@@ -51,21 +58,16 @@ impl PreparedFile {
             .ok_or_else(|| invalid("the file name is not valid UTF-8".into()))?;
         let name = FileName::new(name).map_err(|err| invalid(err.to_string()))?;
         let hash_path = path.clone();
+        let shutdown = shutdown.clone();
         // The hash is taken from the very file handle the chunks will be
         // read from, so renaming another file into place changes nothing.
-        let (file, size, hash) = tokio::task::spawn_blocking(move || -> std::io::Result<_> {
-            let mut file = std::fs::File::open(&hash_path)?;
-            let meta = file.metadata()?;
-            if !meta.is_file() {
-                return Err(std::io::Error::other("not a regular file"));
-            }
-            let mut hasher = blake3::Hasher::new();
-            hasher.update_reader(&mut file)?;
-            Ok((file, meta.len(), ContentHash::from(hasher.finalize())))
-        })
-        .await
-        .map_err(|err| invalid(format!("hashing task failed: {err}")))?
-        .map_err(|err| invalid(err.to_string()))?;
+        let hashed = tokio::task::spawn_blocking(move || hash_file(&hash_path, &shutdown))
+            .await
+            .map_err(|err| invalid(format!("hashing task failed: {err}")))?
+            .map_err(|err| invalid(err.to_string()))?;
+        let Some((file, size, hash)) = hashed else {
+            return Err(Error::Shutdown);
+        };
         Ok(Self {
             path,
             name,
@@ -74,6 +76,39 @@ impl PreparedFile {
             file: tokio::fs::File::from_std(file),
         })
     }
+}
+
+/// Opens and hashes the file's `len()` bytes at open time; `None` if
+/// `shutdown` fired first.
+fn hash_file(
+    path: &Path,
+    shutdown: &CancellationToken,
+) -> std::io::Result<Option<(std::fs::File, u64, ContentHash)>> {
+    let mut file = std::fs::File::open(path)?;
+    let meta = file.metadata()?;
+    if !meta.is_file() {
+        return Err(std::io::Error::other("not a regular file"));
+    }
+    let size = meta.len();
+    let mut hasher = blake3::Hasher::new();
+    let mut buf = vec![0; HASH_STEP];
+    let mut left = size;
+    loop {
+        if shutdown.is_cancelled() {
+            return Ok(None);
+        }
+        if left == 0 {
+            break;
+        }
+        let take = left.min(HASH_STEP as u64) as usize;
+        // The offered size and hash must describe the same bytes: a file
+        // that shrinks while hashed is refused, one that grows is hashed
+        // up to its size at open.
+        file.read_exact(&mut buf[..take])?;
+        hasher.update(&buf[..take]);
+        left -= take as u64;
+    }
+    Ok(Some((file, size, ContentHash::from(hasher.finalize()))))
 }
 
 /// Emits progress at most every `step` bytes.
@@ -119,7 +154,7 @@ impl Outgoing {
             sender,
             path: prepared.path,
             file: prepared.file,
-            // Hashing left the cursor at the end: force a seek.
+            // Hashing left the cursor past the start: force a seek.
             position: u64::MAX,
         }
     }
@@ -311,6 +346,63 @@ async fn exists(path: &Path) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Tests that measure this process's reads, or read a lot, run one at a
+    /// time so that they do not count each other's reads.
+    static HEAVY_IO: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+    fn content(len: usize, seed: u8) -> Vec<u8> {
+        (0..len)
+            .map(|i| (i as u64 * 31 + u64::from(seed) * 7919) as u8 ^ (i >> 12) as u8)
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_prepared_file_is_hashed_unless_the_network_shuts_down() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("small.bin");
+        let data = content(3 * HASH_STEP + 17, 6);
+        std::fs::write(&path, &data).unwrap();
+        let shutdown = CancellationToken::new();
+        let prepared = PreparedFile::open(path.clone(), &shutdown).await.unwrap();
+        assert_eq!(prepared.hash, ContentHash::of(&data));
+        assert_eq!(prepared.size, data.len() as u64);
+        shutdown.cancel();
+        assert!(matches!(
+            PreparedFile::open(path, &shutdown).await,
+            Err(Error::Shutdown)
+        ));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn hashing_a_large_file_stops_soon_after_shutdown() {
+        let _heavy = HEAVY_IO.lock().await;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sparse.bin");
+        // 16 GiB of holes: quick to make, long to hash in full.
+        std::fs::File::create(&path)
+            .unwrap()
+            .set_len(16 << 30)
+            .unwrap();
+        let shutdown = CancellationToken::new();
+        let hashing = tokio::spawn({
+            let shutdown = shutdown.clone();
+            async move { PreparedFile::open(path, &shutdown).await }
+        });
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        assert!(!hashing.is_finished(), "16 GiB hashed in 100 ms");
+        let cancelled = std::time::Instant::now();
+        shutdown.cancel();
+        // The blocking thread itself has stopped when this returns: `open`
+        // waits for it.
+        let outcome = hashing.await.unwrap();
+        let took = cancelled.elapsed();
+        assert!(matches!(outcome, Err(Error::Shutdown)), "{outcome:?}");
+        assert!(
+            took < std::time::Duration::from_secs(1),
+            "hashing went on for {took:?}"
+        );
+    }
 
     #[test]
     fn progress_gate_fires_once_per_step() {
