@@ -60,7 +60,8 @@
 //! * [`handler`]: the packet handler table and its defaults.
 //! * `known_peers.rs` (KnownPeers) and `registry.rs` (active channels):
 //!   pure bookkeeping.
-//! * `transfer_io.rs`: file hashing, chunk reads, partial files, resume.
+//! * `transfer_io.rs`: file hashing, chunk reads, partial files, resume;
+//!   `placement.rs` (moving a verified file in without replacing any).
 //! * [`routines`]: named periodic routines, `DiscernPeerChannels`.
 //! * [`identity`]: the long-term key file.
 //! * [`discovery`]: LAN broadcast, IPv4/IPv6 multicast and static-host
@@ -81,6 +82,7 @@ pub mod identity;
 pub mod interfaces;
 mod known_peers;
 mod network;
+mod placement;
 mod registry;
 pub mod routines;
 pub mod scope;

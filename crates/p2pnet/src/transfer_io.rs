@@ -9,8 +9,9 @@
 //!   The name depends only on who sends which content, so when the same
 //!   sender offers the same file again (after a reconnect or a restart) the
 //!   partial file is found, re-hashed up to its last whole chunk, and the
-//!   transfer resumes there. Only a verified file is renamed into the
-//!   download directory, under a name that does not overwrite anything.
+//!   transfer resumes there. Only a verified file is moved into the
+//!   download directory, under a name that nothing had
+//!   ([`placement`](crate::placement)).
 
 use std::io::{Read, SeekFrom};
 use std::path::{Path, PathBuf};
@@ -293,10 +294,13 @@ impl Incoming {
             .await
             .map_err(|err| format!("cannot sync the received file: {err}"))?;
         drop(self.file);
-        let target = unused_name(&self.download_dir, self.receiver.offer().name.as_str()).await;
-        tokio::fs::rename(&self.part, &target)
-            .await
-            .map_err(|err| format!("cannot move the received file into place: {err}"))?;
+        let target = crate::placement::move_without_replacing(
+            &self.part,
+            &self.download_dir,
+            self.receiver.offer().name.as_str(),
+        )
+        .await
+        .map_err(|err| format!("cannot move the received file into place: {err}"))?;
         Ok((target, hash))
     }
 }
@@ -320,32 +324,10 @@ async fn absorb_prefix(
     Ok(())
 }
 
-/// `name`, or `stem (n).ext` for the first `n` that does not exist yet.
-async fn unused_name(dir: &Path, name: &str) -> PathBuf {
-    let candidate = dir.join(name);
-    if !exists(&candidate).await {
-        return candidate;
-    }
-    let (stem, ext) = match name.rsplit_once('.') {
-        Some((stem, ext)) if !stem.is_empty() => (stem, format!(".{ext}")),
-        _ => (name, String::new()),
-    };
-    for n in 1..10_000 {
-        let candidate = dir.join(format!("{stem} ({n}){ext}"));
-        if !exists(&candidate).await {
-            return candidate;
-        }
-    }
-    dir.join(format!("{stem} ({}){ext}", std::process::id()))
-}
-
-async fn exists(path: &Path) -> bool {
-    tokio::fs::symlink_metadata(path).await.is_ok()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use p2pnet_proto::packet::TransferId;
 
     /// Tests that measure this process's reads, or read a lot, run one at a
     /// time so that they do not count each other's reads.
@@ -355,6 +337,111 @@ mod tests {
         (0..len)
             .map(|i| (i as u64 * 31 + u64::from(seed) * 7919) as u8 ^ (i >> 12) as u8)
             .collect()
+    }
+
+    const CHUNK: u32 = 64 * 1024;
+
+    fn sender_id(n: u8) -> PeerId {
+        PeerId::from_bytes([n; 32])
+    }
+
+    fn offer_of(id: u64, name: &str, data: &[u8]) -> FileOffer {
+        FileOffer {
+            transfer_id: TransferId(id),
+            name: FileName::new(name).unwrap(),
+            size: data.len() as u64,
+            chunk_size: CHUNK,
+            hash: ContentHash::of(data),
+        }
+    }
+
+    fn chunk_of(id: u64, data: &[u8], offset: u64) -> FileChunk {
+        let start = offset as usize;
+        let end = (start + CHUNK as usize).min(data.len());
+        FileChunk {
+            transfer_id: TransferId(id),
+            offset,
+            data: data[start..end].to_vec(),
+        }
+    }
+
+    fn done(id: u64) -> FileDone {
+        FileDone {
+            transfer_id: TransferId(id),
+        }
+    }
+
+    fn hash_on_disk(path: &Path) -> ContentHash {
+        ContentHash::of(&std::fs::read(path).unwrap())
+    }
+
+    async fn start_incoming(
+        dir: &Path,
+        sender: &PeerId,
+        offer: FileOffer,
+    ) -> std::result::Result<(Incoming, FileAccept), String> {
+        Incoming::start(dir, sender, offer, u64::MAX).await
+    }
+
+    /// Sends every chunk from `accept.resume_from` on.
+    async fn receive_rest(incoming: &mut Incoming, id: u64, data: &[u8], from: u64) {
+        let mut offset = from;
+        while offset < data.len() as u64 {
+            incoming.write(&chunk_of(id, data, offset)).await.unwrap();
+            offset += u64::from(CHUNK);
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn racing_completions_on_one_name_never_replace_each_other() {
+        const RACERS: usize = 6;
+        const ROUNDS: usize = 10;
+        let dir = tempfile::tempdir().unwrap();
+        for round in 0..ROUNDS {
+            let name = format!("same-{round}.txt");
+            let mut ready = Vec::new();
+            for racer in 0..RACERS {
+                let data = content(1000 + racer, (round * RACERS + racer) as u8);
+                let id = racer as u64;
+                let (mut incoming, _) = start_incoming(
+                    dir.path(),
+                    &sender_id(racer as u8),
+                    offer_of(id, &name, &data),
+                )
+                .await
+                .unwrap();
+                receive_rest(&mut incoming, id, &data, 0).await;
+                ready.push((incoming, id));
+            }
+            let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(RACERS));
+            let tasks: Vec<_> = ready
+                .into_iter()
+                .map(|(incoming, id)| {
+                    let barrier = barrier.clone();
+                    tokio::spawn(async move {
+                        barrier.wait().await;
+                        incoming.finish(&done(id)).await
+                    })
+                })
+                .collect();
+            let mut results = Vec::new();
+            for task in tasks {
+                results.push(task.await.unwrap().unwrap());
+            }
+            let mut placed = std::collections::HashSet::new();
+            for (path, hash) in results {
+                assert_eq!(
+                    hash_on_disk(&path),
+                    hash,
+                    "round {round}: {} was replaced by another transfer",
+                    path.display()
+                );
+                assert!(
+                    placed.insert(path),
+                    "round {round}: two transfers share a name"
+                );
+            }
+        }
     }
 
     #[tokio::test]
@@ -412,25 +499,5 @@ mod tests {
         assert!(gate.due(step));
         assert!(!gate.due(step + 1));
         assert!(gate.due(2 * step + 10));
-    }
-
-    #[tokio::test]
-    async fn unused_name_never_overwrites() {
-        let dir = tempfile::tempdir().unwrap();
-        assert_eq!(
-            unused_name(dir.path(), "a.txt").await,
-            dir.path().join("a.txt")
-        );
-        std::fs::write(dir.path().join("a.txt"), b"x").unwrap();
-        std::fs::write(dir.path().join("a (1).txt"), b"x").unwrap();
-        assert_eq!(
-            unused_name(dir.path(), "a.txt").await,
-            dir.path().join("a (2).txt")
-        );
-        std::fs::write(dir.path().join("noext"), b"x").unwrap();
-        assert_eq!(
-            unused_name(dir.path(), "noext").await,
-            dir.path().join("noext (1)")
-        );
     }
 }
