@@ -785,7 +785,7 @@ impl Actor {
             return;
         }
         let max = self.shared.config.max_file_size;
-        match Incoming::start(&dir, &peer, offer, max).await {
+        match Incoming::start(&dir, &peer, offer, max, &self.shared.partials).await {
             Ok((incoming, accept)) => {
                 tracing::info!(transfer = %id, resume_from = accept.resume_from, "file accepted");
                 self.incoming.insert(id, incoming);

@@ -60,7 +60,9 @@
 //! * [`handler`]: the packet handler table and its defaults.
 //! * `known_peers.rs` (KnownPeers) and `registry.rs` (active channels):
 //!   pure bookkeeping.
-//! * `transfer_io.rs`: file hashing, chunk reads, partial files, resume;
+//! * `transfer_io.rs`: file hashing, chunk reads and writes, resume;
+//!   `partial_file.rs` (a partial file held under an exclusive lock),
+//!   `partial_files.rs` (the suspended transfers a network keeps) and
 //!   `placement.rs` (moving a verified file in without replacing any).
 //! * [`routines`]: named periodic routines, `DiscernPeerChannels`.
 //! * [`identity`]: the long-term key file.
@@ -82,6 +84,8 @@ pub mod identity;
 pub mod interfaces;
 mod known_peers;
 mod network;
+mod partial_file;
+mod partial_files;
 mod placement;
 mod registry;
 pub mod routines;

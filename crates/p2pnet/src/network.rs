@@ -79,6 +79,7 @@ pub(crate) struct Shared {
     approvals_changed: Notify,
     persistent: Mutex<HashMap<PeerId, CancellationToken>>,
     interrupted: Mutex<HashMap<PeerId, Vec<PathBuf>>>,
+    pub(crate) partials: crate::partial_files::PartialFiles,
     events: broadcast::Sender<NetworkEvent>,
     next_transfer: AtomicU64,
     pub(crate) discovery: OnceLock<Arc<crate::discovery::Link>>,
@@ -395,6 +396,10 @@ impl PeerNetwork {
             approvals_changed: Notify::new(),
             persistent: Mutex::new(HashMap::new()),
             interrupted: Mutex::new(HashMap::new()),
+            partials: crate::partial_files::PartialFiles::new(
+                cancel.clone(),
+                config.limits.max_incoming_transfers,
+            ),
             events,
             next_transfer: AtomicU64::new(rand::random::<u32>().into()),
             discovery: OnceLock::new(),
@@ -913,6 +918,7 @@ impl PeerNetwork {
         self.shared.approvals_changed.notify_waiters();
         self.shared.tracker.close();
         self.shared.tracker.wait().await;
+        self.shared.partials.release_all();
     }
 }
 
