@@ -376,6 +376,16 @@ pub enum TransferError {
         expected: u64,
     },
 
+    /// A [`HashedPrefix`](crate::transfer::HashedPrefix) kept from a
+    /// transfer of other content was handed to this one.
+    #[error("the kept prefix was hashed towards {kept}, this offer is {offered}")]
+    ForeignPrefix {
+        /// The hash of this offer.
+        offered: ContentHash,
+        /// The hash the prefix was received towards.
+        kept: ContentHash,
+    },
+
     /// The input is not valid in the transfer's current state.
     #[error("`{operation}` is not valid while the transfer is {state}")]
     InvalidState {

@@ -30,6 +30,12 @@
 //!   prefix but means the verified hash always covers the bytes actually on
 //!   disk. If the prefix came from different content, `Done` reports a hash
 //!   mismatch and the runtime restarts from zero.
+//! * **Resume from memory.** A receiver that stops early can be turned into
+//!   a [`HashedPrefix`] (the hasher state and the length it covers), which
+//!   a later receiver of the same content continues from with
+//!   [`FileReceiver::resume_hashed_prefix`] instead of re-reading its
+//!   prefix. The runtime keeps one only while nothing else can write the
+//!   partial file, so it still describes the bytes on disk.
 
 use crate::error::{Error, TransferError};
 use crate::packet::{
@@ -306,6 +312,34 @@ impl ReceiverState {
     }
 }
 
+/// What a receiver took in before it stopped: the length of the prefix it
+/// received (or absorbed) in order, and the BLAKE3 state over it. Bytes of
+/// a refused chunk are never part of it.
+#[derive(Debug, Clone)]
+pub struct HashedPrefix {
+    /// The content hash the bytes were received towards.
+    target: ContentHash,
+    hasher: blake3::Hasher,
+    len: u64,
+}
+
+impl HashedPrefix {
+    /// Bytes covered.
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    /// Whether no byte is covered.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The content hash of the offer the bytes belong to.
+    pub fn target(&self) -> ContentHash {
+        self.target
+    }
+}
+
 /// The receiving side of one transfer.
 #[derive(Debug, Clone)]
 pub struct FileReceiver {
@@ -371,6 +405,52 @@ impl FileReceiver {
         Ok(())
     }
 
+    /// Before [`accept`](Self::accept), in place of
+    /// [`absorb_existing`](Self::absorb_existing): continues from a prefix
+    /// an earlier receiver of the same content hashed. Refused, leaving this
+    /// receiver as it was, if bytes were absorbed already, if the prefix
+    /// belongs to other content, or if its length is not a resume point of
+    /// this offer (past the end, or off its chunk boundaries: an offer with
+    /// another chunk size).
+    pub fn resume_hashed_prefix(&mut self, prefix: HashedPrefix) -> Result<(), TransferError> {
+        if self.state != ReceiverState::Offered {
+            return Err(self.invalid("resume_hashed_prefix"));
+        }
+        if self.received != 0 {
+            return Err(TransferError::InvalidState {
+                operation: "resume_hashed_prefix",
+                state: "absorbing a prefix from disk",
+            });
+        }
+        if prefix.target != self.offer.hash {
+            return Err(TransferError::ForeignPrefix {
+                offered: self.offer.hash,
+                kept: prefix.target,
+            });
+        }
+        let expected = self.resume_offset(prefix.len);
+        if expected != prefix.len {
+            return Err(TransferError::ResumePrefixMismatch {
+                absorbed: prefix.len,
+                expected,
+            });
+        }
+        self.hasher = prefix.hasher;
+        self.received = prefix.len;
+        Ok(())
+    }
+
+    /// Ends this receiver, keeping the prefix it hashed for a later
+    /// receiver of the same content (see
+    /// [`resume_hashed_prefix`](Self::resume_hashed_prefix)).
+    pub fn into_hashed_prefix(self) -> HashedPrefix {
+        HashedPrefix {
+            target: self.offer.hash,
+            hasher: self.hasher,
+            len: self.received,
+        }
+    }
+
     /// Accepts the offer, resuming after whatever was absorbed.
     pub fn accept(&mut self) -> Result<FileAccept, TransferError> {
         if self.state != ReceiverState::Offered {
@@ -402,14 +482,41 @@ impl FileReceiver {
     /// Checks a chunk and hashes it; the runtime then writes `chunk.data` at
     /// the returned offset. Any error leaves the transfer failed.
     pub fn handle_chunk(&mut self, chunk: &FileChunk) -> Result<ChunkWrite, TransferError> {
+        let result = self.check_chunk(chunk);
+        match result {
+            Ok(_) => self.take_chunk(chunk),
+            Err(_) if self.state == ReceiverState::Receiving => self.state = ReceiverState::Failed,
+            Err(_) => {}
+        }
+        result
+    }
+
+    /// Checks a chunk as [`handle_chunk`](Self::handle_chunk) would,
+    /// changing nothing: a runtime that writes before it hands the chunk
+    /// over (so that the hash never covers bytes that failed to reach the
+    /// disk) never writes a chunk that will be refused.
+    pub fn check_chunk(&self, chunk: &FileChunk) -> Result<ChunkWrite, TransferError> {
         if self.state != ReceiverState::Receiving {
             return Err(self.invalid("chunk"));
         }
-        let result = self.check_chunk(chunk);
-        if result.is_err() {
-            self.state = ReceiverState::Failed;
+        self.check_id(chunk.transfer_id)?;
+        if chunk.offset != self.received {
+            return Err(TransferError::WrongOffset {
+                expected: self.received,
+                got: chunk.offset,
+            });
         }
-        result
+        let expected = (self.offer.size - self.received).min(u64::from(self.offer.chunk_size));
+        let got = chunk.data.len() as u64;
+        if got != expected || got == 0 {
+            return Err(TransferError::WrongChunkLength { expected, got });
+        }
+        // `got <= chunk_size`, a u32.
+        let len = u32::try_from(got).unwrap_or(u32::MAX);
+        Ok(ChunkWrite {
+            offset: chunk.offset,
+            len,
+        })
     }
 
     /// Handles the sender's `Done`: checks completeness and the hash. On
@@ -466,27 +573,10 @@ impl FileReceiver {
         self.state == ReceiverState::Complete
     }
 
-    fn check_chunk(&mut self, chunk: &FileChunk) -> Result<ChunkWrite, TransferError> {
-        self.check_id(chunk.transfer_id)?;
-        if chunk.offset != self.received {
-            return Err(TransferError::WrongOffset {
-                expected: self.received,
-                got: chunk.offset,
-            });
-        }
-        let expected = (self.offer.size - self.received).min(u64::from(self.offer.chunk_size));
-        let got = chunk.data.len() as u64;
-        if got != expected || got == 0 {
-            return Err(TransferError::WrongChunkLength { expected, got });
-        }
+    /// Hashes a chunk [`check_chunk`](Self::check_chunk) accepted.
+    fn take_chunk(&mut self, chunk: &FileChunk) {
         self.hasher.update(&chunk.data);
-        self.received += got;
-        // `got <= chunk_size`, a u32.
-        let len = u32::try_from(got).unwrap_or(u32::MAX);
-        Ok(ChunkWrite {
-            offset: chunk.offset,
-            len,
-        })
+        self.received += chunk.data.len() as u64;
     }
 
     fn check_id(&self, got: TransferId) -> Result<(), TransferError> {
@@ -864,6 +954,117 @@ mod tests {
                 offset: 0,
                 data: vec![0; 4]
             }),
+            Err(TransferError::InvalidState { .. })
+        ));
+    }
+
+    #[test]
+    fn check_chunk_changes_nothing() {
+        let data = content(3000);
+        let mut tx = sender(&data, 1000);
+        let mut rx = FileReceiver::new(tx.offer().clone(), u64::MAX).unwrap();
+        tx.handle_accept(&rx.accept().unwrap()).unwrap();
+        let good = tx.chunk(0, data[..1000].to_vec()).unwrap();
+        let skip = FileChunk {
+            offset: 1000,
+            ..good.clone()
+        };
+        assert!(matches!(
+            rx.check_chunk(&skip),
+            Err(TransferError::WrongOffset { .. })
+        ));
+        assert_eq!(
+            rx.check_chunk(&good),
+            Ok(ChunkWrite {
+                offset: 0,
+                len: 1000
+            })
+        );
+        assert_eq!(rx.progress().transferred, 0);
+        // Neither check moved the receiver on or failed it.
+        assert_eq!(rx.handle_chunk(&good).unwrap().offset, 0);
+        assert_eq!(rx.progress().transferred, 1000);
+    }
+
+    #[test]
+    fn a_hashed_prefix_resumes_without_rereading() {
+        let data = content(10_000);
+        let mut tx = sender(&data, 1024);
+        let mut rx = FileReceiver::new(tx.offer().clone(), u64::MAX).unwrap();
+        tx.handle_accept(&rx.accept().unwrap()).unwrap();
+        for _ in 0..3 {
+            let req = tx.next_read().unwrap();
+            let range = req.offset as usize..req.offset as usize + req.len as usize;
+            rx.handle_chunk(&tx.chunk(req.offset, data[range].to_vec()).unwrap())
+                .unwrap();
+        }
+        // A refused chunk is not part of the prefix.
+        let bad = FileChunk {
+            transfer_id: TransferId(1),
+            offset: 3072,
+            data: vec![0; 10],
+        };
+        assert!(rx.handle_chunk(&bad).is_err());
+        let prefix = rx.into_hashed_prefix();
+        assert_eq!(prefix.len(), 3072);
+        assert_eq!(prefix.target(), ContentHash::of(&data));
+
+        // A new offer of the same content under another id continues.
+        let mut tx = FileSender::new(
+            TransferId(2),
+            FileName::new("f.bin").unwrap(),
+            data.len() as u64,
+            1024,
+            ContentHash::of(&data),
+        )
+        .unwrap();
+        let mut rx = FileReceiver::new(tx.offer().clone(), u64::MAX).unwrap();
+        rx.resume_hashed_prefix(prefix.clone()).unwrap();
+        let accept = rx.accept().unwrap();
+        assert_eq!(accept.resume_from, 3072);
+        tx.handle_accept(&accept).unwrap();
+        while let Some(req) = tx.next_read() {
+            let range = req.offset as usize..req.offset as usize + req.len as usize;
+            rx.handle_chunk(&tx.chunk(req.offset, data[range].to_vec()).unwrap())
+                .unwrap();
+        }
+        assert_eq!(
+            rx.handle_done(&tx.done().unwrap()),
+            Ok(ContentHash::of(&data))
+        );
+
+        // Another chunk size makes 3072 no resume point.
+        let other_chunks = FileSender::new(
+            TransferId(3),
+            FileName::new("f.bin").unwrap(),
+            data.len() as u64,
+            2048,
+            ContentHash::of(&data),
+        )
+        .unwrap();
+        let mut rx = FileReceiver::new(other_chunks.offer().clone(), u64::MAX).unwrap();
+        assert_eq!(
+            rx.resume_hashed_prefix(prefix.clone()),
+            Err(TransferError::ResumePrefixMismatch {
+                absorbed: 3072,
+                expected: 2048
+            })
+        );
+        assert_eq!(rx.accept().unwrap().resume_from, 0, "left unchanged");
+
+        // Nor does a prefix of other content fit.
+        let other = content(9_000);
+        let mut rx = FileReceiver::new(sender(&other, 1024).offer().clone(), u64::MAX).unwrap();
+        assert!(matches!(
+            rx.resume_hashed_prefix(prefix.clone()),
+            Err(TransferError::ForeignPrefix { .. })
+        ));
+
+        // And not on top of bytes absorbed from disk.
+        let mut rx = FileReceiver::new(sender(&data, 1024).offer().clone(), u64::MAX).unwrap();
+        rx.absorb_existing(&data[..1024]).unwrap();
+        assert!(matches!(
+            rx.resume_hashed_prefix(prefix),
             Err(TransferError::InvalidState { .. })
         ));
     }

@@ -149,6 +149,7 @@ fn actor_context(node: &Arc<Node>) -> ActorContext {
         approvals: node.approvals.clone(),
         access: node.access.clone(),
         transfers: node.transfers.clone(),
+        partials: node.partials.clone(),
         persistent: node.persistent.clone(),
         events: node.events.clone(),
         hooks: node.hooks.clone(),

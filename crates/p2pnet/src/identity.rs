@@ -1,5 +1,6 @@
 //! Where the long-term identity comes from: a file created on first use
-//! (mode 0600), a caller-supplied keypair, or a fresh ephemeral key.
+//! (mode 0600, exactly one key even when several processes start at once),
+//! a caller-supplied keypair, or a fresh ephemeral key.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -32,21 +33,30 @@ impl IdentitySource {
 
 /// Loads the keypair stored at `path`, or creates one there.
 ///
-/// A new file is written to a temporary name with mode 0600 and renamed
-/// into place, so a crash never leaves a half-written key. An existing file
-/// that group or others can read is refused, as OpenSSH refuses such keys.
+/// A new key is written to a temporary file of its own (mode 0600),
+/// synced, then hard-linked to `path`. The link fails if `path` exists, so
+/// when several processes start at once exactly one key is published and
+/// every other creator loads that one; a crash never leaves a half-written
+/// key under `path`. An existing file that group or others can read is
+/// refused, as OpenSSH refuses such keys, and a corrupt one is reported,
+/// never replaced.
 pub fn load_or_create(path: &Path) -> Result<Keypair> {
-    match std::fs::read(path) {
-        Ok(bytes) => {
-            check_permissions(path)?;
-            Keypair::from_bytes(&bytes).map_err(|err| Error::Identity {
-                path: path.to_owned(),
-                reason: err.to_string(),
-            })
+    match load(path) {
+        Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+            create(path)
         }
-        Err(err) if err.kind() == std::io::ErrorKind::NotFound => create(path),
-        Err(err) => Err(Error::io(format!("reading {}", path.display()), err)),
+        loaded => loaded,
     }
+}
+
+fn load(path: &Path) -> Result<Keypair> {
+    let bytes =
+        std::fs::read(path).map_err(|err| Error::io(format!("reading {}", path.display()), err))?;
+    check_permissions(path)?;
+    Keypair::from_bytes(&bytes).map_err(|err| Error::Identity {
+        path: path.to_owned(),
+        reason: err.to_string(),
+    })
 }
 
 fn create(path: &Path) -> Result<Keypair> {
@@ -57,10 +67,11 @@ fn create(path: &Path) -> Result<Keypair> {
         std::fs::create_dir_all(dir)
             .map_err(|err| Error::io(format!("creating {}", dir.display()), err))?;
     }
+    // Random, not the process id: threads of one process race too.
     let mut temp = path.as_os_str().to_owned();
-    temp.push(format!(".tmp{}", std::process::id()));
+    temp.push(format!(".tmp{:016x}", rand::random::<u64>()));
     let temp = PathBuf::from(temp);
-    let write = || -> std::io::Result<()> {
+    let publish = || -> std::io::Result<()> {
         let mut options = std::fs::OpenOptions::new();
         options.write(true).create_new(true);
         #[cfg(unix)]
@@ -68,14 +79,37 @@ fn create(path: &Path) -> Result<Keypair> {
         let mut file = options.open(&temp)?;
         file.write_all(&bytes)?;
         file.sync_all()?;
-        std::fs::rename(&temp, path)
+        // Unlike rename, a link never replaces: the first creator wins.
+        std::fs::hard_link(&temp, path)
     };
-    write().map_err(|err| {
-        let _ = std::fs::remove_file(&temp);
-        Error::io(format!("writing identity {}", path.display()), err)
-    })?;
-    tracing::info!(path = %path.display(), peer_id = %keypair.peer_id(), "created a new identity");
-    Ok(keypair)
+    let published = publish();
+    let _ = std::fs::remove_file(&temp);
+    match published {
+        Ok(()) => {
+            sync_parent(path);
+            tracing::info!(path = %path.display(), peer_id = %keypair.peer_id(), "created a new identity");
+            Ok(keypair)
+        }
+        // Another process (or thread) published its key first: use that
+        // one, with the same checks as any existing key.
+        Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => load(path),
+        Err(err) => Err(Error::io(
+            format!("writing identity {}", path.display()),
+            err,
+        )),
+    }
+}
+
+/// Makes the new directory entry durable; a failure only risks losing a
+/// key that a crash would have lost anyway, so it is logged.
+fn sync_parent(path: &Path) {
+    let dir = match path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        Some(dir) => dir,
+        None => Path::new("."),
+    };
+    if let Err(err) = std::fs::File::open(dir).and_then(|dir| dir.sync_all()) {
+        tracing::warn!(%err, dir = %dir.display(), "cannot sync the identity's directory");
+    }
 }
 
 #[cfg(unix)]
@@ -134,6 +168,38 @@ mod tests {
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
         let err = load_or_create(&path).unwrap_err();
         assert!(err.to_string().contains("chmod 600"), "{err}");
+    }
+
+    #[test]
+    fn racing_creators_all_load_the_one_key_that_won() {
+        const RACERS: usize = 8;
+        let dir = tempfile::tempdir().unwrap();
+        for round in 0..10 {
+            let path = dir.path().join(format!("identity-{round}.key"));
+            let barrier = std::sync::Arc::new(std::sync::Barrier::new(RACERS));
+            let racers: Vec<_> = (0..RACERS)
+                .map(|_| {
+                    let path = path.clone();
+                    let barrier = barrier.clone();
+                    std::thread::spawn(move || {
+                        barrier.wait();
+                        load_or_create(&path).map(|keypair| keypair.peer_id())
+                    })
+                })
+                .collect();
+            let ids: Vec<_> = racers
+                .into_iter()
+                .map(|racer| racer.join().unwrap())
+                .collect::<Result<_>>()
+                .unwrap_or_else(|err| panic!("round {round}: a racer failed: {err}"));
+            let on_disk = load_or_create(&path).unwrap().peer_id();
+            assert!(
+                ids.iter().all(|id| *id == on_disk),
+                "round {round}: racers ended up with different identities"
+            );
+        }
+        // No temporary file is left behind.
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 10);
     }
 
     #[test]

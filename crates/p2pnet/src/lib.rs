@@ -60,7 +60,10 @@
 //! * [`handler`]: the packet handler table and its defaults.
 //! * `known_peers.rs` (KnownPeers) and `registry.rs` (active channels):
 //!   pure bookkeeping.
-//! * `transfer_io.rs`: file hashing, chunk reads, partial files, resume.
+//! * `transfer_io.rs`: file hashing, chunk reads and writes, resume;
+//!   `partial_file.rs` (a partial file held under an exclusive lock),
+//!   `partial_files.rs` (the suspended transfers a network keeps) and
+//!   `placement.rs` (moving a verified file in without replacing any).
 //! * [`routines`]: named periodic routines, `DiscernPeerChannels`.
 //! * [`identity`]: the long-term key file.
 //! * [`discovery`]: LAN broadcast, IPv4/IPv6 multicast and static-host
@@ -90,8 +93,11 @@ pub mod identity;
 pub mod interfaces;
 mod network;
 mod node;
+mod partial_file;
+mod partial_files;
 mod peers;
 mod persistent;
+mod placement;
 mod reconnect;
 pub mod routines;
 pub mod scope;

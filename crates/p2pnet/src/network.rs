@@ -29,6 +29,7 @@ use crate::error::{Error, Result};
 use crate::event_bus::{EventBus, EventStream, QueueBounds};
 use crate::hooks::ApplicationHooks;
 use crate::node::Node;
+use crate::partial_files::PartialFiles;
 use crate::peers::{GrantInfo, GrantRefused, GrantRequest, KnownPeer, Origin, PeerSource, Peers};
 use crate::persistent::Persistent;
 use crate::routines::{self, RoutineTable, Routines};
@@ -132,6 +133,7 @@ impl PeerNetwork {
             approvals: Arc::new(Approvals::new(limits.max_pending)),
             access: Arc::new(Access::new(policy)),
             transfers: Arc::new(Transfers::new()),
+            partials: PartialFiles::new(cancel.clone(), limits.max_incoming_transfers),
             persistent: Arc::new(Persistent::new(cancel.clone())),
             routines: RoutineTable::default(),
             discovery: OnceLock::new(),
@@ -440,7 +442,7 @@ impl PeerNetwork {
     /// from its last verified chunk.
     pub async fn send_file(&self, peer: PeerId, path: impl AsRef<Path>) -> Result<TransferId> {
         let commands = self.commands(peer)?;
-        let file = PreparedFile::open(path.as_ref().to_owned()).await?;
+        let file = PreparedFile::open(path.as_ref().to_owned(), &self.node.cancel).await?;
         let (reply, result) = oneshot::channel();
         commands
             .send(Command::SendFile {
@@ -508,5 +510,7 @@ impl PeerNetwork {
         self.node.cancel.cancel();
         self.node.tracker.close();
         self.node.tracker.wait().await;
+        // After the tracker: ending actors put their transfers there.
+        self.node.partials.release_all();
     }
 }

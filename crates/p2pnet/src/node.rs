@@ -13,6 +13,7 @@
 //! | approval queue | [`Approvals`](crate::approvals::Approvals) |
 //! | trust policy and access list | [`Access`](crate::access::Access) |
 //! | transfer ids, interrupted sends | [`Transfers`](crate::transfers::Transfers) |
+//! | partial files being received | [`PartialFiles`](crate::partial_files::PartialFiles) |
 //! | persistent peers | [`Persistent`](crate::persistent::Persistent) |
 //! | routines | [`RoutineTable`](crate::routines::RoutineTable) |
 
@@ -32,6 +33,7 @@ use crate::config::NetworkConfig;
 use crate::discovery::Link;
 use crate::event_bus::EventBus;
 use crate::hooks::ApplicationHooks;
+use crate::partial_files::PartialFiles;
 use crate::peers::Peers;
 use crate::persistent::Persistent;
 use crate::routines::RoutineTable;
@@ -53,6 +55,9 @@ pub(crate) struct Node {
     pub(crate) approvals: Arc<Approvals>,
     pub(crate) access: Arc<Access>,
     pub(crate) transfers: Arc<Transfers>,
+    /// Partial files being received, each locked by one writer (clones
+    /// share the table).
+    pub(crate) partials: PartialFiles,
     pub(crate) persistent: Arc<Persistent>,
     pub(crate) routines: RoutineTable,
     /// Discovery's status and commands, when it runs.

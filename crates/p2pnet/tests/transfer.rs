@@ -259,3 +259,40 @@ async fn a_killed_sender_resumes_from_the_last_verified_chunk() {
     sender.shutdown().await;
     receiver.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_abandons_hashing_a_large_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = dir.path().join("sparse.bin");
+    // 16 GiB of holes: quick to make, long to hash in full.
+    std::fs::File::create(&source)
+        .unwrap()
+        .set_len(16 << 30)
+        .unwrap();
+    let sender = start(local()).await;
+    let receiver = start(local()).await;
+    let (_, receiver_id) = link(&sender, &receiver).await;
+
+    let offering = {
+        let sender = sender.clone();
+        tokio::spawn(async move { sender.send_file(receiver_id, &source).await })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    assert!(!offering.is_finished(), "hashing 16 GiB took under 200 ms");
+    let cancelled = std::time::Instant::now();
+    sender.shutdown().await;
+    let outcome = tokio::time::timeout(std::time::Duration::from_secs(30), offering)
+        .await
+        .expect("send_file never returned")
+        .unwrap();
+    let took = cancelled.elapsed();
+    assert!(
+        matches!(outcome, Err(p2pnet::Error::Shutdown)),
+        "{outcome:?} after {took:?}"
+    );
+    assert!(
+        took < std::time::Duration::from_secs(2),
+        "hashing went on for {took:?} after shutdown"
+    );
+    receiver.shutdown().await;
+}

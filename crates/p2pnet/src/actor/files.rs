@@ -233,7 +233,7 @@ impl Actor {
             self.send_file_message(refuse(&reason));
             return;
         }
-        match Incoming::start(&dir, &peer, offer, max).await {
+        match Incoming::start(&dir, &peer, offer, max, &self.ctx.partials).await {
             Ok((incoming, accept)) => {
                 tracing::info!(transfer = %id, resume_from = accept.resume_from, "file accepted");
                 self.incoming.insert(id, incoming);

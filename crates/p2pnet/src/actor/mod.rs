@@ -56,6 +56,7 @@ use crate::config::NetworkConfig;
 use crate::event_bus::EventBus;
 use crate::hooks::ApplicationHooks;
 use crate::network::PeerNetwork;
+use crate::partial_files::PartialFiles;
 use crate::peers::Peers;
 use crate::persistent::Persistent;
 use crate::transfer_io::{Incoming, Outgoing};
@@ -82,6 +83,7 @@ pub(crate) struct ActorContext {
     pub(crate) approvals: Arc<Approvals>,
     pub(crate) access: Arc<Access>,
     pub(crate) transfers: Arc<Transfers>,
+    pub(crate) partials: PartialFiles,
     pub(crate) persistent: Arc<Persistent>,
     pub(crate) events: EventBus,
     pub(crate) hooks: ApplicationHooks,
