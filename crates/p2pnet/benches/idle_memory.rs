@@ -61,6 +61,9 @@ fn main() {
         max_channels: count + 16,
         max_inbound: count + 16,
         max_pending: count + 16,
+        // Every dialer is on loopback: one source.
+        max_handshakes: count + 16,
+        max_pending_per_source: count + 16,
         ..Limits::default()
     };
     let hub = rt

@@ -51,7 +51,7 @@ pub(crate) async fn accept_loop(network: PeerNetwork, listener: TcpListener) {
 
 fn on_inbound(network: &PeerNetwork, stream: TcpStream, addr: SocketAddr) {
     let node = network.node();
-    let addr = canonical(addr);
+    let addr = crate::scope::canonical(addr);
     node.events
         .emit(NetworkEvent::IncomingConnectionAttempt { addr });
     let refuse = |reason: String| {
@@ -79,9 +79,4 @@ fn on_inbound(network: &PeerNetwork, stream: TcpStream, addr: SocketAddr) {
     ) {
         refuse(err.to_string());
     }
-}
-
-/// Maps an IPv4-mapped IPv6 address (from a dual-stack socket) to IPv4.
-pub(crate) fn canonical(addr: SocketAddr) -> SocketAddr {
-    SocketAddr::new(addr.ip().to_canonical(), addr.port())
 }

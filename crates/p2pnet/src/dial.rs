@@ -10,13 +10,13 @@ use p2pnet_proto::{Channel, CloseReason, Decision, Direction, PeerId};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::accept::canonical;
 use crate::actor::{Actor, ActorContext};
 use crate::admission::{self, Intent};
 use crate::command::OpenedTx;
 use crate::error::{Error, Result};
 use crate::network::PeerNetwork;
 use crate::node::Node;
+use crate::scope::canonical;
 
 impl PeerNetwork {
     /// Dials `addr`, completes the handshake and returns the peer's

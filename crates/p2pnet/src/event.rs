@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use p2pnet_proto::packet::{ContentHash, DataKind, Disconnect, TransferId};
 use p2pnet_proto::{CloseReason, Direction, PacketKind, PeerId, RefuseReason, Scopes};
 
-use crate::peers::{GrantInfo, PeerSource};
+use crate::peer_info::{GrantInfo, PeerSource};
 
 /// What happened to a grant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -7,34 +7,23 @@
 
 use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use ipnet::IpNet;
 use p2pnet_proto::packet::{Disconnect, DisconnectReason, Packet, PureMessage, TransferId};
-use p2pnet_proto::{
-    Decision, GrantId, IncomingPeerTrustPolicy, Keypair, PeerId, Scopes, TrustLevel,
-};
+use p2pnet_proto::{Decision, GrantId, IncomingPeerTrustPolicy, PeerId, Scopes, TrustLevel};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 
-use crate::accept;
-use crate::access::Access;
-use crate::approvals::{Approvals, PendingPeer};
-use crate::channels::{ChannelInfo, Channels};
-use crate::clock::Clock;
+use crate::approvals::PendingPeer;
+use crate::channels::ChannelInfo;
 use crate::command::Command;
-use crate::config::NetworkConfig;
 use crate::error::{Error, Result};
-use crate::event_bus::{EventBus, EventStream, QueueBounds};
-use crate::hooks::ApplicationHooks;
+use crate::event_bus::EventStream;
 use crate::node::Node;
-use crate::partial_files::PartialFiles;
-use crate::peers::{GrantInfo, GrantRefused, GrantRequest, KnownPeer, Origin, PeerSource, Peers};
-use crate::persistent::Persistent;
-use crate::routines::{self, RoutineTable, Routines};
+use crate::peers::{GrantInfo, GrantRefused, GrantRequest, KnownPeer, Origin, PeerSource};
+use crate::routines::Routines;
 use crate::transfer_io::PreparedFile;
-use crate::transfers::Transfers;
 
 fn grant_error(peer: PeerId, refused: GrantRefused) -> Error {
     match refused {
@@ -91,73 +80,13 @@ impl PeerNetwork {
         &self.node
     }
 
-    pub(crate) async fn start(
-        mut config: NetworkConfig,
-        keypair: Keypair,
-        policy: IncomingPeerTrustPolicy,
-        hooks: ApplicationHooks,
-    ) -> Result<Self> {
-        let listener = if config.accept_inbound {
-            Some(accept::bind(config.listen_ip, config.ports.clone()).await?)
-        } else {
-            None
-        };
-        let local_addr = match &listener {
-            Some(listener) => Some(
-                listener
-                    .local_addr()
-                    .map_err(|err| Error::io("reading the listening address", err))?,
-            ),
-            None => None,
-        };
-        let mut channel = (*config.channel).clone();
-        channel.listening_port = local_addr.map(|addr| addr.port());
-        config.channel = Arc::new(channel);
-        let limits = config.limits;
-        let cancel = CancellationToken::new();
-        let events = EventBus::new(QueueBounds {
-            events: limits.event_buffer,
-            bytes: limits.event_buffer_bytes,
-        });
-        let local_id = keypair.peer_id();
-        let node = Arc::new(Node {
-            local_id,
-            keypair,
-            local_addr,
-            clock: Clock::new(),
-            hooks,
-            cancel: cancel.clone(),
-            tracker: TaskTracker::new(),
-            channels: Arc::new(Channels::new(limits)),
-            peers: Arc::new(Peers::new(local_id, limits.max_known_peers, events.clone())),
-            approvals: Arc::new(Approvals::new(limits.max_pending)),
-            access: Arc::new(Access::new(policy)),
-            transfers: Arc::new(Transfers::new()),
-            partials: PartialFiles::new(cancel.clone(), limits.max_incoming_transfers),
-            persistent: Arc::new(Persistent::new(cancel.clone())),
-            routines: RoutineTable::default(),
-            discovery: OnceLock::new(),
-            discovery_reports: OnceLock::new(),
-            events,
-            config: Arc::new(config),
-        });
-        let network = Self {
-            node: node.clone(),
+    /// The application's first handle: dropping the last clone of it
+    /// cancels the network.
+    pub(crate) fn owning(node: Arc<Node>, cancel: CancellationToken) -> Self {
+        Self {
+            node,
             _owner: Some(Arc::new(OwnerGuard { cancel })),
-        };
-        if let Some(discovery) = node.config.discovery.clone() {
-            let reports = crate::discovery::start(&network, discovery)?;
-            let _ = node.discovery_reports.set(reports);
         }
-        if let Some(listener) = listener {
-            node.tracker
-                .spawn(accept::accept_loop(Self::internal(node.clone()), listener));
-        }
-        if node.config.default_routines {
-            routines::install_defaults(&network)?;
-        }
-        tracing::info!(peer_id = %local_id, addr = ?local_addr, "peer network started");
-        Ok(network)
     }
 
     /// This node's peer id.
@@ -469,7 +398,7 @@ impl PeerNetwork {
     pub fn learn_peer(&self, peer: PeerId, addr: SocketAddr, source: PeerSource) {
         self.node.peers.observe(
             peer,
-            Some((accept::canonical(addr), Origin::Proven)),
+            Some((crate::scope::canonical(addr), Origin::Proven)),
             source,
         );
     }

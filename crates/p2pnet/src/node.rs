@@ -30,7 +30,7 @@ use crate::approvals::Approvals;
 use crate::channels::Channels;
 use crate::clock::Clock;
 use crate::config::NetworkConfig;
-use crate::discovery::Link;
+use crate::discovery_link::Link;
 use crate::event_bus::EventBus;
 use crate::hooks::ApplicationHooks;
 use crate::partial_files::PartialFiles;

@@ -2,7 +2,7 @@
 //! `is_global` is unstable): what an announce may advertise and what
 //! counts as a LAN-only address.
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 /// Whether `ip` is a globally routable unicast address: not loopback,
 /// private, shared (CGNAT), link-local, documentation, benchmarking,
@@ -45,6 +45,11 @@ fn is_global_v6(ip: Ipv6Addr) -> bool {
     let special = s[0] == 0x2001 && s[1] < 0x0200; // 2001::/23 IETF protocol assignments
     let six_to_four = s[0] == 0x2002;
     !(documentation || special || six_to_four)
+}
+
+/// Maps an IPv4-mapped IPv6 address (from a dual-stack socket) to IPv4.
+pub(crate) fn canonical(addr: SocketAddr) -> SocketAddr {
+    SocketAddr::new(addr.ip().to_canonical(), addr.port())
 }
 
 #[cfg(test)]

@@ -14,14 +14,15 @@ use p2pnet_proto::discovery::{
 };
 use p2pnet_proto::{Decision, Direction, PeerId};
 use tokio::net::UdpSocket;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use super::DiscoveryContext;
 use super::candidates::{self, DialBackoff, DialBudget};
 use super::config::{DiscoveryConfig, StaticHost};
 use super::sockets::{self, Received};
-use super::{DiscoveryContext, Link};
 use crate::admission::Intent;
+use crate::discovery_link::{Command, Link};
 use crate::interfaces::{LocalInterface, local_interfaces};
 use crate::peers::{Decision as PeerDecision, Origin, PeerSource};
 
@@ -35,14 +36,6 @@ const MAX_DIAL_CANDIDATES: usize = 8;
 const INBOUND_QUEUE: usize = 512;
 /// How often names of static hosts are resolved again.
 const RESOLVE_INTERVAL: Duration = Duration::from_secs(300);
-
-/// Requests from the network handle and the routines.
-#[derive(Debug)]
-pub(crate) enum Command {
-    Rotate(oneshot::Sender<u16>),
-    Rescan,
-    AnnounceNow,
-}
 
 struct Inbound {
     received: Received,

@@ -23,20 +23,21 @@ mod sockets;
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex};
 
 use p2pnet_proto::PeerId;
-use p2pnet_proto::discovery::DiscoveryStats;
 pub use p2pnet_proto::discovery::{DiscoveryParams, DiscoveryVia};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+pub use crate::discovery_link::DiscoveryStatus;
+use crate::discovery_link::{Command, Link};
 pub use config::{
     DEFAULT_DESIGNATED_PORTS, DEFAULT_MULTICAST_V4, DEFAULT_MULTICAST_V6, DiscoveryConfig,
     MAX_DESIGNATED_PORTS, MAX_STATIC_HOSTS,
 };
-use driver::{Command, Driver};
+use driver::Driver;
 
 use crate::access::Access;
 use crate::channels::Channels;
@@ -50,53 +51,6 @@ pub const ROTATE_BROADCAST_PORT: &str = "RotateBroadcastPort";
 /// Name of the routine that reloads local interfaces.
 pub const RESCAN_INTERFACES: &str = "RescanInterfaces";
 
-/// A snapshot of discovery, for status pages and tests.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct DiscoveryStatus {
-    /// The designated port broadcasts and multicasts go to now.
-    pub broadcast_port: u16,
-    /// Every designated port.
-    pub designated_ports: Vec<u16>,
-    /// Listening sockets bound (per port and family).
-    pub listening: Vec<SocketAddr>,
-    /// Interfaces in use.
-    pub interfaces: Vec<String>,
-    /// Addresses announced.
-    pub announced: Vec<IpAddr>,
-    /// Peers heard and not expired.
-    pub heard: Vec<PeerId>,
-    /// The machine's counters (garbage, replies, expiries...).
-    pub stats: DiscoveryStats,
-    /// Datagrams handed to the kernel.
-    pub datagrams_sent: u64,
-    /// Datagrams received on any discovery socket.
-    pub datagrams_received: u64,
-    /// Datagrams dropped because the task was behind.
-    pub datagrams_dropped: u64,
-    /// Sends the kernel refused.
-    pub send_errors: u64,
-    /// Announces from peers the access list denies.
-    pub denied: u64,
-    /// Whether every heard peer has an open channel (announces slow down).
-    pub settled: bool,
-    /// No listener: this node dials but announces nothing.
-    pub passive: bool,
-}
-
-/// The handle side of a running discovery task.
-pub(crate) struct Link {
-    commands: mpsc::Sender<Command>,
-    status: Mutex<DiscoveryStatus>,
-}
-
-impl Link {
-    fn status(&self) -> MutexGuard<'_, DiscoveryStatus> {
-        self.status.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-}
-
-/// Starts discovery for `network` and installs its routines.
 /// What the discovery task uses of its network, and nothing more.
 pub(crate) struct DiscoveryContext {
     pub(crate) local_id: PeerId,
