@@ -53,13 +53,25 @@
 //!
 //! # Layout
 //!
-//! * [`PeerNetwork`] (`network.rs`): the handle and its shared state;
-//!   connect, approve, trust, block, send, broadcast, files, shutdown.
-//! * [`PeerNetworkBuilder`] (`config.rs`): settings and their defaults.
-//! * `actor.rs`: the per-connection task around a protocol `Channel`.
-//! * [`handler`]: the packet handler table and its defaults.
-//! * `known_peers.rs` (KnownPeers) and `registry.rs` (active channels):
-//!   pure bookkeeping.
+//! * [`PeerNetwork`] (`network.rs`): the handle and its API (approve,
+//!   grants, block, send, broadcast, files, shutdown). `dial.rs` opens
+//!   channels (`connect`), `accept.rs` is the listener, `reconnect.rs`
+//!   keeps persistent peers connected.
+//! * [`PeerNetworkBuilder`] (`builder.rs`): settings, defaults, and the
+//!   wiring that starts a network; `config.rs` holds the validated settings.
+//! * `node.rs`: what one network is made of. Every table has one owner
+//!   with intention-named methods: `channels.rs` (ActivePeerChannels),
+//!   `peers.rs` (KnownPeers, decisions, grants; public types in
+//!   `peer_info.rs`), `approvals.rs`, `access.rs` (trust policy),
+//!   `transfers.rs`, `persistent.rs`, `partial_files.rs`.
+//! * `actor/`: the per-connection task around a protocol `Channel`; it
+//!   sees only its `ActorContext`.
+//! * `admission.rs`: who may open a channel, and whether it waits for
+//!   approval (pure decisions).
+//! * `event.rs` and `event_bus.rs`: the public events and their per
+//!   subscriber queues, bounded in count and bytes.
+//! * [`handler`] and `hooks.rs`: the application's packet handlers and
+//!   approval hook.
 //! * `transfer_io.rs`: file hashing, chunk reads and writes, resume;
 //!   `partial_file.rs` (a partial file held under an exclusive lock),
 //!   `partial_files.rs` (the suspended transfers a network keeps) and
@@ -67,7 +79,9 @@
 //! * [`routines`]: named periodic routines, `DiscernPeerChannels`.
 //! * [`identity`]: the long-term key file.
 //! * [`discovery`]: LAN broadcast, IPv4/IPv6 multicast and static-host
-//!   announces on designated ports; heard peers are recorded and dialled.
+//!   announces on designated ports; heard peers are recorded and dialled
+//!   (gated like inbound peers). `discovery_link.rs` is what the node
+//!   keeps of it.
 //! * [`interfaces`] and [`scope`]: local address loading (pnet_datalink)
 //!   and global/LAN address classification, for discovery.
 
