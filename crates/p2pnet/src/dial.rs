@@ -43,6 +43,23 @@ impl PeerNetwork {
         expected: Option<PeerId>,
         intent: Intent,
     ) -> Result<PeerId> {
+        let outcome = self.dial_once(addr, expected, intent).await;
+        let peer = outcome.as_ref().ok().copied().or(expected);
+        if let Some(peer) = peer
+            && !matches!(outcome, Err(Error::Shutdown))
+        {
+            let error = outcome.as_ref().err().map(ToString::to_string);
+            self.node().peers.record_dial(&peer, canonical(addr), error);
+        }
+        outcome
+    }
+
+    async fn dial_once(
+        &self,
+        addr: SocketAddr,
+        expected: Option<PeerId>,
+        intent: Intent,
+    ) -> Result<PeerId> {
         let node = self.node();
         if node.cancel.is_cancelled() {
             return Err(Error::Shutdown);

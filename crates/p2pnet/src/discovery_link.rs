@@ -4,9 +4,10 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::SystemTime;
 
 use p2pnet_proto::PeerId;
-use p2pnet_proto::discovery::DiscoveryStats;
+use p2pnet_proto::discovery::{DiscoveryStats, DiscoveryVia};
 use tokio::sync::{mpsc, oneshot};
 
 /// A snapshot of discovery, for status pages and tests.
@@ -25,6 +26,9 @@ pub struct DiscoveryStatus {
     pub announced: Vec<IpAddr>,
     /// Peers heard and not expired.
     pub heard: Vec<PeerId>,
+    /// The same peers with how and when they were heard (refreshed at most
+    /// once a second).
+    pub heard_peers: Vec<HeardPeerStatus>,
     /// The machine's counters (garbage, replies, expiries...).
     pub stats: DiscoveryStats,
     /// Datagrams handed to the kernel.
@@ -41,6 +45,22 @@ pub struct DiscoveryStatus {
     pub settled: bool,
     /// No listener: this node dials but announces nothing.
     pub passive: bool,
+}
+
+/// How discovery hears one peer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct HeardPeerStatus {
+    /// The id its announces claim (proved only by a handshake).
+    pub peer_id: PeerId,
+    /// How its last announce arrived.
+    pub via: DiscoveryVia,
+    /// Where its last announce came from.
+    pub source: SocketAddr,
+    /// When it was first heard.
+    pub first_heard: SystemTime,
+    /// When it was last heard.
+    pub last_heard: SystemTime,
 }
 
 /// The handle side of a running discovery task.

@@ -125,7 +125,7 @@ pub use approvals::PendingPeer;
 pub use builder::PeerNetworkBuilder;
 pub use channels::{ChannelId, ChannelInfo};
 pub use config::Limits;
-pub use discovery::{DiscoveryConfig, DiscoveryStatus, DiscoveryVia};
+pub use discovery::{DiscoveryConfig, DiscoveryStatus, DiscoveryVia, HeardPeerStatus};
 pub use error::{Error, Result};
 pub use event::{GrantChange, NetworkEvent, TransferDirection};
 pub use event_bus::EventStream;
@@ -134,7 +134,9 @@ pub use handler::{
 };
 pub use hooks::Verdict;
 pub use network::PeerNetwork;
-pub use peer_info::{BASE_GRANT, GrantInfo, GrantRequest, KnownPeer, PeerSource};
+pub use peer_info::{
+    BASE_GRANT, DialRecord, GrantInfo, GrantRequest, KnownPeer, MAX_DIALS_KEPT, PeerSource,
+};
 pub use routines::{Routine, RoutineInfo, Routines};
 pub use transfer_io::PARTIAL_DIR;
 

@@ -403,6 +403,24 @@ impl PeerNetwork {
         );
     }
 
+    /// Puts back a peer an application stored (from [`known_peers`](Self::known_peers)
+    /// of an earlier run): its addresses with their provenance, source,
+    /// times, approval or rejection, grants (expired ones are dropped, the
+    /// others end at their time) and persistence. A persistent peer is
+    /// reconnected. Call it before peers connect, typically right after
+    /// start.
+    pub fn restore_peer(&self, known: KnownPeer) -> Result<()> {
+        let peer = known.peer_id;
+        let persistent = known.persistent;
+        if !self.node.peers.restore(known) {
+            return Err(Error::LimitReached("max_known_peers"));
+        }
+        if persistent {
+            self.keep_connected(peer);
+        }
+        Ok(())
+    }
+
     /// A snapshot of ActivePeerChannels.
     pub fn channels(&self) -> Vec<ChannelInfo> {
         self.node.channels.snapshot()

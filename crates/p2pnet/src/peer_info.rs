@@ -134,4 +134,22 @@ pub struct KnownPeer {
     /// Whether the network keeps a channel to it open, reconnecting with
     /// backoff.
     pub persistent: bool,
+    /// The last dials to it (at most [`MAX_DIALS_KEPT`]), oldest first: why
+    /// it is or is not connected. Not meant to be stored: they describe
+    /// one run.
+    pub last_dials: Vec<DialRecord>,
+}
+
+/// Dials remembered per peer.
+pub const MAX_DIALS_KEPT: usize = 4;
+
+/// One dial to a known peer and how it ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DialRecord {
+    /// The address dialled.
+    pub addr: SocketAddr,
+    /// When it ended.
+    pub at: SystemTime,
+    /// Why it failed; `None` when the channel opened.
+    pub error: Option<String>,
 }

@@ -32,7 +32,9 @@ use tokio::time::Instant;
 use crate::clock::Clock;
 use crate::event::{GrantChange, NetworkEvent};
 use crate::event_bus::EventBus;
-pub(crate) use crate::peer_info::{BASE_GRANT, GrantInfo, GrantRequest, KnownPeer, PeerSource};
+pub(crate) use crate::peer_info::{
+    BASE_GRANT, DialRecord, GrantInfo, GrantRequest, KnownPeer, MAX_DIALS_KEPT, PeerSource,
+};
 
 /// Addresses remembered per peer; the oldest claimed one is forgotten first.
 pub(crate) const MAX_ADDRESSES_PER_PEER: usize = 8;
@@ -103,6 +105,7 @@ struct Entry {
     /// Explicit grants, ids from 1, at most `MAX_GRANTS - 1`.
     grants: Vec<StoredGrant>,
     persistent: bool,
+    dials: std::collections::VecDeque<DialRecord>,
 }
 
 impl Entry {
@@ -132,6 +135,7 @@ impl Entry {
                 .map(|g| g.info.clone())
                 .collect(),
             persistent: self.persistent,
+            last_dials: self.dials.iter().cloned().collect(),
         }
     }
 
@@ -229,9 +233,23 @@ impl PeerTable {
                 base: None,
                 grants: Vec::new(),
                 persistent: false,
+                dials: std::collections::VecDeque::new(),
             },
         );
         Observed::Added
+    }
+
+    /// Puts back a peer an application stored earlier, replacing any entry
+    /// of that id. False when the table is full of protected peers.
+    fn restore(&mut self, entry: Entry) -> bool {
+        if !self.peers.contains_key(&entry.peer_id)
+            && self.peers.len() >= self.capacity
+            && !self.evict_one()
+        {
+            return false;
+        }
+        self.peers.insert(entry.peer_id, entry);
+        true
     }
 
     fn evict_one(&mut self) -> bool {
@@ -383,6 +401,82 @@ impl Peers {
             deadline: None,
         });
         true
+    }
+
+    /// Puts back a peer as the application stored it: addresses with their
+    /// provenance, source, times, decision, base and explicit grants
+    /// (expired ones are dropped), persistence. Grant ids stay unique: the
+    /// counter moves past the restored ones. False when the table is full
+    /// of peers that may not be evicted.
+    pub(crate) fn restore(&self, known: KnownPeer) -> bool {
+        if known.peer_id == self.local {
+            return false;
+        }
+        let now = Instant::now();
+        let wall = SystemTime::now();
+        let stored = |info: GrantInfo| -> Option<StoredGrant> {
+            let deadline = match info.expires_at {
+                None => None,
+                Some(at) => Some(now + at.duration_since(wall).ok()?),
+            };
+            Some(StoredGrant { info, deadline })
+        };
+        let mut base = None;
+        let mut grants = Vec::new();
+        for info in known.grants {
+            if info.id == BASE_GRANT {
+                base = stored(info);
+            } else if grants.len() < MAX_GRANTS - 1
+                && let Some(grant) = stored(info)
+            {
+                self.next_grant
+                    .fetch_max(grant.info.id.0 + 1, std::sync::atomic::Ordering::Relaxed);
+                grants.push(grant);
+            }
+        }
+        let decision = if known.approved {
+            Decision::Approved
+        } else if known.rejected {
+            Decision::Rejected
+        } else {
+            Decision::Undecided
+        };
+        let mut entry = Entry {
+            peer_id: known.peer_id,
+            addresses: Vec::new(),
+            source: known.source,
+            first_seen: known.first_seen,
+            last_seen: known.last_seen,
+            decision,
+            base,
+            grants,
+            persistent: known.persistent,
+            dials: std::collections::VecDeque::new(),
+        };
+        for addr in known.addresses {
+            let origin = if known.proven_addresses.contains(&addr) {
+                Origin::Proven
+            } else {
+                Origin::Claimed
+            };
+            entry.remember(addr, origin);
+        }
+        self.table().restore(entry)
+    }
+
+    /// Records how a dial to a known peer ended (unknown peers are not
+    /// added for it).
+    pub(crate) fn record_dial(&self, peer: &PeerId, addr: SocketAddr, error: Option<String>) {
+        if let Some(entry) = self.table().get_mut(peer) {
+            if entry.dials.len() >= MAX_DIALS_KEPT {
+                entry.dials.pop_front();
+            }
+            entry.dials.push_back(DialRecord {
+                addr,
+                at: SystemTime::now(),
+                error,
+            });
+        }
     }
 
     /// Records a rejection: the peer's approval and grants are gone.

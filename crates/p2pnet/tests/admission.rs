@@ -15,6 +15,12 @@ use p2pnet::proto::packet::{DataTransmission, Payload};
 use p2pnet::{ChannelConfig, IncomingPeerTrustPolicy, Keypair, NetworkEvent, PeerNetwork};
 use tokio::net::{TcpListener, TcpSocket};
 
+/// A loopback TCP port nobody listens on.
+fn free_tcp_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().port()
+}
+
 fn auto_accept() -> IncomingPeerTrustPolicy {
     IncomingPeerTrustPolicy {
         auto_accept: true,
@@ -85,6 +91,21 @@ async fn a_discovered_peer_waits_for_approval_like_an_inbound_one() {
         "held, then delivered on approval"
     );
     assert!(x.known_peer(&m_id).unwrap().approved);
+    // Why it is connected, for a doctor: how discovery hears it, how the
+    // last dial went.
+    let heard = x.discovery_status().unwrap().heard_peers;
+    assert!(
+        heard
+            .iter()
+            .any(|h| h.peer_id == m_id && h.via == p2pnet::DiscoveryVia::Unicast),
+        "{heard:?}"
+    );
+    let dials = x.known_peer(&m_id).unwrap().last_dials;
+    assert_eq!(
+        dials.last().map(|d| d.error.clone()),
+        Some(None),
+        "{dials:?}"
+    );
 
     // remove_peer forgets the approval: the peer must ask again.
     assert!(x.remove_peer(m_id).await);
@@ -106,6 +127,14 @@ async fn a_discovered_peer_waits_for_approval_like_an_inbound_one() {
     assert!(
         x.channel(&m_id).is_none(),
         "discovery dialled a rejected peer"
+    );
+    let closed = SocketAddr::from(([127, 0, 0, 1], free_tcp_port()));
+    x.connect_to(m_id, closed).await.unwrap_err();
+    let last = x.known_peer(&m_id).unwrap().last_dials.pop().unwrap();
+    assert_eq!(last.addr, closed);
+    assert!(
+        last.error.is_some_and(|e| e.contains("refused")),
+        "a failed dial says why"
     );
     x.shutdown().await;
     m.shutdown().await;

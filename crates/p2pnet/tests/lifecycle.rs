@@ -430,3 +430,50 @@ async fn a_peer_list_cannot_push_out_a_persistent_peers_addresses() {
         n.shutdown().await;
     }
 }
+
+#[tokio::test]
+async fn a_restored_peer_keeps_its_approval_grants_and_addresses() {
+    let bob = start(local()).await;
+    let alice_key = p2pnet::Keypair::generate(&mut rand::rng());
+    let alice = start(local().keypair(alice_key.clone())).await;
+    let (alice_id, _) = link(&alice, &bob).await;
+    let granted = bob
+        .grant(
+            alice_id,
+            p2pnet::GrantRequest::new(Scopes::DATA)
+                .lasting(Duration::from_secs(3600))
+                .granted_by("ops"),
+        )
+        .await
+        .unwrap();
+    let stored = bob.known_peer(&alice_id).unwrap();
+    bob.shutdown().await;
+
+    // A new run of Bob, restored from what the first one knew.
+    let bob = start(local()).await;
+    bob.restore_peer(stored.clone()).unwrap();
+    let restored = bob.known_peer(&alice_id).unwrap();
+    assert!(restored.approved);
+    assert_eq!(restored.addresses, stored.addresses);
+    assert_eq!(restored.proven_addresses, stored.proven_addresses);
+    assert_eq!(restored.grants, stored.grants);
+    assert!(restored.grants.iter().any(|g| g.id == granted.id));
+    // Its approval holds: Alice's next channel opens without asking, with
+    // the restored grants.
+    let mut bob_events = bob.subscribe();
+    alice.connect(addr(&bob)).await.unwrap();
+    wait_for(&mut bob_events, "opened without asking", |e| match e {
+        NetworkEvent::ChannelOpened { peer, scopes, .. } if *peer == alice_id => Some(*scopes),
+        NetworkEvent::ApprovalRequested { .. } => panic!("a restored approval was asked again"),
+        _ => None,
+    })
+    .await;
+    // New grants never reuse a restored id.
+    let next = bob
+        .grant(alice_id, p2pnet::GrantRequest::new(Scopes::TASK))
+        .await
+        .unwrap();
+    assert!(next.id > granted.id);
+    alice.shutdown().await;
+    bob.shutdown().await;
+}

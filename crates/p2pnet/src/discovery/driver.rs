@@ -22,7 +22,7 @@ use super::candidates::{self, DialBackoff, DialBudget};
 use super::config::{DiscoveryConfig, StaticHost};
 use super::sockets::{self, Received};
 use crate::admission::Intent;
-use crate::discovery_link::{Command, Link};
+use crate::discovery_link::{Command, HeardPeerStatus, Link};
 use crate::interfaces::{LocalInterface, local_interfaces};
 use crate::peers::{Decision as PeerDecision, Origin, PeerSource};
 
@@ -34,6 +34,8 @@ const DIAL_GRACE: Duration = Duration::from_millis(1500);
 const MAX_DIAL_CANDIDATES: usize = 8;
 /// Received datagrams waiting for the task; more are dropped and counted.
 const INBOUND_QUEUE: usize = 512;
+/// How often the status's list of heard peers is refreshed at most.
+const HEARD_REFRESH: Duration = Duration::from_secs(1);
 /// How often names of static hosts are resolved again.
 const RESOLVE_INTERVAL: Duration = Duration::from_secs(300);
 
@@ -81,6 +83,8 @@ pub(crate) struct Driver {
     dialing: HashSet<PeerId>,
     backoff: DialBackoff,
     budget: DialBudget,
+    /// When the status's heard peers were last copied.
+    heard_published: Option<tokio::time::Instant>,
     statics: Vec<StaticTarget>,
     counters: Arc<IoCounters>,
     sent: u64,
@@ -148,6 +152,7 @@ impl Driver {
             .collect();
         Ok(Self {
             budget: DialBudget::new(tokio::time::Instant::now()),
+            heard_published: None,
             ctx,
             ended,
             link,
@@ -726,7 +731,28 @@ impl Driver {
     /// every call; the lists only when they changed, since this runs once
     /// per received datagram.
     pub(crate) fn publish(&mut self) {
+        let now = tokio::time::Instant::now();
+        let heard_due = self
+            .heard_published
+            .is_none_or(|at| now.duration_since(at) >= HEARD_REFRESH);
         let mut status = self.link.status();
+        if heard_due || self.dirty {
+            self.heard_published = Some(now);
+            let core_now = self.ctx.clock.now();
+            let wall = std::time::SystemTime::now();
+            let when = |at: p2pnet_proto::Instant| wall.checked_sub(core_now - at).unwrap_or(wall);
+            status.heard_peers = self
+                .machine
+                .peers()
+                .map(|p| HeardPeerStatus {
+                    peer_id: p.peer_id,
+                    via: p.via,
+                    source: p.source,
+                    first_heard: when(p.first_heard),
+                    last_heard: when(p.last_heard),
+                })
+                .collect();
+        }
         if std::mem::take(&mut self.dirty) {
             status.broadcast_port = self.config.ports[self.port_index];
             status.designated_ports.clone_from(&self.config.ports);

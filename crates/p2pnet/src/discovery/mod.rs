@@ -31,8 +31,8 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-pub use crate::discovery_link::DiscoveryStatus;
 use crate::discovery_link::{Command, Link};
+pub use crate::discovery_link::{DiscoveryStatus, HeardPeerStatus};
 pub use config::{
     DEFAULT_DESIGNATED_PORTS, DEFAULT_MULTICAST_V4, DEFAULT_MULTICAST_V6, DiscoveryConfig,
     MAX_DESIGNATED_PORTS, MAX_STATIC_HOSTS,
