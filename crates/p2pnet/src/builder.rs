@@ -356,6 +356,7 @@ async fn launch(
         transfers: Arc::new(Transfers::new()),
         partials: PartialFiles::new(cancel.clone(), limits.max_incoming_transfers),
         persistent: Arc::new(Persistent::new(cancel.clone())),
+        traffic: Arc::default(),
         routines: RoutineTable::default(),
         discovery: OnceLock::new(),
         discovery_reports: OnceLock::new(),

@@ -41,6 +41,12 @@ pub struct ChannelInfo {
     pub state: ChannelState,
     /// When the socket was established.
     pub since: SystemTime,
+    /// The last keepalive round trip, once measured.
+    pub rtt: Option<Duration>,
+    /// Bytes sent on the socket so far (published about once a second).
+    pub bytes_sent: u64,
+    /// Bytes received on the socket so far (published about once a second).
+    pub bytes_received: u64,
 }
 
 struct Entry {
@@ -178,6 +184,9 @@ impl Channels {
                     direction,
                     state: ChannelState::Handshaking,
                     since: SystemTime::now(),
+                    rtt: None,
+                    bytes_sent: 0,
+                    bytes_received: 0,
                 },
                 source,
                 commands,
@@ -253,6 +262,21 @@ impl Channels {
             entry.info.state = state;
         }
         self.bump();
+    }
+
+    /// The channel's traffic so far and its last round trip.
+    pub(crate) fn record_traffic(
+        &self,
+        id: ChannelId,
+        sent: u64,
+        received: u64,
+        rtt: Option<Duration>,
+    ) {
+        if let Some(entry) = self.table().entries.get_mut(&id) {
+            entry.info.bytes_sent = sent;
+            entry.info.bytes_received = received;
+            entry.info.rtt = rtt.or(entry.info.rtt);
+        }
     }
 
     /// An application packet crossed channel `id`.

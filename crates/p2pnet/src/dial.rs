@@ -168,6 +168,7 @@ fn actor_context(node: &Arc<Node>) -> ActorContext {
         transfers: node.transfers.clone(),
         partials: node.partials.clone(),
         persistent: node.persistent.clone(),
+        traffic: node.traffic.clone(),
         events: node.events.clone(),
         hooks: node.hooks.clone(),
         discovery_reports: node.discovery_reports.get().cloned(),

@@ -118,6 +118,7 @@ mod placement;
 mod reconnect;
 pub mod routines;
 pub mod scope;
+mod traffic;
 mod transfer_io;
 mod transfers;
 
@@ -138,6 +139,7 @@ pub use peer_info::{
     BASE_GRANT, DialRecord, GrantInfo, GrantRequest, KnownPeer, MAX_DIALS_KEPT, PeerSource,
 };
 pub use routines::{Routine, RoutineInfo, Routines};
+pub use traffic::Traffic;
 pub use transfer_io::PARTIAL_DIR;
 
 /// The protocol core, re-exported.

@@ -445,6 +445,12 @@ impl PeerNetwork {
         Routines::new(self)
     }
 
+    /// Bytes sent and received on every channel since the network started
+    /// (closed channels included; open ones publish about once a second).
+    pub fn traffic(&self) -> crate::Traffic {
+        self.node.traffic.total()
+    }
+
     /// Whether shutdown has begun.
     pub fn is_shut_down(&self) -> bool {
         self.node.cancel.is_cancelled()

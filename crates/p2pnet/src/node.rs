@@ -37,6 +37,7 @@ use crate::partial_files::PartialFiles;
 use crate::peers::Peers;
 use crate::persistent::Persistent;
 use crate::routines::RoutineTable;
+use crate::traffic::TrafficCounters;
 use crate::transfers::Transfers;
 
 /// One network's parts.
@@ -59,6 +60,7 @@ pub(crate) struct Node {
     /// share the table).
     pub(crate) partials: PartialFiles,
     pub(crate) persistent: Arc<Persistent>,
+    pub(crate) traffic: Arc<TrafficCounters>,
     pub(crate) routines: RoutineTable,
     /// Discovery's status and commands, when it runs.
     pub(crate) discovery: OnceLock<Arc<Link>>,

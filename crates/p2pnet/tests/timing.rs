@@ -41,6 +41,18 @@ async fn keepalives_hold_an_idle_channel_open_for_ten_minutes() {
     sleep(Duration::from_secs(600)).await;
     assert!(alice.channel(&bob_id).is_some_and(|c| is_open(c.state)));
     assert!(bob.channel(&alice_id).is_some_and(|c| is_open(c.state)));
+    // The keepalives measured the round trip and count as traffic.
+    let channel = alice.channel(&bob_id).unwrap();
+    assert!(channel.rtt.is_some(), "{channel:?}");
+    assert!(
+        channel.bytes_sent > 0 && channel.bytes_received > 0,
+        "{channel:?}"
+    );
+    let total = alice.traffic();
+    assert!(
+        total.bytes_sent >= channel.bytes_sent,
+        "{total:?} {channel:?}"
+    );
     while let Some(event) = events.try_recv() {
         assert!(
             !matches!(event, NetworkEvent::ChannelClosed { .. }),

@@ -59,6 +59,7 @@ use crate::network::PeerNetwork;
 use crate::partial_files::PartialFiles;
 use crate::peers::Peers;
 use crate::persistent::Persistent;
+use crate::traffic::TrafficCounters;
 use crate::transfer_io::{Incoming, Outgoing};
 use crate::transfers::Transfers;
 
@@ -70,6 +71,8 @@ pub(crate) const MIN_READ_BUFFER: usize = 2 * 1024;
 pub(crate) const MAX_READ_BUFFER: usize = 128 * 1024;
 /// Held transfer messages and handler replies beyond which reading pauses.
 const MAX_BACKLOG: usize = 64;
+/// How often a channel publishes its traffic counters at most.
+const TRAFFIC_PUBLISH_INTERVAL: Duration = Duration::from_secs(1);
 /// Time a closed channel gets to flush its final Disconnect.
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -85,6 +88,7 @@ pub(crate) struct ActorContext {
     pub(crate) transfers: Arc<Transfers>,
     pub(crate) partials: PartialFiles,
     pub(crate) persistent: Arc<Persistent>,
+    pub(crate) traffic: Arc<TrafficCounters>,
     pub(crate) events: EventBus,
     pub(crate) hooks: ApplicationHooks,
     /// Where the end of a peer's channel is reported to discovery.
@@ -112,6 +116,8 @@ pub(crate) struct Actor {
     outgoing: HashMap<TransferId, Outgoing>,
     incoming: HashMap<TransferId, Incoming>,
     shutting_down: bool,
+    /// Traffic already published, and when.
+    published: (p2pnet_proto::ChannelStats, tokio::time::Instant),
 }
 
 impl Actor {
@@ -138,6 +144,10 @@ impl Actor {
             outgoing: HashMap::new(),
             incoming: HashMap::new(),
             shutting_down: false,
+            published: (
+                p2pnet_proto::ChannelStats::default(),
+                tokio::time::Instant::now(),
+            ),
         }
     }
 
@@ -204,6 +214,7 @@ impl Actor {
                 .into_iter()
                 .chain(flush_deadline)
                 .min();
+            self.publish_traffic(false);
             let accept_commands = self.stalled.is_none() && !self.channel.is_closed();
             tokio::select! {
                 () = self.ctx.cancel.cancelled(), if !self.shutting_down => {
@@ -261,10 +272,35 @@ impl Actor {
         if !write_dead {
             let _ = tokio::time::timeout(Duration::from_secs(1), writer.shutdown()).await;
         }
+        self.publish_traffic(true);
         // Boxed: settling waits on disk flushes whose futures are large;
         // inline, every idle channel's task would reserve room for them
         // (measured: 11.7 KiB per idle channel boxed, 20 KiB inline).
         Box::pin(self.finish()).await;
+    }
+}
+
+impl Actor {
+    /// Publishes the channel's traffic to its table entry and the
+    /// network's totals, at most once a second unless `now`.
+    fn publish_traffic(&mut self, now: bool) {
+        let at = tokio::time::Instant::now();
+        if !now && at.duration_since(self.published.1) < TRAFFIC_PUBLISH_INTERVAL {
+            return;
+        }
+        let stats = self.channel.stats();
+        let (before, _) = self.published;
+        self.ctx.traffic.add(
+            stats.bytes_sent - before.bytes_sent,
+            stats.bytes_received - before.bytes_received,
+        );
+        self.ctx.channels.record_traffic(
+            self.id,
+            stats.bytes_sent,
+            stats.bytes_received,
+            self.channel.rtt(),
+        );
+        self.published = (stats, at);
     }
 }
 
