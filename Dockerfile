@@ -26,9 +26,10 @@ USER p2pnet
 WORKDIR /var/lib/p2pnet
 ENV P2PNET_SERVER__LISTEN='["0.0.0.0:3000"]' \
     P2PNET_SERVER__DATA_DIR=/var/lib/p2pnet/data \
+    P2PNET_SERVER__KEYS_DIR=/var/lib/p2pnet/keys \
     P2PNET_SERVER__SITE_ROOT=/usr/share/p2pnet/site
 VOLUME ["/var/lib/p2pnet/data", "/var/lib/p2pnet/keys"]
-EXPOSE 3000
+EXPOSE 3000 4000
 HEALTHCHECK --interval=30s --timeout=3s --start-period=10s --retries=3 \
     CMD curl -fsS -H 'Host: localhost' http://127.0.0.1:3000/healthz || exit 1
 ENTRYPOINT ["/usr/local/bin/p2pnet-server"]

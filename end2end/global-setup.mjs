@@ -12,7 +12,11 @@ export default async function globalSetup() {
   const site = process.env.P2PNET_SITE_ROOT || join(root, 'target/site-dev');
   const data = mkdtempSync(join(tmpdir(), 'p2pnet-e2e-'));
   const server = spawn(bin, ['--listen', '127.0.0.1:0', '--data-dir', data, '--site-root', site,
-                             '--log-filter', 'warn'], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, RUST_LOG: '' } });
+                             '--log-filter', 'warn'], { stdio: ['ignore', 'pipe', 'pipe'], env: {
+      ...process.env, RUST_LOG: '',
+      // The embedded node stays on loopback; no LAN discovery from tests.
+      P2PNET_NODE__LISTEN: '127.0.0.1:0', P2PNET_NODE__DISCOVERY__ENABLED: 'false',
+    } });
   let output = '';
   server.stderr.on('data', (d) => { output += d; });
   const { url, password } = await new Promise((ok, fail) => {

@@ -4,7 +4,10 @@ use std::sync::Arc;
 
 use leptos::prelude::use_context;
 
-use crate::api::{EditableSettings, Overview, PanelError, PeerRow, SettingsView};
+use crate::api::{
+    DoctorReport, EditableSettings, NodeAction, Overview, PanelError, PeersView, RoutineRow,
+    SettingsView,
+};
 pub use crate::session::PanelSession;
 
 /// Everything the panel's server functions need from the server.
@@ -23,8 +26,14 @@ pub trait PanelBackend: Send + Sync + 'static {
         actor: &str,
         update: EditableSettings,
     ) -> Result<SettingsView, PanelError>;
-    /// Known peers.
-    async fn peers(&self) -> Result<Vec<PeerRow>, PanelError>;
+    /// Known peers, channels, pending approvals and the access list.
+    async fn peers_view(&self) -> Result<PeersView, PanelError>;
+    /// Why a peer (named by id or unambiguous prefix) is or is not connected.
+    async fn doctor(&self, peer: &str) -> Result<DoctorReport, PanelError>;
+    /// Runs and audits an action by `actor`; a line saying what was done.
+    async fn node_action(&self, actor: &str, action: NodeAction) -> Result<String, PanelError>;
+    /// The node's routines.
+    async fn routines(&self) -> Result<Vec<RoutineRow>, PanelError>;
 }
 
 /// The backend provided by the server for this request.

@@ -14,6 +14,8 @@ use figment::{
 };
 use serde::{Deserialize, Serialize};
 
+pub use crate::node::config::{NodeConfig, RawDiscovery, RawLimits, RawNode, RawTrust};
+
 /// Command-line flags. Each overrides the same key from the file and environment.
 #[derive(Debug, Default, Parser)]
 #[command(
@@ -78,8 +80,10 @@ pub struct RawServer {
     pub body_limit_bytes: u64,
     /// Requests taking longer are answered with 408.
     pub request_timeout_secs: u64,
-    /// Directory for the SQLite database and keys.
+    /// Directory for the SQLite database (and, by default, keys and downloads).
     pub data_dir: PathBuf,
+    /// Directory for key files (the node's identity); empty means `<data_dir>/keys`.
+    pub keys_dir: PathBuf,
     /// Built panel assets (`pkg/`, files from `public/`).
     pub site_root: PathBuf,
 }
@@ -121,14 +125,6 @@ pub struct RawLog {
     pub format: String,
 }
 
-/// `[node]`
-#[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct RawNode {
-    /// Initial display name; the panel can change it (stored in the database).
-    pub name: String,
-}
-
 impl Default for RawServer {
     fn default() -> Self {
         Self {
@@ -139,6 +135,7 @@ impl Default for RawServer {
             body_limit_bytes: 1024 * 1024,
             request_timeout_secs: 30,
             data_dir: PathBuf::from("data"),
+            keys_dir: PathBuf::new(),
             site_root: PathBuf::from("target/site"),
         }
     }
@@ -170,14 +167,6 @@ impl Default for RawLog {
         Self {
             filter: "info".into(),
             format: "text".into(),
-        }
-    }
-}
-
-impl Default for RawNode {
-    fn default() -> Self {
-        Self {
-            name: "p2pnet-node".into(),
         }
     }
 }
@@ -232,6 +221,8 @@ pub struct Config {
     pub request_timeout: Duration,
     /// Data directory.
     pub data_dir: PathBuf,
+    /// Key directory.
+    pub keys_dir: PathBuf,
     /// Built panel assets.
     pub site_root: PathBuf,
     /// Database URL (may hold a password: never log it, use `redact_url`).
@@ -254,6 +245,8 @@ pub struct Config {
     pub log_format: LogFormat,
     /// Initial node name.
     pub node_name: String,
+    /// The embedded peer node.
+    pub node: NodeConfig,
     /// The merged raw form, kept to show the effective configuration.
     raw: RawConfig,
 }
@@ -424,6 +417,12 @@ impl Config {
             .map_err(|e| invalid("log.filter", e.to_string()))?;
         let node_name = crate::settings::validate_node_name(&raw.node.name)
             .map_err(|m| invalid("node.name", m))?;
+        let keys_dir = if raw.server.keys_dir.as_os_str().is_empty() {
+            raw.server.data_dir.join("keys")
+        } else {
+            raw.server.keys_dir.clone()
+        };
+        let node = raw.node.validate(&raw.server.data_dir, &keys_dir)?;
         Ok(Self {
             listen,
             allowed_hosts,
@@ -432,6 +431,7 @@ impl Config {
             body_limit,
             request_timeout: Duration::from_secs(raw.server.request_timeout_secs),
             data_dir: raw.server.data_dir.clone(),
+            keys_dir,
             site_root: raw.server.site_root.clone(),
             database_url,
             database_max_connections: raw.database.max_connections,
@@ -443,6 +443,7 @@ impl Config {
             log_filter: raw.log.filter.clone(),
             log_format,
             node_name,
+            node,
             raw,
         })
     }
@@ -571,6 +572,35 @@ mod tests {
         assert!(!shown.contains(":pw@"), "{shown}");
         assert!(shown.contains("<redacted>"), "{shown}");
         assert!(shown.contains("postgres://u:***@db/p"), "{shown}");
+    }
+
+    #[test]
+    fn the_example_file_is_valid_and_states_every_default() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../config.example.toml");
+        let text = std::fs::read_to_string(path).expect("config.example.toml");
+        let from_file: RawConfig = toml::from_str(&text).expect("every key is known");
+        assert_eq!(
+            toml::to_string(&from_file).expect("toml"),
+            toml::to_string(&RawConfig::default()).expect("toml"),
+            "config.example.toml and the defaults disagree"
+        );
+        Config::validate(from_file).expect("valid");
+    }
+
+    #[test]
+    fn node_settings_are_validated_with_their_key() {
+        let err = load("[node]\nlisten = \"everywhere\"\n", Cli::default()).expect_err("bad");
+        assert!(err.to_string().contains("node.listen"), "{err}");
+        let err = load("[node.trust]\nplacement = \"inbox\"\n", Cli::default()).expect_err("bad");
+        assert!(err.to_string().contains("node.trust.placement"), "{err}");
+        let err = load("[node.discovery]\nport = [1]\n", Cli::default()).expect_err("unknown key");
+        assert!(err.to_string().contains("port"), "{err}");
+        let c = load("[server]\ndata_dir = \"/srv/p2p\"\n", Cli::default()).expect("valid");
+        assert_eq!(c.keys_dir, PathBuf::from("/srv/p2p/keys"));
+        assert_eq!(
+            c.node.identity_file,
+            PathBuf::from("/srv/p2p/keys/node.key")
+        );
     }
 
     #[test]

@@ -13,6 +13,7 @@
 pub mod auth;
 pub mod config;
 pub mod http;
+pub mod node;
 pub mod panel;
 pub mod settings;
 pub mod shutdown;
@@ -54,6 +55,9 @@ pub enum ServerError {
     /// Serving HTTP failed.
     #[error("HTTP server error: {0}")]
     Serve(#[source] std::io::Error),
+    /// The embedded peer node could not start.
+    #[error(transparent)]
+    Node(#[from] node::NodeError),
 }
 
 /// How often expired sessions are deleted.
@@ -90,6 +94,14 @@ impl Server {
             .collect::<Result<Vec<_>, _>>()
             .map_err(ServerError::Serve)?;
 
+        let node = if config.node.enabled {
+            Some(Arc::new(
+                node::NodeService::start(&config.node, store.clone()).await?,
+            ))
+        } else {
+            None
+        };
+
         let leptos = LeptosOptions::builder()
             .output_name("p2pnet")
             .site_root(config.site_root.display().to_string())
@@ -104,6 +116,7 @@ impl Server {
             listen_addresses,
             transcripts: terminal::Transcripts::default(),
             metrics: http::metrics::HttpMetrics::default(),
+            node,
         };
         Ok(Self {
             state: AppState {
@@ -124,6 +137,11 @@ impl Server {
     /// The bound addresses.
     pub fn local_addrs(&self) -> &[SocketAddr] {
         &self.state.shared.listen_addresses
+    }
+
+    /// The embedded peer node, when it runs (for tests and tools).
+    pub fn node(&self) -> Option<Arc<node::NodeService>> {
+        self.state.shared.node.clone()
     }
 
     /// The store (for tests and tools).
@@ -168,6 +186,11 @@ impl Server {
         }
         shutdown.cancel();
         let _ = sweeper.await;
+        // Order: HTTP has drained; the node stops (and saves) before the
+        // store it saves to closes.
+        if let Some(node) = &self.state.shared.node {
+            node.stop().await;
+        }
         self.state.shared.store.close().await;
         tracing::info!("stopped");
         result

@@ -1,11 +1,15 @@
 //! The server's implementation of the panel's [`PanelBackend`].
 
 use app::{
-    api::{EditableSettings, Overview, PanelError, PeerRow, SettingsView},
+    api::{
+        DoctorReport, EditableSettings, NodeAction, Overview, PanelError, PeersView, RoutineRow,
+        SettingsView,
+    },
     ssr::PanelBackend,
 };
 
 use crate::{
+    node::{NodeService, actions::ActionError},
     settings::{self, ACCEPT_INBOUND_PEERS, NODE_NAME},
     state::{AppState, now_ms},
     store::{NewAudit, StoreError},
@@ -20,6 +24,22 @@ impl Panel {
     /// A backend over `state`.
     pub fn new(state: AppState) -> Self {
         Self { state }
+    }
+}
+
+impl Panel {
+    fn node(&self) -> Result<&NodeService, PanelError> {
+        self.state.shared.node.as_deref().ok_or_else(|| {
+            PanelError::Invalid("the peer node is off ([node] enabled = false)".into())
+        })
+    }
+}
+
+fn action_error(e: ActionError) -> PanelError {
+    match e {
+        ActionError::Invalid(message) => PanelError::Invalid(message),
+        ActionError::Failed(message) => PanelError::Internal(message),
+        ActionError::Store(e) => internal(e),
     }
 }
 
@@ -46,6 +66,7 @@ impl PanelBackend for Panel {
                 .collect(),
             node_name: effective.node_name,
             known_peers: shared.store.count_known_peers().await.map_err(internal)?,
+            node: shared.node.as_ref().map(|node| node.summary()),
         })
     }
 
@@ -95,23 +116,19 @@ impl PanelBackend for Panel {
         self.settings().await
     }
 
-    async fn peers(&self) -> Result<Vec<PeerRow>, PanelError> {
-        let peers = self
-            .state
-            .shared
-            .store
-            .known_peers()
-            .await
-            .map_err(internal)?;
-        Ok(peers
-            .into_iter()
-            .map(|p| PeerRow {
-                peer_id: p.peer_id,
-                addresses: p.addresses,
-                source: p.source,
-                first_seen_ms: p.first_seen_ms,
-                last_seen_ms: p.last_seen_ms,
-            })
-            .collect())
+    async fn peers_view(&self) -> Result<PeersView, PanelError> {
+        Ok(self.node()?.peers_view())
+    }
+
+    async fn doctor(&self, peer: &str) -> Result<DoctorReport, PanelError> {
+        self.node()?.doctor(peer).map_err(action_error)
+    }
+
+    async fn node_action(&self, actor: &str, action: NodeAction) -> Result<String, PanelError> {
+        self.node()?.run(actor, action).await.map_err(action_error)
+    }
+
+    async fn routines(&self) -> Result<Vec<RoutineRow>, PanelError> {
+        Ok(self.node()?.routines())
     }
 }

@@ -6,8 +6,8 @@ use axum::extract::FromRef;
 use leptos::config::LeptosOptions;
 
 use crate::{
-    auth::rate_limit::LoginLimiter, config::Config, http::metrics::HttpMetrics, store::Store,
-    terminal::Transcripts,
+    auth::rate_limit::LoginLimiter, config::Config, http::metrics::HttpMetrics, node::NodeService,
+    store::Store, terminal::Transcripts,
 };
 
 /// Shared server state; cheap to clone.
@@ -35,6 +35,8 @@ pub struct Shared {
     pub transcripts: Transcripts,
     /// Request counters and latencies.
     pub metrics: HttpMetrics,
+    /// The embedded peer node (`None` when `[node] enabled = false`).
+    pub node: Option<Arc<NodeService>>,
 }
 
 impl FromRef<AppState> for LeptosOptions {

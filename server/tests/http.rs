@@ -39,6 +39,8 @@ fn config(data: &std::path::Path, tweak: impl FnOnce(&mut RawConfig)) -> Config 
     raw.server.site_root = data.join("site");
     raw.auth.admin_password = PASSWORD.into();
     raw.log.filter = "warn".into();
+    raw.node.listen = "127.0.0.1:0".into();
+    raw.node.discovery.enabled = false;
     tweak(&mut raw);
     Config::validate(raw).expect("valid test config")
 }

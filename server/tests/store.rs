@@ -4,7 +4,12 @@
 
 use std::{sync::Arc, time::Duration};
 
-use server::store::{self, Backend, KnownPeerRecord, NewAudit, NewSession, Store};
+mod common;
+
+use common::pg::postgres;
+use server::store::{
+    self, AccessKind, Backend, GrantRecord, KnownPeerRecord, NewAudit, NewSession, Store,
+};
 
 const TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -18,71 +23,6 @@ async fn sqlite() -> (Arc<dyn Store>, tempfile::TempDir) {
             .expect("sqlite store"),
         dir,
     )
-}
-
-/// A fresh database on the test server, dropped by the returned guard.
-async fn postgres() -> Option<(Arc<dyn Store>, PgDatabase)> {
-    let Ok(admin_url) = std::env::var("P2PNET_TEST_POSTGRES_URL") else {
-        assert!(
-            std::env::var("P2PNET_REQUIRE_POSTGRES").is_err(),
-            "P2PNET_REQUIRE_POSTGRES is set but P2PNET_TEST_POSTGRES_URL is not"
-        );
-        eprintln!(
-            "skipping PostgreSQL: P2PNET_TEST_POSTGRES_URL not set (scripts/test.sh sets it)"
-        );
-        return None;
-    };
-    let db = PgDatabase::create(&admin_url).await;
-    let store = store::connect(&db.url, 4, TIMEOUT)
-        .await
-        .expect("postgres store");
-    Some((store, db))
-}
-
-struct PgDatabase {
-    admin_url: String,
-    name: String,
-    url: String,
-}
-
-impl PgDatabase {
-    async fn create(admin_url: &str) -> Self {
-        use std::sync::atomic::{AtomicU32, Ordering};
-        static N: AtomicU32 = AtomicU32::new(0);
-        let name = format!(
-            "p2pnet_test_{}_{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        );
-        let pool = sqlx::PgPool::connect(admin_url)
-            .await
-            .expect("connect to test server");
-        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-            .execute(&pool)
-            .await
-            .expect("create database");
-        pool.close().await;
-        let base = admin_url.rsplit_once('/').map_or(admin_url, |(b, _)| b);
-        Self {
-            admin_url: admin_url.to_owned(),
-            url: format!("{base}/{name}"),
-            name,
-        }
-    }
-
-    async fn drop_now(self, store: Arc<dyn Store>) {
-        store.close().await;
-        let pool = sqlx::PgPool::connect(&self.admin_url)
-            .await
-            .expect("connect");
-        sqlx::query(sqlx::AssertSqlSafe(format!(
-            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-            self.name
-        )))
-        .execute(&pool)
-        .await
-        .expect("drop database");
-    }
 }
 
 /// The suite. Each step asserts observable behaviour of the trait.
@@ -226,45 +166,142 @@ async fn suite(store: &dyn Store, backend: Backend) {
         "2 settings audits + 5 appended"
     );
 
-    // Known peers: upsert keeps first_seen, refreshes the rest.
+    // Known peers: saved in batches, first_seen kept, decisions and grants
+    // stored, forgotten peers deleted.
     assert_eq!(store.count_known_peers().await.expect("count"), 0);
     assert!(store.known_peers().await.expect("list").is_empty());
     let peer = KnownPeerRecord {
         peer_id: "p2p1abc".into(),
         addresses: vec!["127.0.0.1:9000".into(), "[::1]:9000".into()],
+        proven: vec!["127.0.0.1:9000".into()],
         source: "manual".into(),
         first_seen_ms: 50,
         last_seen_ms: 50,
+        decision: "undecided".into(),
+        persistent: false,
+        grants: vec![],
     };
-    store.upsert_known_peer(&peer).await.expect("insert");
+    let other = KnownPeerRecord {
+        peer_id: "p2p1zzz".into(),
+        last_seen_ms: 60,
+        ..peer.clone()
+    };
     store
-        .upsert_known_peer(&KnownPeerRecord {
-            addresses: vec!["127.0.0.1:9001".into()],
-            source: "broadcast".into(),
-            first_seen_ms: 70,
-            last_seen_ms: 70,
-            ..peer.clone()
-        })
+        .save_known_peers(&[peer.clone(), other.clone()])
+        .await
+        .expect("insert");
+    let approved = KnownPeerRecord {
+        addresses: vec!["127.0.0.1:9001".into()],
+        source: "discovery:broadcast".into(),
+        first_seen_ms: 70,
+        last_seen_ms: 70,
+        decision: "approved".into(),
+        persistent: true,
+        grants: vec![GrantRecord {
+            id: 3,
+            scopes: "data,file".into(),
+            max_file_size: Some(1 << 20),
+            expires_at_ms: Some(9_000),
+            granted_by: "ops".into(),
+            granted_at_ms: 65,
+        }],
+        ..peer.clone()
+    };
+    store
+        .save_known_peers(std::slice::from_ref(&approved))
         .await
         .expect("update");
-    store
-        .upsert_known_peer(&KnownPeerRecord {
-            peer_id: "p2p1zzz".into(),
-            last_seen_ms: 60,
-            ..peer.clone()
-        })
-        .await
-        .expect("second");
     let peers = store.known_peers().await.expect("list");
     assert_eq!(peers.len(), 2);
     assert_eq!(peers[0].peer_id, "p2p1abc", "most recently seen first");
     assert_eq!(peers[0].first_seen_ms, 50, "first_seen kept");
     assert_eq!(
-        (peers[0].last_seen_ms, peers[0].source.as_str()),
-        (70, "broadcast")
+        peers[0],
+        KnownPeerRecord {
+            first_seen_ms: 50,
+            ..approved
+        }
     );
-    assert_eq!(peers[0].addresses, vec!["127.0.0.1:9001".to_owned()]);
     assert_eq!(store.count_known_peers().await.expect("count"), 2);
+    store
+        .delete_known_peers(&["p2p1zzz".into(), "never-there".into()])
+        .await
+        .expect("delete");
+    assert_eq!(store.count_known_peers().await.expect("count"), 1);
+
+    // The access list: entries with their audit in one transaction.
+    let audit = |action: &str, detail: &str| NewAudit {
+        at_ms: 100,
+        actor: "admin".into(),
+        action: action.into(),
+        detail: detail.into(),
+    };
+    assert!(
+        store
+            .add_access(
+                AccessKind::Block,
+                "10.0.0.0/8",
+                &audit("node.block", "10.0.0.0/8")
+            )
+            .await
+            .expect("block")
+    );
+    assert!(
+        !store
+            .add_access(
+                AccessKind::Block,
+                "10.0.0.0/8",
+                &audit("node.block", "again")
+            )
+            .await
+            .expect("twice"),
+        "already there"
+    );
+    store
+        .add_access(
+            AccessKind::Allow,
+            "p2p1abc",
+            &audit("node.allow", "p2p1abc"),
+        )
+        .await
+        .expect("allow");
+    let list = store.access_list().await.expect("list");
+    assert_eq!(
+        list.iter()
+            .map(|e| (e.kind, e.target.as_str()))
+            .collect::<Vec<_>>(),
+        vec![
+            (AccessKind::Block, "10.0.0.0/8"),
+            (AccessKind::Allow, "p2p1abc")
+        ]
+    );
+    assert!(
+        store
+            .remove_access(
+                AccessKind::Block,
+                "10.0.0.0/8",
+                &audit("node.unblock", "10.0.0.0/8")
+            )
+            .await
+            .expect("unblock")
+    );
+    let audits_before = store.recent_audit(100).await.expect("audit").len();
+    assert!(
+        !store
+            .remove_access(
+                AccessKind::Block,
+                "10.0.0.0/8",
+                &audit("node.unblock", "gone")
+            )
+            .await
+            .expect("not there"),
+    );
+    assert_eq!(
+        store.recent_audit(100).await.expect("audit").len(),
+        audits_before,
+        "nothing is written for an entry that was not there"
+    );
+    assert_eq!(store.access_list().await.expect("list").len(), 1);
 }
 
 #[tokio::test]

@@ -1,15 +1,15 @@
-//! `/peers`: the peers known to the store, with a filter.
+//! `/peers`: the node's known peers, with a filter.
 
 use leptos::prelude::*;
 use leptos_meta::Title;
 
 use super::{error_view, format_unix_ms};
-use crate::api::{PeerRow, list_peers};
+use crate::api::{KnownPeerRow, load_peers};
 
 /// The peer list.
 #[component]
 pub fn PeersPage() -> impl IntoView {
-    let data = Resource::new(|| (), |_| list_peers());
+    let data = Resource::new(|| (), |_| load_peers());
     let filter = RwSignal::new(String::new());
     view! {
         <Title text="Peers" />
@@ -24,14 +24,14 @@ pub fn PeersPage() -> impl IntoView {
         </div>
         <Transition fallback=|| view! { <p>"Loading…"</p> }>
             {move || data.get().map(|result| match result {
-                Ok(rows) => peer_table(rows, filter).into_any(),
+                Ok(view) => peer_table(view.known, filter).into_any(),
                 Err(e) => error_view(e),
             })}
         </Transition>
     }
 }
 
-fn matches(row: &PeerRow, needle: &str) -> bool {
+fn matches(row: &KnownPeerRow, needle: &str) -> bool {
     needle.is_empty()
         || row.peer_id.to_lowercase().contains(needle)
         || row.source.to_lowercase().contains(needle)
@@ -41,7 +41,7 @@ fn matches(row: &PeerRow, needle: &str) -> bool {
             .any(|a| a.to_lowercase().contains(needle))
 }
 
-fn peer_table(rows: Vec<PeerRow>, filter: RwSignal<String>) -> impl IntoView {
+fn peer_table(rows: Vec<KnownPeerRow>, filter: RwSignal<String>) -> impl IntoView {
     let total = rows.len();
     let visible = move || {
         let needle = filter.get().trim().to_lowercase();

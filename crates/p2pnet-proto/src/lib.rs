@@ -152,8 +152,8 @@ pub use identity::{Keypair, PeerId};
 pub use packet::{Packet, PacketKind};
 pub use time::Instant;
 pub use trust::{
-    AccessList, Admission, Decision, DenyReason, Direction, IncomingPeerTrustPolicy, Placement,
-    TrustLevel,
+    AccessList, AccessTarget, Admission, Decision, DenyReason, Direction, IncomingPeerTrustPolicy,
+    Placement, TrustLevel,
 };
 
 /// The protocol version: bound into the handshake prologue, sent in the

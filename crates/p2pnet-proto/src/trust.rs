@@ -186,6 +186,24 @@ pub enum Admission {
     },
 }
 
+/// One entry of an [`AccessList`]: a peer id or a network.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AccessTarget {
+    /// A peer id.
+    Peer(PeerId),
+    /// An address (a /32 or /128) or a network.
+    Network(IpNet),
+}
+
+impl std::fmt::Display for AccessTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Peer(peer) => write!(f, "{peer}"),
+            Self::Network(net) => write!(f, "{net}"),
+        }
+    }
+}
+
 /// Which connections an [`AccessList`]'s allow-list restricts.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum AllowListScope {
@@ -283,6 +301,39 @@ impl AccessList {
     /// Whether `peer` is on the allow-list by id.
     pub fn allows_peer(&self, peer: &PeerId) -> bool {
         self.allowed_peers.contains(peer)
+    }
+
+    /// Whether `peer` is on the block-list by id.
+    pub fn blocks_peer(&self, peer: &PeerId) -> bool {
+        self.blocked_peers.contains(peer)
+    }
+
+    /// Every blocked peer id and network, ids first.
+    pub fn blocked(&self) -> impl Iterator<Item = AccessTarget> + '_ {
+        self.blocked_peers
+            .iter()
+            .copied()
+            .map(AccessTarget::Peer)
+            .chain(
+                self.blocked_networks
+                    .iter()
+                    .copied()
+                    .map(AccessTarget::Network),
+            )
+    }
+
+    /// Every allow-listed peer id and network, ids first.
+    pub fn allowed(&self) -> impl Iterator<Item = AccessTarget> + '_ {
+        self.allowed_peers
+            .iter()
+            .copied()
+            .map(AccessTarget::Peer)
+            .chain(
+                self.allowed_networks
+                    .iter()
+                    .copied()
+                    .map(AccessTarget::Network),
+            )
     }
 
     /// Whether the allow-list has any entry.

@@ -140,6 +140,28 @@ pub struct KnownPeer {
     pub last_dials: Vec<DialRecord>,
 }
 
+impl KnownPeer {
+    /// A peer with nothing recorded yet but its id and source, seen now;
+    /// for an application that builds records to
+    /// [`restore_peer`](crate::PeerNetwork::restore_peer).
+    pub fn new(peer_id: PeerId, source: PeerSource) -> Self {
+        let now = SystemTime::now();
+        Self {
+            peer_id,
+            addresses: Vec::new(),
+            proven_addresses: Vec::new(),
+            source,
+            first_seen: now,
+            last_seen: now,
+            approved: false,
+            rejected: false,
+            grants: Vec::new(),
+            persistent: false,
+            last_dials: Vec::new(),
+        }
+    }
+}
+
 /// Dials remembered per peer.
 pub const MAX_DIALS_KEPT: usize = 4;
 

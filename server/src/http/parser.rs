@@ -21,7 +21,7 @@ use crate::{
     },
     state::{AppState, now_ms},
     store::NewAudit,
-    terminal::{self, Command},
+    terminal,
 };
 
 /// Runs one command line and returns the lines it added to the transcript.
@@ -42,7 +42,7 @@ pub async fn input(
         })
         .await?;
     let mut lines = vec![(TerminalLineKind::Input, format!("› {shown}"))];
-    match run(&state, &session, &body.line) {
+    match terminal::run(&state, &session, &body.line).await {
         Ok(output) => lines.extend(output.into_iter().map(|l| (TerminalLineKind::Output, l))),
         Err(e) => lines.push((TerminalLineKind::Error, e.to_string())),
     }
@@ -74,21 +74,6 @@ pub async fn output(
         .transcripts
         .since(&session.token_hash, query.after);
     Ok(Json(TerminalOutput { lines, next }))
-}
-
-fn run(
-    state: &AppState,
-    session: &AuthSession,
-    line: &str,
-) -> Result<Vec<String>, terminal::ParseError> {
-    Ok(match terminal::parse(line)? {
-        Command::Help(topic) => terminal::command::help(topic.as_deref())?,
-        Command::Version => vec![format!("p2pnet-server {}", env!("CARGO_PKG_VERSION"))],
-        Command::WhoAmI => vec![session.username.clone()],
-        Command::Uptime => {
-            vec![format!("up {} s", state.shared.started.elapsed().as_secs())]
-        }
-    })
 }
 
 /// The line as it may be shown and logged: bounded, control characters escaped.

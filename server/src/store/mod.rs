@@ -6,14 +6,15 @@
 //! migration folders differ. The `query!` macros are deliberately not used:
 //! they would need a live database at compile time.
 
+mod peers;
 mod postgres;
 mod sqlite;
 
 use std::time::Duration;
 
 use async_trait::async_trait;
-use serde::{Deserialize, Serialize};
 
+pub use peers::{AccessEntry, AccessKind, GrantRecord, KnownPeerRecord, PeerStore};
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
@@ -108,21 +109,6 @@ pub struct AuditRecord {
     pub entry: NewAudit,
 }
 
-/// A peer the node knows about.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct KnownPeerRecord {
-    /// Printable peer id.
-    pub peer_id: String,
-    /// Addresses it was seen at.
-    pub addresses: Vec<String>,
-    /// How it was learned.
-    pub source: String,
-    /// First seen, Unix ms.
-    pub first_seen_ms: i64,
-    /// Last seen, Unix ms.
-    pub last_seen_ms: i64,
-}
-
 /// Which database a store talks to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Backend {
@@ -137,7 +123,7 @@ pub enum Backend {
 /// Every method is a single statement or a single transaction, so a failure
 /// leaves the stored data as it was.
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store: PeerStore + Send + Sync + 'static {
     /// Which backend this is.
     fn backend(&self) -> Backend;
     /// Backend and location for display, without credentials.
@@ -179,13 +165,6 @@ pub trait Store: Send + Sync + 'static {
     async fn append_audit(&self, entry: &NewAudit) -> Result<(), StoreError>;
     /// The newest `limit` audit entries, newest first.
     async fn recent_audit(&self, limit: u32) -> Result<Vec<AuditRecord>, StoreError>;
-
-    /// Inserts a peer or refreshes its addresses, source and last-seen time.
-    async fn upsert_known_peer(&self, peer: &KnownPeerRecord) -> Result<(), StoreError>;
-    /// All known peers, most recently seen first.
-    async fn known_peers(&self) -> Result<Vec<KnownPeerRecord>, StoreError>;
-    /// Number of known peers.
-    async fn count_known_peers(&self) -> Result<u64, StoreError>;
 
     /// Runs a trivial query: is the database answering?
     async fn ping(&self) -> Result<(), StoreError>;
@@ -230,9 +209,12 @@ pub fn redact_url(url: &str) -> String {
     }
 }
 
-/// Implements [`Store`] for a struct with a `pool: sqlx::Pool<$db>` field.
+/// Implements [`Store`] (and [`PeerStore`]) for a struct with a
+/// `pool: sqlx::Pool<$db>` field.
 macro_rules! sql_store {
     ($store:ty) => {
+        $crate::store::peers::peer_store!($store);
+
         #[async_trait::async_trait]
         impl $crate::store::Store for $store {
             fn backend(&self) -> $crate::store::Backend {
@@ -411,58 +393,6 @@ macro_rules! sql_store {
                         })
                     })
                     .collect()
-            }
-
-            async fn upsert_known_peer(
-                &self,
-                p: &$crate::store::KnownPeerRecord,
-            ) -> Result<(), $crate::store::StoreError> {
-                let addresses = serde_json::to_string(&p.addresses)
-                    .map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
-                sqlx::query(
-                    "INSERT INTO known_peers (peer_id, addresses, source, first_seen_ms, last_seen_ms) \
-                     VALUES ($1, $2, $3, $4, $5) \
-                     ON CONFLICT (peer_id) DO UPDATE SET addresses = excluded.addresses, \
-                     source = excluded.source, last_seen_ms = excluded.last_seen_ms",
-                )
-                .bind(&p.peer_id)
-                .bind(addresses)
-                .bind(&p.source)
-                .bind(p.first_seen_ms)
-                .bind(p.last_seen_ms)
-                .execute(&self.pool)
-                .await?;
-                Ok(())
-            }
-
-            async fn known_peers(&self) -> Result<Vec<$crate::store::KnownPeerRecord>, $crate::store::StoreError> {
-                use sqlx::Row as _;
-                let rows = sqlx::query(
-                    "SELECT peer_id, addresses, source, first_seen_ms, last_seen_ms FROM known_peers \
-                     ORDER BY last_seen_ms DESC, peer_id",
-                )
-                .fetch_all(&self.pool)
-                .await?;
-                rows.into_iter()
-                    .map(|r| {
-                        let addresses: String = r.try_get("addresses")?;
-                        Ok($crate::store::KnownPeerRecord {
-                            peer_id: r.try_get("peer_id")?,
-                            addresses: serde_json::from_str(&addresses)
-                                .map_err(|e| sqlx::Error::Decode(Box::new(e)))?,
-                            source: r.try_get("source")?,
-                            first_seen_ms: r.try_get("first_seen_ms")?,
-                            last_seen_ms: r.try_get("last_seen_ms")?,
-                        })
-                    })
-                    .collect()
-            }
-
-            async fn count_known_peers(&self) -> Result<u64, $crate::store::StoreError> {
-                let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM known_peers")
-                    .fetch_one(&self.pool)
-                    .await?;
-                Ok(u64::try_from(n).unwrap_or(0))
             }
 
             async fn ping(&self) -> Result<(), $crate::store::StoreError> {

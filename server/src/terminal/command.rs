@@ -3,6 +3,8 @@
 //! Input is untrusted: it is bounded, must be printable, and anything not
 //! understood yields a [`ParseError`] whose message tells the user what to do.
 
+use app::api::NodeAction;
+
 /// Longest accepted line, in bytes.
 pub const MAX_LINE: usize = 1024;
 
@@ -17,14 +19,67 @@ pub enum Command {
     WhoAmI,
     /// `uptime`
     Uptime,
+    /// `node`: the node's id, listen address and counts.
+    Node,
+    /// `peers`
+    Peers,
+    /// `channels`
+    Channels,
+    /// `pending`
+    Pending,
+    /// `doctor ID`
+    Doctor(String),
+    /// `discovery`
+    Discovery,
+    /// `routines`
+    Routines,
+    /// An action on the node (approve, block, send, routine ...).
+    Action(NodeAction),
 }
 
-/// Every command with its one-line description, in `help` order.
-pub const COMMANDS: [(&str, &str); 4] = [
+/// Every command with its one-line description, in `help` order. An ID
+/// may be any unambiguous prefix of a peer id.
+pub const COMMANDS: [(&str, &str); 22] = [
     ("help", "list commands, or `help <command>` for one"),
     ("version", "show the server version"),
     ("whoami", "show the logged-in administrator"),
     ("uptime", "show how long the server has been running"),
+    ("node", "the node's id, listen address and counts"),
+    ("peers", "known peers with their decisions and grants"),
+    ("channels", "active channels: state, round trip, bytes"),
+    ("pending", "peers waiting for approval"),
+    (
+        "approve",
+        "`approve ID`: let a waiting peer in (remembered)",
+    ),
+    ("reject", "`reject ID`: refuse a waiting peer"),
+    (
+        "connect",
+        "`connect ADDR` or `connect ID@ADDR`: dial a peer",
+    ),
+    ("disconnect", "`disconnect ID`: close the channel to a peer"),
+    (
+        "remove",
+        "`remove ID`: forget a peer and what was decided about it",
+    ),
+    (
+        "block",
+        "`block ID|ADDRESS|CIDR`: refuse it both ways, now and later",
+    ),
+    ("unblock", "`unblock ID|ADDRESS|CIDR`: lift a block"),
+    ("elevate", "`elevate ID`: grant a peer everything"),
+    ("demote", "`demote ID`: revoke every grant of a peer"),
+    ("send", "`send ID TEXT`: send a text message"),
+    ("doctor", "`doctor ID`: why a peer is or is not connected"),
+    (
+        "discovery",
+        "LAN discovery: ports, interfaces, datagrams, peers heard",
+    ),
+    ("routines", "the node's routines"),
+    (
+        "routine",
+        "`routine start|stop NAME` or `routine interval NAME SECS`",
+    ),
 ];
 
 /// Why a line was not accepted.
@@ -65,6 +120,10 @@ pub fn parse(line: &str) -> Result<Command, ParseError> {
         return Err(ParseError::Empty);
     };
     let args: Vec<&str> = words.collect();
+    let one = |command: &'static str, expected: &'static str| match args.as_slice() {
+        [arg] => Ok((*arg).to_owned()),
+        _ => Err(ParseError::Arguments { command, expected }),
+    };
     let no_args = |command: &'static str, cmd: Command| {
         if args.is_empty() {
             Ok(cmd)
@@ -87,6 +146,79 @@ pub fn parse(line: &str) -> Result<Command, ParseError> {
         "version" => no_args("version", Command::Version),
         "whoami" => no_args("whoami", Command::WhoAmI),
         "uptime" => no_args("uptime", Command::Uptime),
+        "node" => no_args("node", Command::Node),
+        "peers" => no_args("peers", Command::Peers),
+        "channels" => no_args("channels", Command::Channels),
+        "pending" => no_args("pending", Command::Pending),
+        "discovery" => no_args("discovery", Command::Discovery),
+        "routines" => no_args("routines", Command::Routines),
+        "doctor" => one("doctor", "one peer id").map(Command::Doctor),
+        "approve" => {
+            one("approve", "one peer id").map(|peer| Command::Action(NodeAction::Approve { peer }))
+        }
+        "reject" => {
+            one("reject", "one peer id").map(|peer| Command::Action(NodeAction::Reject { peer }))
+        }
+        "disconnect" => one("disconnect", "one peer id")
+            .map(|peer| Command::Action(NodeAction::Disconnect { peer })),
+        "remove" => {
+            one("remove", "one peer id").map(|peer| Command::Action(NodeAction::Remove { peer }))
+        }
+        "elevate" => {
+            one("elevate", "one peer id").map(|peer| Command::Action(NodeAction::Elevate { peer }))
+        }
+        "demote" => {
+            one("demote", "one peer id").map(|peer| Command::Action(NodeAction::Demote { peer }))
+        }
+        "connect" => one("connect", "ADDR or ID@ADDR")
+            .map(|target| Command::Action(NodeAction::Connect { target })),
+        "block" => one("block", "one peer id, address or CIDR")
+            .map(|target| Command::Action(NodeAction::Block { target })),
+        "unblock" => one("unblock", "one peer id, address or CIDR")
+            .map(|target| Command::Action(NodeAction::Unblock { target })),
+        "send" => match args.as_slice() {
+            [peer, _, ..] => {
+                // The text is the rest of the line, spacing kept.
+                let after_name = line.trim_start()[name.len()..].trim_start();
+                let text = after_name[peer.len()..].trim().to_owned();
+                Ok(Command::Action(NodeAction::Send {
+                    peer: (*peer).to_owned(),
+                    text,
+                }))
+            }
+            _ => Err(ParseError::Arguments {
+                command: "send",
+                expected: "a peer id and a message",
+            }),
+        },
+        "routine" => match args.as_slice() {
+            [verb, name] if verb.eq_ignore_ascii_case("start") => {
+                Ok(Command::Action(NodeAction::RoutineStart {
+                    name: (*name).to_owned(),
+                }))
+            }
+            [verb, name] if verb.eq_ignore_ascii_case("stop") => {
+                Ok(Command::Action(NodeAction::RoutineStop {
+                    name: (*name).to_owned(),
+                }))
+            }
+            [verb, name, secs] if verb.eq_ignore_ascii_case("interval") => secs
+                .parse::<u64>()
+                .map(|secs| {
+                    Command::Action(NodeAction::RoutineInterval {
+                        name: (*name).to_owned(),
+                        secs,
+                    })
+                })
+                .map_err(|_| ParseError::Arguments {
+                    command: "routine",
+                    expected: "a whole number of seconds after `interval NAME`",
+                }),
+            _ => Err(ParseError::Arguments {
+                command: "routine",
+                expected: "`start NAME`, `stop NAME` or `interval NAME SECS`",
+            }),
+        },
         _ => Err(ParseError::Unknown(truncate(name, 40))),
     }
 }
@@ -99,7 +231,7 @@ pub fn help(topic: Option<&str>) -> Result<Vec<String>, ParseError> {
             lines.extend(
                 COMMANDS
                     .iter()
-                    .map(|(name, about)| format!("  {name:<8} {about}")),
+                    .map(|(name, about)| format!("  {name:<10} {about}")),
             );
             Ok(lines)
         }
@@ -132,6 +264,56 @@ mod tests {
         assert_eq!(parse("version"), Ok(Command::Version));
         assert_eq!(parse("WhoAmI"), Ok(Command::WhoAmI));
         assert_eq!(parse("uptime"), Ok(Command::Uptime));
+        assert_eq!(parse("peers"), Ok(Command::Peers));
+        assert_eq!(parse("doctor ab12"), Ok(Command::Doctor("ab12".into())));
+        assert_eq!(
+            parse("approve ab12"),
+            Ok(Command::Action(NodeAction::Approve {
+                peer: "ab12".into()
+            }))
+        );
+        assert_eq!(
+            parse("connect ab12@127.0.0.1:4000"),
+            Ok(Command::Action(NodeAction::Connect {
+                target: "ab12@127.0.0.1:4000".into()
+            }))
+        );
+        assert_eq!(
+            parse("block 10.0.0.0/8"),
+            Ok(Command::Action(NodeAction::Block {
+                target: "10.0.0.0/8".into()
+            }))
+        );
+        assert_eq!(
+            parse("send ab12   hello,  world "),
+            Ok(Command::Action(NodeAction::Send {
+                peer: "ab12".into(),
+                text: "hello,  world".into()
+            }))
+        );
+        assert_eq!(
+            parse("routine interval DiscernPeerChannels 30"),
+            Ok(Command::Action(NodeAction::RoutineInterval {
+                name: "DiscernPeerChannels".into(),
+                secs: 30
+            }))
+        );
+    }
+
+    #[test]
+    fn node_commands_name_what_they_need() {
+        for line in [
+            "approve",
+            "approve a b",
+            "send ab12",
+            "routine",
+            "routine interval X soon",
+            "doctor",
+        ] {
+            let err = parse(line).expect_err(line);
+            assert!(matches!(err, ParseError::Arguments { .. }), "{line}: {err}");
+            assert!(err.to_string().contains("help"), "{line}: {err}");
+        }
     }
 
     #[test]

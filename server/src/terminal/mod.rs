@@ -1,7 +1,9 @@
 //! The panel's command line: parsing, running, and per-session transcripts.
 
 pub mod command;
+mod run;
 mod transcript;
 
 pub use command::{Command, ParseError, parse};
+pub use run::{RunError, run};
 pub use transcript::{TranscriptKey, Transcripts};

@@ -147,7 +147,9 @@ impl DiscoveryConfig {
         self
     }
 
-    pub(crate) fn validate(&self) -> Result<()> {
+    /// Checks the settings as [`PeerNetworkBuilder::start`](crate::PeerNetworkBuilder::start)
+    /// will, so an application can report a bad value before starting.
+    pub fn validate(&self) -> Result<()> {
         let invalid = |message: &str| Err(Error::InvalidConfig(format!("discovery: {message}")));
         if self.ports.is_empty() || self.ports.len() > MAX_DESIGNATED_PORTS {
             return invalid("designated_ports needs 1 to 16 ports");

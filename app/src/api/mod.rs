@@ -1,0 +1,54 @@
+//! What the panel shows, and the server functions that fetch or change it,
+//! one module per page.
+//!
+//! The types here are plain data shared by the server and the browser. Every
+//! server function uses [`CsrfClient`](crate::csrf_client::CsrfClient) and
+//! returns [`PanelError`], so a caller can tell "not logged in" from "bad
+//! input" from "server trouble".
+
+mod live;
+mod node;
+mod overview;
+mod peers;
+mod routines;
+mod settings;
+mod terminal;
+
+use serde::{Deserialize, Serialize};
+use server_fn::{
+    codec::JsonEncoding,
+    error::{FromServerFnError, ServerFnErrorErr},
+};
+
+pub use live::*;
+pub use node::*;
+pub use overview::*;
+pub use peers::*;
+pub use routines::*;
+pub use settings::*;
+pub use terminal::*;
+
+/// Why a panel call failed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+pub enum PanelError {
+    /// No valid session: log in again.
+    #[error("not logged in")]
+    Unauthorized,
+    /// The input was rejected; the message says why.
+    #[error("invalid input: {0}")]
+    Invalid(String),
+    /// The server could not complete the call (database down, …).
+    #[error("server error: {0}")]
+    Internal(String),
+    /// The call itself failed (network, encoding).
+    #[error("request failed: {0}")]
+    Request(String),
+}
+
+impl FromServerFnError for PanelError {
+    type Encoder = JsonEncoding;
+
+    fn from_server_fn_error(value: ServerFnErrorErr) -> Self {
+        Self::Request(value.to_string())
+    }
+}
