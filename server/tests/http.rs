@@ -536,3 +536,62 @@ async fn a_second_server_on_a_taken_port_fails_clearly() {
     );
     s.shutdown().await;
 }
+
+/// Opens the server's SQLite database beside it (WAL lets both read).
+async fn open_store(dir: &std::path::Path) -> std::sync::Arc<dyn server::store::Store> {
+    server::store::connect(
+        &format!("sqlite://{}/p2pnet.db", dir.display()),
+        1,
+        Duration::from_secs(5),
+    )
+    .await
+    .expect("store")
+}
+
+/// One failed login (wrong password) as seen through a proxy that sent `xff`.
+async fn forwarded_login(c: &Client, s: &Running, xff: &str) -> reqwest::Response {
+    c.post(s.url("/auth/login"))
+        .header("x-forwarded-for", xff)
+        .form(&[("username", "admin"), ("password", "wrong password!")])
+        .send()
+        .await
+        .expect("login attempt")
+}
+
+#[tokio::test]
+async fn forwarded_for_takes_the_address_the_proxy_appended() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = start(config(dir.path(), |r| {
+        r.server.trust_forwarded_for = true;
+        r.auth.login_attempts_per_minute = 1;
+    }))
+    .await;
+    let c = client();
+    // The client forges the first entry; the trusted proxy appends the real one.
+    let r = forwarded_login(&c, &s, "203.0.113.1, 198.51.100.7").await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let r = forwarded_login(&c, &s, "203.0.113.2, 198.51.100.7").await;
+    assert_eq!(
+        r.status(),
+        StatusCode::TOO_MANY_REQUESTS,
+        "a rotated first entry must not buy a fresh limiter budget"
+    );
+
+    let audit = open_store(dir.path())
+        .await
+        .recent_audit(50)
+        .await
+        .expect("audit");
+    let failed: Vec<&str> = audit
+        .iter()
+        .filter(|a| a.entry.action == "auth.login_failed")
+        .map(|a| a.entry.detail.as_str())
+        .collect();
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    assert!(failed[0].contains("from 198.51.100.7"), "{failed:?}");
+    assert!(
+        audit.iter().all(|a| !a.entry.detail.contains("203.0.113.")),
+        "forged entries never reach the audit log: {audit:?}"
+    );
+    s.shutdown().await;
+}

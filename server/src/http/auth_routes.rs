@@ -161,19 +161,35 @@ async fn audit(
     Ok(())
 }
 
-/// The client address: the socket peer, or the first `X-Forwarded-For`
-/// entry when the operator said a trusted proxy sets it.
+/// The client address: the socket peer, or, when the operator said a trusted
+/// proxy sets `X-Forwarded-For`, the entry that proxy appended.
+///
+/// That is the last entry of the last header line: everything before it was
+/// written by the client (or by proxies nobody vouched for) and can be
+/// forged, so trusting the first entry let a client pick its own limiter
+/// budget and audit address. A last entry that is not an address (a
+/// misconfigured proxy) falls back to the socket peer, never to an earlier
+/// entry. `IP:port` and `[IPv6]:port` forms are accepted.
 pub fn client_ip(peer: SocketAddr, headers: &HeaderMap, trust_forwarded_for: bool) -> IpAddr {
     if trust_forwarded_for
         && let Some(ip) = headers
-            .get("x-forwarded-for")
+            .get_all("x-forwarded-for")
+            .iter()
+            .next_back()
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split(',').next())
-            .and_then(|first| first.trim().parse().ok())
+            .and_then(|v| v.rsplit(',').next())
+            .and_then(|last| parse_forwarded_address(last.trim()))
     {
         return ip;
     }
     peer.ip()
+}
+
+fn parse_forwarded_address(entry: &str) -> Option<IpAddr> {
+    entry
+        .parse()
+        .ok()
+        .or_else(|| entry.parse::<SocketAddr>().ok().map(|a| a.ip()))
 }
 
 /// A same-site path to continue to after login; anything else becomes `/`.
@@ -215,11 +231,24 @@ mod tests {
             HeaderValue::from_static("203.0.113.9, 10.0.0.1"),
         );
         assert_eq!(client_ip(peer, &headers, false), peer.ip());
+        // The trusted proxy appended the last entry; the client wrote the rest.
         assert_eq!(
             client_ip(peer, &headers, true),
-            "203.0.113.9".parse::<IpAddr>().expect("ip")
+            "10.0.0.1".parse::<IpAddr>().expect("ip")
         );
-        headers.insert("x-forwarded-for", HeaderValue::from_static("garbage"));
+        // A second header line is the proxy's if the client sent one too.
+        headers.append(
+            "x-forwarded-for",
+            HeaderValue::from_static("[2001:db8::7]:443"),
+        );
+        assert_eq!(
+            client_ip(peer, &headers, true),
+            "2001:db8::7".parse::<IpAddr>().expect("ip")
+        );
+        headers.insert(
+            "x-forwarded-for",
+            HeaderValue::from_static("203.0.113.9, garbage"),
+        );
         assert_eq!(client_ip(peer, &headers, true), peer.ip());
     }
 }
