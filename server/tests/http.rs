@@ -595,3 +595,46 @@ async fn forwarded_for_takes_the_address_the_proxy_appended() {
     );
     s.shutdown().await;
 }
+
+#[tokio::test]
+async fn metric_labels_stay_bounded() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = start(config(dir.path(), |_| {})).await;
+    let c = client();
+    for i in 0..150u32 {
+        let noise = blake3::hash(&i.to_le_bytes()).to_hex();
+        let method = reqwest::Method::from_bytes(format!("X{}", &noise[..10]).as_bytes())
+            .expect("method token");
+        let r = c
+            .request(
+                method,
+                s.url(&format!("/{}/{}", &noise[10..20], &noise[20..30])),
+            )
+            .send()
+            .await
+            .expect("invented method");
+        assert!(r.status().is_client_error(), "{}", r.status());
+        let r = c
+            .get(s.url(&format!("/pkg/{}", &noise[30..40])))
+            .send()
+            .await
+            .expect("random path");
+        assert!(r.status().is_client_error(), "{}", r.status());
+    }
+    let body = c
+        .get(s.url("/metrics"))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    let series = body
+        .lines()
+        .filter(|l| l.starts_with("p2pnet_http_requests_total{"))
+        .count();
+    assert!(series <= 12, "{series} request series:\n{body}");
+    assert!(body.len() < 24 * 1024, "{} bytes:\n{body}", body.len());
+    assert!(body.contains("method=\"other\""), "{body}");
+    s.shutdown().await;
+}
