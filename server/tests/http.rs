@@ -638,3 +638,107 @@ async fn metric_labels_stay_bounded() {
     assert!(body.contains("method=\"other\""), "{body}");
     s.shutdown().await;
 }
+
+#[tokio::test]
+async fn login_limit_counts_an_ipv6_64_as_one_client() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = start(config(dir.path(), |r| {
+        r.server.trust_forwarded_for = true;
+        r.auth.login_attempts_per_minute = 1;
+    }))
+    .await;
+    let c = client();
+    let r = forwarded_login(&c, &s, "2001:db8:1:2::1").await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let r = forwarded_login(&c, &s, "2001:db8:1:2:ffff:ffff:ffff:fffe").await;
+    assert_eq!(
+        r.status(),
+        StatusCode::TOO_MANY_REQUESTS,
+        "another address of the same /64 shares the budget"
+    );
+    let r = forwarded_login(&c, &s, "2001:db8:1:3::1").await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER, "the next /64 does not");
+    s.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_password_checks_are_capped() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = start(config(dir.path(), |r| r.server.trust_forwarded_for = true)).await;
+    // Eight clients at once, each with its own limiter budget: only the cap
+    // on concurrent password checks can turn any of them away.
+    let mut attempts = tokio::task::JoinSet::new();
+    for i in 0..8 {
+        let (c, url) = (client(), s.url("/auth/login"));
+        attempts.spawn(async move {
+            c.post(url)
+                .header("x-forwarded-for", format!("198.51.100.{}", 10 + i))
+                .form(&[("username", "admin"), ("password", "wrong password!")])
+                .send()
+                .await
+                .expect("login attempt")
+        });
+    }
+    let responses = attempts.join_all().await;
+    let checked = responses
+        .iter()
+        .filter(|r| r.status() == StatusCode::SEE_OTHER)
+        .count();
+    let busy: Vec<_> = responses
+        .iter()
+        .filter(|r| r.status() == StatusCode::SERVICE_UNAVAILABLE)
+        .collect();
+    assert_eq!(checked + busy.len(), responses.len(), "only 303 or 503");
+    assert!(checked >= 4, "the first four are always checked: {checked}");
+    assert!(
+        !busy.is_empty(),
+        "eight concurrent Argon2 checks were all admitted"
+    );
+    for r in busy {
+        assert!(r.headers().contains_key(header::RETRY_AFTER));
+    }
+    s.shutdown().await;
+}
+
+#[tokio::test]
+async fn refused_logins_are_merged_in_the_audit_log() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = start(config(dir.path(), |r| r.auth.login_attempts_per_minute = 2)).await;
+    let c = client();
+    for i in 0..20 {
+        let r = c
+            .post(s.url("/auth/login"))
+            .form(&[("username", "admin"), ("password", "wrong password!")])
+            .send()
+            .await
+            .expect("attempt");
+        let expected = if i < 2 {
+            StatusCode::SEE_OTHER
+        } else {
+            StatusCode::TOO_MANY_REQUESTS
+        };
+        assert_eq!(r.status(), expected, "attempt {i}");
+    }
+    let audit = open_store(dir.path())
+        .await
+        .recent_audit(100)
+        .await
+        .expect("audit");
+    let refused: Vec<(&str, &str)> = audit
+        .iter()
+        .filter(|a| a.entry.action.starts_with("auth.login_"))
+        .map(|a| (a.entry.action.as_str(), a.entry.detail.as_str()))
+        .collect();
+    assert_eq!(refused.len(), 2, "one row per source and kind: {refused:?}");
+    assert_eq!(refused[0].0, "auth.login_throttled");
+    assert!(
+        refused[0].1.starts_with("18 attempts from 127.0.0.1"),
+        "{refused:?}"
+    );
+    assert_eq!(refused[1].0, "auth.login_failed");
+    assert!(
+        refused[1].1.starts_with("2 attempts from 127.0.0.1"),
+        "{refused:?}"
+    );
+    s.shutdown().await;
+}

@@ -46,28 +46,40 @@ pub async fn login(
         .take(64)
         .collect();
 
-    if let Err(wait) = shared.login_limiter.check(client, Instant::now()) {
-        audit(
-            &state,
-            "system",
-            "auth.login_throttled",
-            format!("user={username} from {client}"),
-        )
-        .await?;
+    let limiter = &shared.login_limiter;
+    if let Err(wait) = limiter.check(client, Instant::now()) {
+        limiter
+            .refusals()
+            .record(
+                shared.store.as_ref(),
+                "auth.login_throttled",
+                client,
+                &username,
+                Instant::now(),
+                now_ms(),
+            )
+            .await?;
         let secs = wait.as_secs().max(1);
-        let mut response = (
+        return Ok(retry_page(
             StatusCode::TOO_MANY_REQUESTS,
-            Html(format!(
-                "<!DOCTYPE html><title>Too many attempts</title><p>Too many login attempts. \
-                 Try again in {secs} s.</p><p><a href=\"/login?error=rate\">Back to login</a></p>"
-            )),
-        )
-            .into_response();
-        if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
-            response.headers_mut().insert(header::RETRY_AFTER, v);
-        }
-        return Ok(response);
+            "Too many attempts",
+            &format!("Too many login attempts. Try again in {secs} s."),
+            "/login?error=rate",
+            secs,
+        ));
     }
+    // The attempt has already spent its limiter token, so retrying a busy
+    // server is not free for anyone.
+    let Some(permit) = limiter.try_password_check() else {
+        tracing::debug!(%client, "login refused: password checks at capacity");
+        return Ok(retry_page(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Busy",
+            "The server is checking other logins. Try again in a moment.",
+            "/login",
+            BUSY_RETRY_AFTER_SECS,
+        ));
+    };
 
     let admin = shared.store.find_admin(&username).await?;
     let candidate = form.password;
@@ -75,19 +87,27 @@ pub async fn login(
         || password::decoy_hash().to_owned(),
         |a| a.password_hash.clone(),
     );
-    let valid = tokio::task::spawn_blocking(move || password::verify(&candidate, &phc))
-        .await
-        .map_err(|e| ApiError::internal(&e))?;
+    let valid = tokio::task::spawn_blocking(move || {
+        // Held until Argon2 returns, even if the request is dropped meanwhile.
+        let _permit = permit;
+        password::verify(&candidate, &phc)
+    })
+    .await
+    .map_err(|e| ApiError::internal(&e))?;
     let admin = match admin {
         Some(admin) if valid => admin,
         _ => {
-            audit(
-                &state,
-                "system",
-                "auth.login_failed",
-                format!("user={username} from {client}"),
-            )
-            .await?;
+            limiter
+                .refusals()
+                .record(
+                    shared.store.as_ref(),
+                    "auth.login_failed",
+                    client,
+                    &username,
+                    Instant::now(),
+                    now_ms(),
+                )
+                .await?;
             tracing::info!(%client, "failed login");
             return Ok(Redirect::to("/login?error=invalid").into_response());
         }
@@ -122,6 +142,32 @@ pub async fn login(
         HeaderValue::from_str(&cookie).map_err(|e| ApiError::internal(&e))?,
     );
     Ok(response)
+}
+
+/// What a login refused with 503 (password checks at capacity) is told to
+/// wait: Argon2 takes tens of milliseconds, so a second is plenty.
+const BUSY_RETRY_AFTER_SECS: u64 = 1;
+
+/// A small HTML page for a refused login, with `Retry-After`.
+fn retry_page(
+    status: StatusCode,
+    title: &str,
+    message: &str,
+    back: &str,
+    retry_after_secs: u64,
+) -> Response {
+    let mut response = (
+        status,
+        Html(format!(
+            "<!DOCTYPE html><title>{title}</title><p>{message}</p>\
+             <p><a href=\"{back}\">Back to login</a></p>"
+        )),
+    )
+        .into_response();
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
+    response
 }
 
 /// Ends the session (the guard already checked its CSRF token).

@@ -179,6 +179,11 @@ pub trait Store: Send + Sync + 'static {
     async fn append_audit(&self, entry: &NewAudit) -> Result<(), StoreError>;
     /// The newest `limit` audit entries, newest first.
     async fn recent_audit(&self, limit: u32) -> Result<Vec<AuditRecord>, StoreError>;
+    /// Appends to the audit log and returns the new entry's id.
+    async fn insert_audit(&self, entry: &NewAudit) -> Result<i64, StoreError>;
+    /// Rewrites the detail of entry `id`; true if it exists. Only merged
+    /// entries (refused logins, counted per client and minute) are rewritten.
+    async fn update_audit_detail(&self, id: i64, detail: &str) -> Result<bool, StoreError>;
 
     /// Inserts a peer or refreshes its addresses, source and last-seen time.
     async fn upsert_known_peer(&self, peer: &KnownPeerRecord) -> Result<(), StoreError>;
@@ -385,6 +390,35 @@ macro_rules! sql_store {
                     .execute(&self.pool)
                     .await?;
                 Ok(())
+            }
+
+            async fn insert_audit(
+                &self,
+                e: &$crate::store::NewAudit,
+            ) -> Result<i64, $crate::store::StoreError> {
+                Ok(sqlx::query_scalar(
+                    "INSERT INTO audit_log (at_ms, actor, action, detail) VALUES ($1, $2, $3, $4) \
+                     RETURNING id",
+                )
+                .bind(e.at_ms)
+                .bind(&e.actor)
+                .bind(&e.action)
+                .bind(&e.detail)
+                .fetch_one(&self.pool)
+                .await?)
+            }
+
+            async fn update_audit_detail(
+                &self,
+                id: i64,
+                detail: &str,
+            ) -> Result<bool, $crate::store::StoreError> {
+                let done = sqlx::query("UPDATE audit_log SET detail = $1 WHERE id = $2")
+                    .bind(detail)
+                    .bind(id)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(done.rows_affected() > 0)
             }
 
             async fn recent_audit(
