@@ -742,3 +742,25 @@ async fn refused_logins_are_merged_in_the_audit_log() {
     );
     s.shutdown().await;
 }
+
+#[tokio::test]
+async fn login_redirect_is_judged_after_decoding() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = start(config(dir.path(), |_| {})).await;
+    let c = client();
+    for next in ["/\t/evil.example", "/%09/evil.example", "/%2F/evil.example"] {
+        let r = c
+            .post(s.url("/auth/login"))
+            .form(&[
+                ("username", "admin"),
+                ("password", PASSWORD),
+                ("next", next),
+            ])
+            .send()
+            .await
+            .expect("login");
+        assert_eq!(r.status(), StatusCode::SEE_OTHER, "{next:?}");
+        assert_eq!(r.headers()[header::LOCATION], "/", "{next:?}");
+    }
+    s.shutdown().await;
+}

@@ -15,7 +15,7 @@ use serde::Deserialize;
 
 use crate::{
     auth::{password, session},
-    http::{error::ApiError, guard::AuthSession},
+    http::{error::ApiError, guard::AuthSession, path},
     state::{AppState, now_ms},
     store::{NewAudit, NewSession},
 };
@@ -239,9 +239,23 @@ fn parse_forwarded_address(entry: &str) -> Option<IpAddr> {
 }
 
 /// A same-site path to continue to after login; anything else becomes `/`.
+///
+/// Judged on the percent-decoded target, because that is what a browser
+/// acts on: it drops tabs and newlines (`/%09/evil.example` is
+/// `//evil.example`, another site) and reads `\` as `/`. The decoded target
+/// must start with a single `/` followed by neither `/` nor `\`, and hold no
+/// control character or backslash anywhere; the raw target, which becomes
+/// the `Location` header, must be printable ASCII.
 fn safe_next(next: &str) -> &str {
-    let local = next.starts_with('/') && !next.starts_with("//") && !next.contains('\\');
-    if local && !next.starts_with("/login") && !next.starts_with("/auth/") {
+    let Some(decoded) = path::percent_decode(next) else {
+        return "/";
+    };
+    let printable = next.bytes().all(|b| b.is_ascii_graphic());
+    let one_slash =
+        decoded.starts_with('/') && !matches!(decoded.as_bytes().get(1), Some(b'/' | b'\\'));
+    let clean = !decoded.chars().any(|c| c.is_control() || c == '\\');
+    let internal = decoded.starts_with("/login") || decoded.starts_with("/auth/");
+    if printable && one_slash && clean && !internal {
         next
     } else {
         "/"
@@ -254,17 +268,38 @@ mod tests {
 
     #[test]
     fn next_must_stay_on_this_site() {
-        assert_eq!(safe_next("/peers"), "/peers");
-        assert_eq!(safe_next("/settings?tab=1"), "/settings?tab=1");
-        for bad in [
-            "",
-            "https://evil.example",
-            "//evil.example",
-            "/\\evil.example",
-            "/login",
-            "/auth/logout",
-        ] {
-            assert_eq!(safe_next(bad), "/", "{bad}");
+        // (the `next` form value as the handler sees it, where to go)
+        let table = [
+            ("/peers", "/peers"),
+            ("/settings?tab=1", "/settings?tab=1"),
+            ("/ok?x=1", "/ok?x=1"),
+            ("/peers?q=a%20b", "/peers?q=a%20b"),
+            ("", "/"),
+            ("peers", "/"),
+            ("https://evil", "/"),
+            ("https://evil.example", "/"),
+            ("//evil", "/"),
+            ("//evil.example", "/"),
+            ("/\\evil", "/"),
+            ("/\\evil.example", "/"),
+            // Browsers drop tabs and newlines: `/\t/evil` is `//evil`.
+            ("/\t/evil.example", "/"),
+            ("/\n/evil.example", "/"),
+            ("/%09/evil.example", "/"),
+            ("/%0a/evil.example", "/"),
+            ("/%2F/evil", "/"),
+            ("/%2f/evil", "/"),
+            ("/%5Cevil", "/"),
+            ("/%5cevil", "/"),
+            ("/ok/%5Cevil", "/"),
+            ("%2F%2Fevil", "/"),
+            ("/%zz", "/"),
+            ("/login", "/"),
+            ("/%6Cogin", "/"),
+            ("/auth/logout", "/"),
+        ];
+        for (next, expected) in table {
+            assert_eq!(safe_next(next), expected, "{next:?}");
         }
     }
 
