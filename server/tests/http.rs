@@ -764,3 +764,64 @@ async fn login_redirect_is_judged_after_decoding() {
     }
     s.shutdown().await;
 }
+
+/// Sends `GET target` byte for byte (reqwest would normalise dot segments
+/// and `%2e` before sending) and returns the status and the whole response.
+async fn raw_get(addr: SocketAddr, target: &str, cookie: Option<&str>) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let cookie = cookie.map_or_else(String::new, |c| format!("Cookie: {c}\r\n"));
+    let request =
+        format!("GET {target} HTTP/1.1\r\nHost: 127.0.0.1\r\n{cookie}Connection: close\r\n\r\n");
+    stream
+        .write_all(request.as_bytes())
+        .await
+        .expect("write request");
+    let mut response = Vec::new();
+    tokio::time::timeout(Duration::from_secs(30), stream.read_to_end(&mut response))
+        .await
+        .expect("response within 30 s")
+        .expect("read response");
+    let response = String::from_utf8_lossy(&response).into_owned();
+    let status = response
+        .split(' ')
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .expect("status line");
+    (status, response)
+}
+
+#[tokio::test]
+async fn ambiguous_paths_are_refused_before_routing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = start(config(dir.path(), |_| {})).await;
+    let ambiguous = [
+        "/pkg/%2e%2e/settings",
+        "/pkg/%2E%2E/settings",
+        "/pkg/../settings",
+        "/pkg/./../settings",
+        "/pkg/..%2Fsettings",
+        "/pkg/%2fsettings",
+        "/%70kg/x",
+        "/pkg/%5C..%5Csettings",
+        "/pkg/%25%32%65%25%32%65/settings",
+    ];
+    for target in ambiguous {
+        let (status, response) = raw_get(s.addr, target, None).await;
+        assert_eq!(status, 400, "{target}: {response}");
+        assert!(!response.contains("csrf-token"), "{target}: a panel page");
+    }
+    // Canonical paths still behave as before.
+    let (status, _) = raw_get(s.addr, "/settings", None).await;
+    assert_eq!(status, 303);
+    let (status, _) = raw_get(s.addr, "/pkg/p2pnet.js", None).await;
+    assert_eq!(status, 404, "no site built in this test");
+    let (status, _) = raw_get(s.addr, "/no%20such%20page", None).await;
+    assert_eq!(status, 303, "encoded reserved characters are fine");
+
+    // A session does not make an ambiguous path acceptable.
+    let (cookie, _) = login(&client(), &s).await;
+    let (status, _) = raw_get(s.addr, "/pkg/%2e%2e/settings", Some(&cookie)).await;
+    assert_eq!(status, 400);
+    s.shutdown().await;
+}
