@@ -74,7 +74,8 @@ pub struct RawServer {
     pub allowed_hosts: Vec<String>,
     /// Public URL when served behind TLS (e.g. `https://p2p.example.org`); makes cookies `Secure`.
     pub public_url: String,
-    /// Use the first `X-Forwarded-For` address as the client (only behind a trusted proxy).
+    /// Use the last `X-Forwarded-For` address (the one the proxy appended) as the
+    /// client; only behind a trusted proxy.
     pub trust_forwarded_for: bool,
     /// Largest accepted request body in bytes.
     pub body_limit_bytes: u64,

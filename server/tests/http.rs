@@ -538,3 +538,292 @@ async fn a_second_server_on_a_taken_port_fails_clearly() {
     );
     s.shutdown().await;
 }
+
+/// Opens the server's SQLite database beside it (WAL lets both read).
+async fn open_store(dir: &std::path::Path) -> std::sync::Arc<dyn server::store::Store> {
+    server::store::connect(
+        &format!("sqlite://{}/p2pnet.db", dir.display()),
+        1,
+        Duration::from_secs(5),
+    )
+    .await
+    .expect("store")
+}
+
+/// One failed login (wrong password) as seen through a proxy that sent `xff`.
+async fn forwarded_login(c: &Client, s: &Running, xff: &str) -> reqwest::Response {
+    c.post(s.url("/auth/login"))
+        .header("x-forwarded-for", xff)
+        .form(&[("username", "admin"), ("password", "wrong password!")])
+        .send()
+        .await
+        .expect("login attempt")
+}
+
+#[tokio::test]
+async fn forwarded_for_takes_the_address_the_proxy_appended() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = start(config(dir.path(), |r| {
+        r.server.trust_forwarded_for = true;
+        r.auth.login_attempts_per_minute = 1;
+    }))
+    .await;
+    let c = client();
+    // The client forges the first entry; the trusted proxy appends the real one.
+    let r = forwarded_login(&c, &s, "203.0.113.1, 198.51.100.7").await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let r = forwarded_login(&c, &s, "203.0.113.2, 198.51.100.7").await;
+    assert_eq!(
+        r.status(),
+        StatusCode::TOO_MANY_REQUESTS,
+        "a rotated first entry must not buy a fresh limiter budget"
+    );
+
+    let audit = open_store(dir.path())
+        .await
+        .recent_audit(50)
+        .await
+        .expect("audit");
+    let failed: Vec<&str> = audit
+        .iter()
+        .filter(|a| a.entry.action == "auth.login_failed")
+        .map(|a| a.entry.detail.as_str())
+        .collect();
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    assert!(failed[0].contains("from 198.51.100.7"), "{failed:?}");
+    assert!(
+        audit.iter().all(|a| !a.entry.detail.contains("203.0.113.")),
+        "forged entries never reach the audit log: {audit:?}"
+    );
+    s.shutdown().await;
+}
+
+#[tokio::test]
+async fn metric_labels_stay_bounded() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = start(config(dir.path(), |_| {})).await;
+    let c = client();
+    for i in 0..150u32 {
+        let noise = blake3::hash(&i.to_le_bytes()).to_hex();
+        let method = reqwest::Method::from_bytes(format!("X{}", &noise[..10]).as_bytes())
+            .expect("method token");
+        let r = c
+            .request(
+                method,
+                s.url(&format!("/{}/{}", &noise[10..20], &noise[20..30])),
+            )
+            .send()
+            .await
+            .expect("invented method");
+        assert!(r.status().is_client_error(), "{}", r.status());
+        let r = c
+            .get(s.url(&format!("/pkg/{}", &noise[30..40])))
+            .send()
+            .await
+            .expect("random path");
+        assert!(r.status().is_client_error(), "{}", r.status());
+    }
+    let body = c
+        .get(s.url("/metrics"))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    let series = body
+        .lines()
+        .filter(|l| l.starts_with("p2pnet_http_requests_total{"))
+        .count();
+    assert!(series <= 12, "{series} request series:\n{body}");
+    assert!(body.len() < 24 * 1024, "{} bytes:\n{body}", body.len());
+    assert!(body.contains("method=\"other\""), "{body}");
+    s.shutdown().await;
+}
+
+#[tokio::test]
+async fn login_limit_counts_an_ipv6_64_as_one_client() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = start(config(dir.path(), |r| {
+        r.server.trust_forwarded_for = true;
+        r.auth.login_attempts_per_minute = 1;
+    }))
+    .await;
+    let c = client();
+    let r = forwarded_login(&c, &s, "2001:db8:1:2::1").await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let r = forwarded_login(&c, &s, "2001:db8:1:2:ffff:ffff:ffff:fffe").await;
+    assert_eq!(
+        r.status(),
+        StatusCode::TOO_MANY_REQUESTS,
+        "another address of the same /64 shares the budget"
+    );
+    let r = forwarded_login(&c, &s, "2001:db8:1:3::1").await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER, "the next /64 does not");
+    s.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_password_checks_are_capped() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = start(config(dir.path(), |r| r.server.trust_forwarded_for = true)).await;
+    // Eight clients at once, each with its own limiter budget: only the cap
+    // on concurrent password checks can turn any of them away.
+    let mut attempts = tokio::task::JoinSet::new();
+    for i in 0..8 {
+        let (c, url) = (client(), s.url("/auth/login"));
+        attempts.spawn(async move {
+            c.post(url)
+                .header("x-forwarded-for", format!("198.51.100.{}", 10 + i))
+                .form(&[("username", "admin"), ("password", "wrong password!")])
+                .send()
+                .await
+                .expect("login attempt")
+        });
+    }
+    let responses = attempts.join_all().await;
+    let checked = responses
+        .iter()
+        .filter(|r| r.status() == StatusCode::SEE_OTHER)
+        .count();
+    let busy: Vec<_> = responses
+        .iter()
+        .filter(|r| r.status() == StatusCode::SERVICE_UNAVAILABLE)
+        .collect();
+    assert_eq!(checked + busy.len(), responses.len(), "only 303 or 503");
+    assert!(checked >= 4, "the first four are always checked: {checked}");
+    assert!(
+        !busy.is_empty(),
+        "eight concurrent Argon2 checks were all admitted"
+    );
+    for r in busy {
+        assert!(r.headers().contains_key(header::RETRY_AFTER));
+    }
+    s.shutdown().await;
+}
+
+#[tokio::test]
+async fn refused_logins_are_merged_in_the_audit_log() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = start(config(dir.path(), |r| r.auth.login_attempts_per_minute = 2)).await;
+    let c = client();
+    for i in 0..20 {
+        let r = c
+            .post(s.url("/auth/login"))
+            .form(&[("username", "admin"), ("password", "wrong password!")])
+            .send()
+            .await
+            .expect("attempt");
+        let expected = if i < 2 {
+            StatusCode::SEE_OTHER
+        } else {
+            StatusCode::TOO_MANY_REQUESTS
+        };
+        assert_eq!(r.status(), expected, "attempt {i}");
+    }
+    let audit = open_store(dir.path())
+        .await
+        .recent_audit(100)
+        .await
+        .expect("audit");
+    let refused: Vec<(&str, &str)> = audit
+        .iter()
+        .filter(|a| a.entry.action.starts_with("auth.login_"))
+        .map(|a| (a.entry.action.as_str(), a.entry.detail.as_str()))
+        .collect();
+    assert_eq!(refused.len(), 2, "one row per source and kind: {refused:?}");
+    assert_eq!(refused[0].0, "auth.login_throttled");
+    assert!(
+        refused[0].1.starts_with("18 attempts from 127.0.0.1"),
+        "{refused:?}"
+    );
+    assert_eq!(refused[1].0, "auth.login_failed");
+    assert!(
+        refused[1].1.starts_with("2 attempts from 127.0.0.1"),
+        "{refused:?}"
+    );
+    s.shutdown().await;
+}
+
+#[tokio::test]
+async fn login_redirect_is_judged_after_decoding() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = start(config(dir.path(), |_| {})).await;
+    let c = client();
+    for next in ["/\t/evil.example", "/%09/evil.example", "/%2F/evil.example"] {
+        let r = c
+            .post(s.url("/auth/login"))
+            .form(&[
+                ("username", "admin"),
+                ("password", PASSWORD),
+                ("next", next),
+            ])
+            .send()
+            .await
+            .expect("login");
+        assert_eq!(r.status(), StatusCode::SEE_OTHER, "{next:?}");
+        assert_eq!(r.headers()[header::LOCATION], "/", "{next:?}");
+    }
+    s.shutdown().await;
+}
+
+/// Sends `GET target` byte for byte (reqwest would normalise dot segments
+/// and `%2e` before sending) and returns the status and the whole response.
+async fn raw_get(addr: SocketAddr, target: &str, cookie: Option<&str>) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let cookie = cookie.map_or_else(String::new, |c| format!("Cookie: {c}\r\n"));
+    let request =
+        format!("GET {target} HTTP/1.1\r\nHost: 127.0.0.1\r\n{cookie}Connection: close\r\n\r\n");
+    stream
+        .write_all(request.as_bytes())
+        .await
+        .expect("write request");
+    let mut response = Vec::new();
+    tokio::time::timeout(Duration::from_secs(30), stream.read_to_end(&mut response))
+        .await
+        .expect("response within 30 s")
+        .expect("read response");
+    let response = String::from_utf8_lossy(&response).into_owned();
+    let status = response
+        .split(' ')
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .expect("status line");
+    (status, response)
+}
+
+#[tokio::test]
+async fn ambiguous_paths_are_refused_before_routing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = start(config(dir.path(), |_| {})).await;
+    let ambiguous = [
+        "/pkg/%2e%2e/settings",
+        "/pkg/%2E%2E/settings",
+        "/pkg/../settings",
+        "/pkg/./../settings",
+        "/pkg/..%2Fsettings",
+        "/pkg/%2fsettings",
+        "/%70kg/x",
+        "/pkg/%5C..%5Csettings",
+        "/pkg/%25%32%65%25%32%65/settings",
+    ];
+    for target in ambiguous {
+        let (status, response) = raw_get(s.addr, target, None).await;
+        assert_eq!(status, 400, "{target}: {response}");
+        assert!(!response.contains("csrf-token"), "{target}: a panel page");
+    }
+    // Canonical paths still behave as before.
+    let (status, _) = raw_get(s.addr, "/settings", None).await;
+    assert_eq!(status, 303);
+    let (status, _) = raw_get(s.addr, "/pkg/p2pnet.js", None).await;
+    assert_eq!(status, 404, "no site built in this test");
+    let (status, _) = raw_get(s.addr, "/no%20such%20page", None).await;
+    assert_eq!(status, 303, "encoded reserved characters are fine");
+
+    // A session does not make an ambiguous path acceptable.
+    let (cookie, _) = login(&client(), &s).await;
+    let (status, _) = raw_get(s.addr, "/pkg/%2e%2e/settings", Some(&cookie)).await;
+    assert_eq!(status, 400);
+    s.shutdown().await;
+}

@@ -165,6 +165,35 @@ async fn suite(store: &dyn Store, backend: Backend) {
         7,
         "2 settings audits + 5 appended"
     );
+    // Merged entries: inserted with their id, then rewritten in place.
+    let id = store
+        .insert_audit(&NewAudit {
+            at_ms: 200,
+            actor: "system".into(),
+            action: "auth.login_failed".into(),
+            detail: "1 attempt".into(),
+        })
+        .await
+        .expect("insert");
+    assert!(id > recent[0].id);
+    assert!(
+        store
+            .update_audit_detail(id, "2 attempts")
+            .await
+            .expect("update")
+    );
+    assert!(
+        !store
+            .update_audit_detail(id + 1, "x")
+            .await
+            .expect("missing")
+    );
+    let newest = store.recent_audit(1).await.expect("newest");
+    assert_eq!(
+        (newest[0].id, newest[0].entry.detail.as_str()),
+        (id, "2 attempts")
+    );
+    assert_eq!(newest[0].entry.at_ms, 200);
 
     // Known peers: saved in batches, first_seen kept, decisions and grants
     // stored, forgotten peers deleted.

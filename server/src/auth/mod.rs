@@ -2,4 +2,5 @@
 
 pub mod password;
 pub mod rate_limit;
+pub mod refusals;
 pub mod session;

@@ -1,21 +1,73 @@
-//! Login throttling: a token bucket per client address, bounded in memory.
+//! Login throttling, and the bounds around the password check.
+//!
+//! - A token bucket per client, where a client is an IPv4 address or an IPv6
+//!   /64 ([`Source`]): one subscriber usually holds a whole /64 and could
+//!   otherwise try from 2^64 addresses, each with a fresh budget.
+//! - At most [`MAX_CONCURRENT_PASSWORD_CHECKS`] Argon2 verifications at once,
+//!   whatever the number of clients: each costs tens of milliseconds of CPU
+//!   and 19 MiB of memory, and many clients could otherwise take every core.
+//!   A login finding none free is answered 503 with `Retry-After` at once
+//!   rather than queued, so an attacker cannot park requests (and
+//!   connections) waiting for a permit.
+//! - Refused logins are merged in the audit log ([`RefusalLog`]).
 
 use std::{
     collections::HashMap,
-    net::IpAddr,
-    sync::Mutex,
+    fmt,
+    net::{IpAddr, Ipv6Addr},
+    sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
 
-/// Most client addresses tracked at once; beyond this the oldest-refilled
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use crate::auth::refusals::RefusalLog;
+
+/// Most clients tracked at once; beyond this the oldest-refilled
 /// entries are dropped, and if none can be dropped the attempt is refused.
 const MAX_CLIENTS: usize = 10_000;
 
-/// Allows `per_minute` attempts per address, refilling continuously.
+/// Most Argon2 verifications running at once (see the module docs).
+pub const MAX_CONCURRENT_PASSWORD_CHECKS: usize = 4;
+
+/// Prefix length of the IPv6 networks counted as one client.
+const IPV6_CLIENT_PREFIX: u32 = 64;
+
+/// A login client as the limiter counts it: an IPv4 address (an IPv4-mapped
+/// IPv6 address counts as its IPv4 address), or an IPv6 /64.
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
+pub struct Source(IpAddr);
+
+impl Source {
+    /// The client that `ip` belongs to.
+    pub fn of(ip: IpAddr) -> Self {
+        match ip.to_canonical() {
+            IpAddr::V4(v4) => Self(IpAddr::V4(v4)),
+            IpAddr::V6(v6) => {
+                let mask = u128::MAX << (128 - IPV6_CLIENT_PREFIX);
+                Self(IpAddr::V6(Ipv6Addr::from_bits(v6.to_bits() & mask)))
+            }
+        }
+    }
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            IpAddr::V4(v4) => write!(f, "{v4}"),
+            IpAddr::V6(v6) => write!(f, "{v6}/{IPV6_CLIENT_PREFIX}"),
+        }
+    }
+}
+
+/// Allows `per_minute` attempts per client, refilling continuously; caps
+/// concurrent password checks; keeps the merged refusal rows.
 #[derive(Debug)]
 pub struct LoginLimiter {
     per_minute: u32,
-    buckets: Mutex<HashMap<IpAddr, Bucket>>,
+    buckets: Mutex<HashMap<Source, Bucket>>,
+    password_checks: Arc<Semaphore>,
+    refusals: RefusalLog,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -30,17 +82,20 @@ impl LoginLimiter {
         Self {
             per_minute: per_minute.max(1),
             buckets: Mutex::new(HashMap::new()),
+            password_checks: Arc::new(Semaphore::new(MAX_CONCURRENT_PASSWORD_CHECKS)),
+            refusals: RefusalLog::default(),
         }
     }
 
-    /// Takes one attempt for `ip` at `now`; `Err(wait)` when none is left.
+    /// Takes one attempt for `ip`'s client at `now`; `Err(wait)` when none is left.
     pub fn check(&self, ip: IpAddr, now: Instant) -> Result<(), Duration> {
+        let source = Source::of(ip);
         let capacity = f64::from(self.per_minute);
         let per_sec = capacity / 60.0;
         // A poisoned lock only means another thread panicked mid-update; the
         // map is still a valid map of buckets.
         let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
-        if buckets.len() >= MAX_CLIENTS && !buckets.contains_key(&ip) {
+        if buckets.len() >= MAX_CLIENTS && !buckets.contains_key(&source) {
             // Full buckets carry no information: forget them first.
             buckets.retain(|_, b| {
                 b.tokens + now.saturating_duration_since(b.updated).as_secs_f64() * per_sec
@@ -50,7 +105,7 @@ impl LoginLimiter {
                 return Err(Duration::from_secs(60));
             }
         }
-        let bucket = buckets.entry(ip).or_insert(Bucket {
+        let bucket = buckets.entry(source).or_insert(Bucket {
             tokens: capacity,
             updated: now,
         });
@@ -63,6 +118,19 @@ impl LoginLimiter {
         } else {
             Err(Duration::from_secs_f64((1.0 - bucket.tokens) / per_sec))
         }
+    }
+
+    /// A permit for one password check, or `None` when
+    /// [`MAX_CONCURRENT_PASSWORD_CHECKS`] are running. Move it into the
+    /// blocking task: a request dropped mid-check (client gone, timeout) must
+    /// not free the permit while Argon2 still runs.
+    pub fn try_password_check(&self) -> Option<OwnedSemaphorePermit> {
+        self.password_checks.clone().try_acquire_owned().ok()
+    }
+
+    /// The merged audit rows of refused logins.
+    pub fn refusals(&self) -> &RefusalLog {
+        &self.refusals
     }
 }
 
@@ -92,9 +160,42 @@ mod tests {
     fn addresses_are_independent() {
         let limiter = LoginLimiter::new(1);
         let t0 = Instant::now();
-        assert!(limiter.check("::1".parse().expect("ip"), t0).is_ok());
-        assert!(limiter.check("::1".parse().expect("ip"), t0).is_err());
-        assert!(limiter.check("::2".parse().expect("ip"), t0).is_ok());
+        assert!(limiter.check("192.0.2.1".parse().expect("ip"), t0).is_ok());
+        assert!(limiter.check("192.0.2.1".parse().expect("ip"), t0).is_err());
+        assert!(limiter.check("192.0.2.2".parse().expect("ip"), t0).is_ok());
+        assert!(
+            limiter
+                .check("2001:db8:0:1::1".parse().expect("ip"), t0)
+                .is_ok()
+        );
+        assert!(
+            limiter
+                .check("2001:db8:0:2::1".parse().expect("ip"), t0)
+                .is_ok()
+        );
+    }
+
+    #[test]
+    fn an_ipv6_64_is_one_client() {
+        let limiter = LoginLimiter::new(2);
+        let t0 = Instant::now();
+        for ip in ["2001:db8:1:2::1", "2001:db8:1:2:ffff:ffff:ffff:ffff"] {
+            assert!(limiter.check(ip.parse().expect("ip"), t0).is_ok(), "{ip}");
+        }
+        assert!(
+            limiter
+                .check("2001:db8:1:2:dead:beef::1".parse().expect("ip"), t0)
+                .is_err(),
+            "the /64's budget is spent"
+        );
+        // An IPv4-mapped address is that IPv4 client.
+        assert!(limiter.check("192.0.2.7".parse().expect("ip"), t0).is_ok());
+        assert!(limiter.check("192.0.2.7".parse().expect("ip"), t0).is_ok());
+        assert!(
+            limiter
+                .check("::ffff:192.0.2.7".parse().expect("ip"), t0)
+                .is_err()
+        );
     }
 
     #[test]
@@ -113,5 +214,24 @@ mod tests {
                 .is_ok()
         );
         assert!(limiter.buckets.lock().expect("lock").len() <= 2);
+    }
+
+    #[test]
+    fn password_checks_are_capped() {
+        let limiter = LoginLimiter::new(1);
+        let held: Vec<_> = (0..MAX_CONCURRENT_PASSWORD_CHECKS)
+            .map(|_| limiter.try_password_check().expect("free permit"))
+            .collect();
+        assert!(limiter.try_password_check().is_none());
+        drop(held);
+        assert!(limiter.try_password_check().is_some());
+    }
+
+    #[test]
+    fn sources_print_as_address_or_prefix() {
+        let v6: IpAddr = "2001:db8:1:2:3:4:5:6".parse().expect("ip");
+        assert_eq!(Source::of(v6).to_string(), "2001:db8:1:2::/64");
+        let v4: IpAddr = "::ffff:192.0.2.7".parse().expect("ip");
+        assert_eq!(Source::of(v4).to_string(), "192.0.2.7");
     }
 }

@@ -15,7 +15,7 @@ use serde::Deserialize;
 
 use crate::{
     auth::{password, session},
-    http::{error::ApiError, guard::AuthSession},
+    http::{error::ApiError, guard::AuthSession, path},
     state::{AppState, now_ms},
     store::{NewAudit, NewSession},
 };
@@ -46,28 +46,40 @@ pub async fn login(
         .take(64)
         .collect();
 
-    if let Err(wait) = shared.login_limiter.check(client, Instant::now()) {
-        audit(
-            &state,
-            "system",
-            "auth.login_throttled",
-            format!("user={username} from {client}"),
-        )
-        .await?;
+    let limiter = &shared.login_limiter;
+    if let Err(wait) = limiter.check(client, Instant::now()) {
+        limiter
+            .refusals()
+            .record(
+                shared.store.as_ref(),
+                "auth.login_throttled",
+                client,
+                &username,
+                Instant::now(),
+                now_ms(),
+            )
+            .await?;
         let secs = wait.as_secs().max(1);
-        let mut response = (
+        return Ok(retry_page(
             StatusCode::TOO_MANY_REQUESTS,
-            Html(format!(
-                "<!DOCTYPE html><title>Too many attempts</title><p>Too many login attempts. \
-                 Try again in {secs} s.</p><p><a href=\"/login?error=rate\">Back to login</a></p>"
-            )),
-        )
-            .into_response();
-        if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
-            response.headers_mut().insert(header::RETRY_AFTER, v);
-        }
-        return Ok(response);
+            "Too many attempts",
+            &format!("Too many login attempts. Try again in {secs} s."),
+            "/login?error=rate",
+            secs,
+        ));
     }
+    // The attempt has already spent its limiter token, so retrying a busy
+    // server is not free for anyone.
+    let Some(permit) = limiter.try_password_check() else {
+        tracing::debug!(%client, "login refused: password checks at capacity");
+        return Ok(retry_page(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Busy",
+            "The server is checking other logins. Try again in a moment.",
+            "/login",
+            BUSY_RETRY_AFTER_SECS,
+        ));
+    };
 
     let admin = shared.store.find_admin(&username).await?;
     let candidate = form.password;
@@ -75,19 +87,27 @@ pub async fn login(
         || password::decoy_hash().to_owned(),
         |a| a.password_hash.clone(),
     );
-    let valid = tokio::task::spawn_blocking(move || password::verify(&candidate, &phc))
-        .await
-        .map_err(|e| ApiError::internal(&e))?;
+    let valid = tokio::task::spawn_blocking(move || {
+        // Held until Argon2 returns, even if the request is dropped meanwhile.
+        let _permit = permit;
+        password::verify(&candidate, &phc)
+    })
+    .await
+    .map_err(|e| ApiError::internal(&e))?;
     let admin = match admin {
         Some(admin) if valid => admin,
         _ => {
-            audit(
-                &state,
-                "system",
-                "auth.login_failed",
-                format!("user={username} from {client}"),
-            )
-            .await?;
+            limiter
+                .refusals()
+                .record(
+                    shared.store.as_ref(),
+                    "auth.login_failed",
+                    client,
+                    &username,
+                    Instant::now(),
+                    now_ms(),
+                )
+                .await?;
             tracing::info!(%client, "failed login");
             return Ok(Redirect::to("/login?error=invalid").into_response());
         }
@@ -122,6 +142,32 @@ pub async fn login(
         HeaderValue::from_str(&cookie).map_err(|e| ApiError::internal(&e))?,
     );
     Ok(response)
+}
+
+/// What a login refused with 503 (password checks at capacity) is told to
+/// wait: Argon2 takes tens of milliseconds, so a second is plenty.
+const BUSY_RETRY_AFTER_SECS: u64 = 1;
+
+/// A small HTML page for a refused login, with `Retry-After`.
+fn retry_page(
+    status: StatusCode,
+    title: &str,
+    message: &str,
+    back: &str,
+    retry_after_secs: u64,
+) -> Response {
+    let mut response = (
+        status,
+        Html(format!(
+            "<!DOCTYPE html><title>{title}</title><p>{message}</p>\
+             <p><a href=\"{back}\">Back to login</a></p>"
+        )),
+    )
+        .into_response();
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
+    response
 }
 
 /// Ends the session (the guard already checked its CSRF token).
@@ -161,25 +207,55 @@ async fn audit(
     Ok(())
 }
 
-/// The client address: the socket peer, or the first `X-Forwarded-For`
-/// entry when the operator said a trusted proxy sets it.
+/// The client address: the socket peer, or, when the operator said a trusted
+/// proxy sets `X-Forwarded-For`, the entry that proxy appended.
+///
+/// That is the last entry of the last header line: everything before it was
+/// written by the client (or by proxies nobody vouched for) and can be
+/// forged, so trusting the first entry let a client pick its own limiter
+/// budget and audit address. A last entry that is not an address (a
+/// misconfigured proxy) falls back to the socket peer, never to an earlier
+/// entry. `IP:port` and `[IPv6]:port` forms are accepted.
 pub fn client_ip(peer: SocketAddr, headers: &HeaderMap, trust_forwarded_for: bool) -> IpAddr {
     if trust_forwarded_for
         && let Some(ip) = headers
-            .get("x-forwarded-for")
+            .get_all("x-forwarded-for")
+            .iter()
+            .next_back()
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split(',').next())
-            .and_then(|first| first.trim().parse().ok())
+            .and_then(|v| v.rsplit(',').next())
+            .and_then(|last| parse_forwarded_address(last.trim()))
     {
         return ip;
     }
     peer.ip()
 }
 
+fn parse_forwarded_address(entry: &str) -> Option<IpAddr> {
+    entry
+        .parse()
+        .ok()
+        .or_else(|| entry.parse::<SocketAddr>().ok().map(|a| a.ip()))
+}
+
 /// A same-site path to continue to after login; anything else becomes `/`.
+///
+/// Judged on the percent-decoded target, because that is what a browser
+/// acts on: it drops tabs and newlines (`/%09/evil.example` is
+/// `//evil.example`, another site) and reads `\` as `/`. The decoded target
+/// must start with a single `/` followed by neither `/` nor `\`, and hold no
+/// control character or backslash anywhere; the raw target, which becomes
+/// the `Location` header, must be printable ASCII.
 fn safe_next(next: &str) -> &str {
-    let local = next.starts_with('/') && !next.starts_with("//") && !next.contains('\\');
-    if local && !next.starts_with("/login") && !next.starts_with("/auth/") {
+    let Some(decoded) = path::percent_decode(next) else {
+        return "/";
+    };
+    let printable = next.bytes().all(|b| b.is_ascii_graphic());
+    let one_slash =
+        decoded.starts_with('/') && !matches!(decoded.as_bytes().get(1), Some(b'/' | b'\\'));
+    let clean = !decoded.chars().any(|c| c.is_control() || c == '\\');
+    let internal = decoded.starts_with("/login") || decoded.starts_with("/auth/");
+    if printable && one_slash && clean && !internal {
         next
     } else {
         "/"
@@ -192,17 +268,38 @@ mod tests {
 
     #[test]
     fn next_must_stay_on_this_site() {
-        assert_eq!(safe_next("/peers"), "/peers");
-        assert_eq!(safe_next("/settings?tab=1"), "/settings?tab=1");
-        for bad in [
-            "",
-            "https://evil.example",
-            "//evil.example",
-            "/\\evil.example",
-            "/login",
-            "/auth/logout",
-        ] {
-            assert_eq!(safe_next(bad), "/", "{bad}");
+        // (the `next` form value as the handler sees it, where to go)
+        let table = [
+            ("/peers", "/peers"),
+            ("/settings?tab=1", "/settings?tab=1"),
+            ("/ok?x=1", "/ok?x=1"),
+            ("/peers?q=a%20b", "/peers?q=a%20b"),
+            ("", "/"),
+            ("peers", "/"),
+            ("https://evil", "/"),
+            ("https://evil.example", "/"),
+            ("//evil", "/"),
+            ("//evil.example", "/"),
+            ("/\\evil", "/"),
+            ("/\\evil.example", "/"),
+            // Browsers drop tabs and newlines: `/\t/evil` is `//evil`.
+            ("/\t/evil.example", "/"),
+            ("/\n/evil.example", "/"),
+            ("/%09/evil.example", "/"),
+            ("/%0a/evil.example", "/"),
+            ("/%2F/evil", "/"),
+            ("/%2f/evil", "/"),
+            ("/%5Cevil", "/"),
+            ("/%5cevil", "/"),
+            ("/ok/%5Cevil", "/"),
+            ("%2F%2Fevil", "/"),
+            ("/%zz", "/"),
+            ("/login", "/"),
+            ("/%6Cogin", "/"),
+            ("/auth/logout", "/"),
+        ];
+        for (next, expected) in table {
+            assert_eq!(safe_next(next), expected, "{next:?}");
         }
     }
 
@@ -215,11 +312,24 @@ mod tests {
             HeaderValue::from_static("203.0.113.9, 10.0.0.1"),
         );
         assert_eq!(client_ip(peer, &headers, false), peer.ip());
+        // The trusted proxy appended the last entry; the client wrote the rest.
         assert_eq!(
             client_ip(peer, &headers, true),
-            "203.0.113.9".parse::<IpAddr>().expect("ip")
+            "10.0.0.1".parse::<IpAddr>().expect("ip")
         );
-        headers.insert("x-forwarded-for", HeaderValue::from_static("garbage"));
+        // A second header line is the proxy's if the client sent one too.
+        headers.append(
+            "x-forwarded-for",
+            HeaderValue::from_static("[2001:db8::7]:443"),
+        );
+        assert_eq!(
+            client_ip(peer, &headers, true),
+            "2001:db8::7".parse::<IpAddr>().expect("ip")
+        );
+        headers.insert(
+            "x-forwarded-for",
+            HeaderValue::from_static("203.0.113.9, garbage"),
+        );
         assert_eq!(client_ip(peer, &headers, true), peer.ip());
     }
 }

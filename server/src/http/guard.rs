@@ -1,5 +1,12 @@
-//! The gate in front of every route: same-origin check, session, CSRF.
+//! The gate in front of every route: path check, same-origin check, session,
+//! CSRF.
 //!
+//! 0. The path is judged in its percent-decoded form, and a path whose raw
+//!    and decoded readings could name different resources (encoded `/`,
+//!    `\`, `%` or unreserved characters, `.` or `..` segments, control
+//!    characters) is refused with 400 before any handler runs; see
+//!    [`canonical_path`]. Without this, `/pkg/%2e%2e/settings` counted as
+//!    public and the Leptos router rendered `/settings` for it.
 //! 1. A state-changing request (anything but GET/HEAD/OPTIONS) must come from
 //!    this origin: a foreign `Origin`, or `Sec-Fetch-Site: cross-site`, is
 //!    refused before anything else happens.
@@ -23,7 +30,7 @@ use app::session::{CSRF_FIELD, CSRF_HEADER, PanelSession};
 
 use crate::{
     auth::session::{constant_time_eq, token_from_cookie_header, token_hash},
-    http::error::ApiError,
+    http::{error::ApiError, path::canonical_path},
     state::{AppState, now_ms},
 };
 
@@ -40,6 +47,10 @@ pub struct AuthSession {
 
 /// The middleware; see the module docs for the order of checks.
 pub async fn guard(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+    let path = match canonical_path(req.uri().path()) {
+        Ok(path) => path,
+        Err(why) => return ApiError::new(StatusCode::BAD_REQUEST, why.to_string()).into_response(),
+    };
     let changes_state = !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
     if changes_state && !same_origin(req.headers()) {
         return ApiError::new(StatusCode::FORBIDDEN, "cross-origin request refused")
@@ -50,8 +61,6 @@ pub async fn guard(State(state): State<AppState>, mut req: Request, next: Next) 
         Ok(session) => session,
         Err(e) => return e.into_response(),
     };
-    let path = req.uri().path().to_owned();
-
     let Some(session) = session else {
         if is_public(&path) {
             return next.run(req).await;
@@ -109,7 +118,7 @@ async fn load_session(
     }))
 }
 
-/// Paths reachable without a session.
+/// Paths reachable without a session; `path` is the decoded, canonical one.
 fn is_public(path: &str) -> bool {
     matches!(
         path,

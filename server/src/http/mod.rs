@@ -11,6 +11,7 @@ pub mod guard;
 pub mod host;
 pub mod metrics;
 pub mod parser;
+pub mod path;
 
 use std::time::Duration;
 
