@@ -449,6 +449,12 @@ impl Config {
         })
     }
 
+    /// `[node]` as written (before validation), for settings stored in the
+    /// database to be laid over.
+    pub fn raw_node(&self) -> &RawNode {
+        &self.raw.node
+    }
+
     /// The effective configuration as TOML with secrets replaced.
     pub fn redacted_toml(&self) -> String {
         let mut raw = self.raw.clone();

@@ -94,9 +94,15 @@ impl Server {
             .collect::<Result<Vec<_>, _>>()
             .map_err(ServerError::Serve)?;
 
-        let node = if config.node.enabled {
+        // Settings stored from the panel are laid over the file's `[node]`.
+        let settings_at_start = settings::load(store.as_ref(), &config).await?;
+        let node_config = settings::node_config(&config, &settings_at_start).unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "stored node settings are not valid; using the configuration's");
+            config.node.clone()
+        });
+        let node = if node_config.enabled {
             Some(Arc::new(
-                node::NodeService::start(&config.node, store.clone()).await?,
+                node::NodeService::start(&node_config, store.clone()).await?,
             ))
         } else {
             None
@@ -117,6 +123,7 @@ impl Server {
             transcripts: terminal::Transcripts::default(),
             metrics: http::metrics::HttpMetrics::default(),
             node,
+            settings_at_start,
         };
         Ok(Self {
             state: AppState {

@@ -10,7 +10,7 @@ use app::{
 
 use crate::{
     node::{NodeService, actions::ActionError},
-    settings::{self, ACCEPT_INBOUND_PEERS, NODE_NAME},
+    settings,
     state::{AppState, now_ms},
     store::{NewAudit, StoreError},
 };
@@ -52,7 +52,7 @@ fn internal(e: StoreError) -> PanelError {
 impl PanelBackend for Panel {
     async fn overview(&self) -> Result<Overview, PanelError> {
         let shared = &self.state.shared;
-        let effective = settings::load(shared.store.as_ref(), &shared.config.node_name)
+        let effective = settings::load(shared.store.as_ref(), &shared.config)
             .await
             .map_err(internal)?;
         Ok(Overview {
@@ -72,15 +72,13 @@ impl PanelBackend for Panel {
 
     async fn settings(&self) -> Result<SettingsView, PanelError> {
         let shared = &self.state.shared;
-        let effective = settings::load(shared.store.as_ref(), &shared.config.node_name)
+        let stored = settings::load(shared.store.as_ref(), &shared.config)
             .await
             .map_err(internal)?;
         Ok(SettingsView {
             effective_config: shared.config.redacted_toml(),
-            editable: EditableSettings {
-                node_name: effective.node_name,
-                accept_inbound_peers: effective.accept_inbound_peers,
-            },
+            pending_restart: settings::pending_restart(&shared.settings_at_start, &stored),
+            editable: stored,
         })
     }
 
@@ -89,30 +87,36 @@ impl PanelBackend for Panel {
         actor: &str,
         update: EditableSettings,
     ) -> Result<SettingsView, PanelError> {
-        let node_name = settings::validate_node_name(&update.node_name)
-            .map_err(|m| PanelError::Invalid(format!("node name {m}")))?;
-        let values = vec![
-            (NODE_NAME.to_owned(), node_name.clone()),
-            (
-                ACCEPT_INBOUND_PEERS.to_owned(),
-                update.accept_inbound_peers.to_string(),
-            ),
-        ];
+        let shared = &self.state.shared;
+        let valid = settings::validate(&update).map_err(PanelError::Fields)?;
         let audit = NewAudit {
             at_ms: now_ms(),
             actor: actor.to_owned(),
             action: "settings.update".into(),
-            detail: format!(
-                "node.name={node_name:?} node.accept_inbound_peers={}",
-                update.accept_inbound_peers
-            ),
+            detail: settings::to_store(&valid)
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join(" "),
         };
-        self.state
-            .shared
+        shared
             .store
-            .put_settings(&values, &audit)
+            .put_settings(&settings::to_store(&valid), &audit)
             .await
             .map_err(internal)?;
+        // Stored first; then what applies live is applied.
+        if let Some(node) = &shared.node {
+            node.network().update_trust_policy(|policy| {
+                policy.placement = match valid.placement.as_str() {
+                    "queue" => p2pnet::Placement::Queue,
+                    "event" => p2pnet::Placement::Event,
+                    _ => p2pnet::Placement::QueueAndEvent,
+                };
+                policy.auto_accept = valid.auto_accept;
+                policy.allow_default_communication = valid.default_exchange;
+                policy.allow_enhanced_packet_exchange = valid.enhanced_exchange;
+            });
+        }
         self.settings().await
     }
 

@@ -37,6 +37,9 @@ pub struct Shared {
     pub metrics: HttpMetrics,
     /// The embedded peer node (`None` when `[node] enabled = false`).
     pub node: Option<Arc<NodeService>>,
+    /// The settings the server started with (stored over the file), to
+    /// tell which stored changes wait for a restart.
+    pub settings_at_start: app::api::EditableSettings,
 }
 
 impl FromRef<AppState> for LeptosOptions {

@@ -273,3 +273,90 @@ async fn the_node_can_be_switched_off() {
     assert!(error.contains("node is off"), "{error}");
     s.shutdown().await;
 }
+
+#[tokio::test]
+async fn settings_apply_at_once_or_after_a_restart_and_bad_fields_are_named() {
+    use common::server::form_action;
+    use reqwest::header;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = Running::start(config(dir.path(), |_| {})).await;
+    let c = client();
+    let session = login(&c, &s).await;
+    let action = form_action(&c, &s, &session, "/settings", "/api/update_settings").await;
+    let post = |fields: Vec<(&'static str, &'static str)>| {
+        let mut form = vec![
+            ("csrf_token", session.csrf.clone()),
+            ("settings_form", "1".into()),
+            ("node_name", "node-under-test".into()),
+            ("placement", "queue-and-event".into()),
+            ("approval_timeout_secs", "300".into()),
+            ("default_exchange", "on".into()),
+            ("accept_inbound_peers", "on".into()),
+            ("auto_connect", "on".into()),
+        ];
+        for (k, v) in fields {
+            form.retain(|(name, _)| *name != k);
+            if !v.is_empty() {
+                form.push((k, v.to_owned()));
+            }
+        }
+        c.post(s.url(&action))
+            .header(header::COOKIE, &session.cookie)
+            .header(header::ACCEPT, "application/json")
+            .form(&form)
+    };
+    // Bad fields: refused together, each named, nothing stored.
+    let r = post(vec![
+        ("placement", "inbox"),
+        ("approval_timeout_secs", "2"),
+        ("static_hosts", "bad host!"),
+    ])
+    .send()
+    .await
+    .expect("post");
+    assert!(!r.status().is_success(), "{}", r.status());
+    let body = r.text().await.expect("body");
+    for field in ["placement", "approval_timeout_secs", "static_hosts"] {
+        assert!(body.contains(field), "{field} not named: {body}");
+    }
+    let node = s.node.clone().unwrap();
+    assert!(!node.network().trust_policy().auto_accept);
+
+    // Trust defaults apply at once; accepting inbound peers after a restart.
+    let r = post(vec![
+        ("placement", "queue"),
+        ("auto_accept", "on"),
+        ("accept_inbound_peers", ""),
+    ])
+    .send()
+    .await
+    .expect("post");
+    assert!(r.status().is_success(), "{}", r.status());
+    let view: serde_json::Value = r.json().await.expect("json");
+    assert_eq!(
+        view["pending_restart"],
+        serde_json::json!(["accept_inbound_peers"])
+    );
+    let policy = node.network().trust_policy();
+    assert!(policy.auto_accept, "applied live");
+    assert_eq!(policy.placement, p2pnet::Placement::Queue);
+    assert!(
+        node.network().local_addr().is_some(),
+        "still listening until a restart"
+    );
+    drop(node);
+    s.shutdown().await;
+
+    let s = Running::start(config(dir.path(), |_| {})).await;
+    let node = s.node.clone().unwrap();
+    assert!(
+        node.network().local_addr().is_none(),
+        "inbound off after the restart"
+    );
+    assert!(
+        node.network().trust_policy().auto_accept,
+        "stored over the file"
+    );
+    drop(node);
+    s.shutdown().await;
+}

@@ -37,12 +37,45 @@ pub enum PanelError {
     /// The input was rejected; the message says why.
     #[error("invalid input: {0}")]
     Invalid(String),
+    /// Form fields were rejected, each with its reason; nothing was saved.
+    #[error("invalid input: {}", describe_fields(.0))]
+    Fields(Vec<FieldError>),
     /// The server could not complete the call (database down, …).
     #[error("server error: {0}")]
     Internal(String),
     /// The call itself failed (network, encoding).
     #[error("request failed: {0}")]
     Request(String),
+}
+
+/// A form field the server rejected.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FieldError {
+    /// The field's name (the form input's `name`).
+    pub field: String,
+    /// Why.
+    pub message: String,
+}
+
+fn describe_fields(fields: &[FieldError]) -> String {
+    fields
+        .iter()
+        .map(|f| format!("{}: {}", f.field, f.message))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+impl PanelError {
+    /// The reason given for `field`, if this error names it.
+    pub fn field(&self, field: &str) -> Option<String> {
+        match self {
+            Self::Fields(fields) => fields
+                .iter()
+                .find(|f| f.field == field)
+                .map(|f| f.message.clone()),
+            _ => None,
+        }
+    }
 }
 
 impl FromServerFnError for PanelError {

@@ -291,6 +291,15 @@ impl PeerNetwork {
         self.enforce_access();
     }
 
+    /// Changes the trust policy in force: placement, auto-accept, what
+    /// approved peers get by default, the access list. It applies to the
+    /// next admissions and approvals; channels a changed access list now
+    /// denies close.
+    pub fn update_trust_policy(&self, change: impl FnOnce(&mut IncomingPeerTrustPolicy)) {
+        self.node.access.update(change);
+        self.enforce_access();
+    }
+
     /// The trust policy in force (placement, defaults, access list).
     pub fn trust_policy(&self) -> IncomingPeerTrustPolicy {
         self.node.access.snapshot()

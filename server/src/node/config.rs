@@ -24,6 +24,8 @@ pub struct RawNode {
     pub name: String,
     /// Run the embedded peer node.
     pub enabled: bool,
+    /// Accept channels peers open (off: the node only dials out).
+    pub accept_inbound: bool,
     /// Socket address peer channels are accepted on.
     pub listen: String,
     /// The node's identity key (created with mode 0600 on first start);
@@ -99,6 +101,7 @@ impl Default for RawNode {
         Self {
             name: "p2pnet-node".into(),
             enabled: true,
+            accept_inbound: true,
             listen: "0.0.0.0:4000".into(),
             identity_file: String::new(),
             download_dir: String::new(),
@@ -154,6 +157,8 @@ impl Default for RawLimits {
 pub struct NodeConfig {
     /// Whether the node runs.
     pub enabled: bool,
+    /// Whether it accepts inbound channels.
+    pub accept_inbound: bool,
     /// Listen address.
     pub listen: SocketAddr,
     /// Identity key file.
@@ -297,6 +302,7 @@ impl RawNode {
         };
         Ok(NodeConfig {
             enabled: self.enabled,
+            accept_inbound: self.accept_inbound,
             listen,
             identity_file,
             download_dir,

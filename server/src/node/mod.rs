@@ -56,6 +56,7 @@ impl NodeService {
             .identity_file(&config.identity_file)
             .listen_ip(config.listen.ip())
             .port(config.listen.port())
+            .accept_inbound(config.accept_inbound)
             .trust_policy(policy)
             .approval_timeout(config.approval_timeout)
             .download_dir(&config.download_dir)

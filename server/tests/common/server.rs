@@ -148,3 +148,28 @@ pub async fn terminal(
     }
     Ok(out)
 }
+
+/// The URL of a server function whose form is on `page` (its name carries
+/// a hash suffix), e.g. `("/settings", "/api/update_settings")`.
+pub async fn form_action(
+    c: &Client,
+    s: &Running,
+    session: &Session,
+    page: &str,
+    prefix: &str,
+) -> String {
+    let html = c
+        .get(s.url(page))
+        .header(header::COOKIE, &session.cookie)
+        .send()
+        .await
+        .expect("page")
+        .text()
+        .await
+        .expect("html");
+    html.split("action=\"")
+        .map(|rest| rest.split('"').next().unwrap_or_default())
+        .find(|a| a.starts_with(prefix))
+        .unwrap_or_else(|| panic!("no form posting to {prefix} on {page}"))
+        .to_owned()
+}
