@@ -256,6 +256,32 @@ async fn bad_node_input_gets_a_clear_message_and_changes_nothing() {
             .is_none()
     );
     assert!(node.network().known_peers().is_empty());
+    // Two known peers whose ids share a first character: a one-character
+    // prefix is ambiguous, and nothing is done.
+    for byte in [0u8, 1] {
+        let id = p2pnet::PeerId::from_bytes([byte; 32]);
+        node.network()
+            .restore_peer(p2pnet::KnownPeer::new(id, p2pnet::PeerSource::Manual))
+            .expect("restore");
+    }
+    let first = p2pnet::PeerId::from_bytes([0; 32]).to_string();
+    let error = terminal(&c, &s, &session, &format!("block {}", &first[..1]))
+        .await
+        .expect_err("ambiguous");
+    assert!(error.contains("matches 2 peers"), "{error}");
+    assert!(
+        node.network()
+            .trust_policy()
+            .access
+            .blocked()
+            .next()
+            .is_none()
+    );
+    let long = format!("send {} {}", &first[..10], "x".repeat(1100));
+    let error = terminal(&c, &s, &session, &long)
+        .await
+        .expect_err("too long");
+    assert!(error.contains("too long"), "{error}");
     // Still serving.
     assert!(terminal(&c, &s, &session, "node").await.is_ok());
     drop(node);
