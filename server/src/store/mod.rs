@@ -259,6 +259,20 @@ fn is_secret_parameter(raw_name: &str) -> bool {
         .any(|marker| name.contains(marker))
 }
 
+/// Appends `$audit` (a `NewAudit`) to the audit log through `$executor`
+/// (the pool, or a transaction the entry must share).
+macro_rules! audit_row {
+    ($executor:expr, $audit:expr) => {
+        sqlx::query("INSERT INTO audit_log (at_ms, actor, action, detail) VALUES ($1, $2, $3, $4)")
+            .bind($audit.at_ms)
+            .bind(&$audit.actor)
+            .bind(&$audit.action)
+            .bind(&$audit.detail)
+            .execute($executor)
+    };
+}
+pub(crate) use audit_row;
+
 /// Implements [`Store`] (and [`PeerStore`]) for a struct with a
 /// `pool: sqlx::Pool<$db>` field.
 macro_rules! sql_store {
@@ -397,25 +411,13 @@ macro_rules! sql_store {
                     .execute(&mut *tx)
                     .await?;
                 }
-                sqlx::query("INSERT INTO audit_log (at_ms, actor, action, detail) VALUES ($1, $2, $3, $4)")
-                    .bind(audit.at_ms)
-                    .bind(&audit.actor)
-                    .bind(&audit.action)
-                    .bind(&audit.detail)
-                    .execute(&mut *tx)
-                    .await?;
+                $crate::store::audit_row!(&mut *tx, audit).await?;
                 tx.commit().await?;
                 Ok(())
             }
 
             async fn append_audit(&self, e: &$crate::store::NewAudit) -> Result<(), $crate::store::StoreError> {
-                sqlx::query("INSERT INTO audit_log (at_ms, actor, action, detail) VALUES ($1, $2, $3, $4)")
-                    .bind(e.at_ms)
-                    .bind(&e.actor)
-                    .bind(&e.action)
-                    .bind(&e.detail)
-                    .execute(&self.pool)
-                    .await?;
+                $crate::store::audit_row!(&self.pool, e).await?;
                 Ok(())
             }
 

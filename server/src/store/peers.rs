@@ -241,15 +241,7 @@ macro_rules! peer_store {
                 .await?
                 .rows_affected()
                     > 0;
-                sqlx::query(
-                    "INSERT INTO audit_log (at_ms, actor, action, detail) VALUES ($1, $2, $3, $4)",
-                )
-                .bind(audit.at_ms)
-                .bind(&audit.actor)
-                .bind(&audit.action)
-                .bind(&audit.detail)
-                .execute(&mut *tx)
-                .await?;
+                $crate::store::audit_row!(&mut *tx, audit).await?;
                 tx.commit().await?;
                 Ok(added)
             }
@@ -271,15 +263,7 @@ macro_rules! peer_store {
                 if !removed {
                     return Ok(false);
                 }
-                sqlx::query(
-                    "INSERT INTO audit_log (at_ms, actor, action, detail) VALUES ($1, $2, $3, $4)",
-                )
-                .bind(audit.at_ms)
-                .bind(&audit.actor)
-                .bind(&audit.action)
-                .bind(&audit.detail)
-                .execute(&mut *tx)
-                .await?;
+                $crate::store::audit_row!(&mut *tx, audit).await?;
                 tx.commit().await?;
                 Ok(true)
             }

@@ -67,22 +67,12 @@ impl PgDatabase {
         }
     }
 
+    /// Closes `store`, then drops the database.
     pub async fn drop_now(self, store: Arc<dyn Store>) {
         store.close().await;
-        let pool = sqlx::PgPool::connect(&self.admin_url)
-            .await
-            .expect("connect");
-        sqlx::query(sqlx::AssertSqlSafe(format!(
-            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-            self.name
-        )))
-        .execute(&pool)
-        .await
-        .expect("drop database");
+        self.drop_unused().await;
     }
-}
 
-impl PgDatabase {
     /// Drops the database once nothing holds a connection of the caller's
     /// (a server under test closed its own pool at shutdown).
     pub async fn drop_unused(self) {

@@ -101,15 +101,7 @@ pub async fn login(c: &Client, s: &Running) -> Session {
         .next()
         .expect("pair")
         .to_owned();
-    let html = c
-        .get(s.url("/"))
-        .header(header::COOKIE, &cookie)
-        .send()
-        .await
-        .expect("page")
-        .text()
-        .await
-        .expect("html");
+    let html = page_html(c, s, &cookie, "/").await;
     let csrf = html
         .split("name=\"csrf-token\" content=\"")
         .nth(1)
@@ -158,18 +150,23 @@ pub async fn form_action(
     page: &str,
     prefix: &str,
 ) -> String {
-    let html = c
-        .get(s.url(page))
-        .header(header::COOKIE, &session.cookie)
+    page_html(c, s, &session.cookie, page)
+        .await
+        .split("action=\"")
+        .map(|rest| rest.split('"').next().unwrap_or_default())
+        .find(|a| a.starts_with(prefix))
+        .unwrap_or_else(|| panic!("no form posting to {prefix} on {page}"))
+        .to_owned()
+}
+
+/// A panel page's HTML, with the session `cookie`.
+pub async fn page_html(c: &Client, s: &Running, cookie: &str, page: &str) -> String {
+    c.get(s.url(page))
+        .header(header::COOKIE, cookie)
         .send()
         .await
         .expect("page")
         .text()
         .await
-        .expect("html");
-    html.split("action=\"")
-        .map(|rest| rest.split('"').next().unwrap_or_default())
-        .find(|a| a.starts_with(prefix))
-        .unwrap_or_else(|| panic!("no form posting to {prefix} on {page}"))
-        .to_owned()
+        .expect("html")
 }
