@@ -1,65 +1,12 @@
 //! The server over a real loopback socket: auth, CSRF, Host allow-list, the
 //! terminal API, settings persistence across a restart, and bad input.
 
+mod common;
+
 use std::{net::SocketAddr, time::Duration};
 
-use reqwest::{Client, StatusCode, header, redirect::Policy};
-use server::{
-    Server,
-    config::{Config, RawConfig},
-};
-use tokio_util::sync::CancellationToken;
-
-const PASSWORD: &str = "integration-test-password";
-
-struct Running {
-    addr: SocketAddr,
-    stop: CancellationToken,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Running {
-    fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
-    }
-
-    async fn shutdown(self) {
-        self.stop.cancel();
-        tokio::time::timeout(Duration::from_secs(10), self.task)
-            .await
-            .expect("server stops within 10 s")
-            .expect("server task");
-    }
-}
-
-fn config(data: &std::path::Path, tweak: impl FnOnce(&mut RawConfig)) -> Config {
-    let mut raw = RawConfig::default();
-    raw.server.listen = vec!["127.0.0.1:0".into()];
-    raw.server.data_dir = data.to_path_buf();
-    raw.server.site_root = data.join("site");
-    raw.auth.admin_password = PASSWORD.into();
-    raw.log.filter = "warn".into();
-    raw.node.listen = "127.0.0.1:0".into();
-    raw.node.discovery.enabled = false;
-    tweak(&mut raw);
-    Config::validate(raw).expect("valid test config")
-}
-
-async fn start(config: Config) -> Running {
-    let server = Server::bind(config).await.expect("bind");
-    let addr = server.local_addrs()[0];
-    let stop = CancellationToken::new();
-    let token = stop.clone();
-    let task = tokio::spawn(async move { server.serve(token).await.expect("serve") });
-    Running { addr, stop, task }
-}
-
-fn client() -> Client {
-    Client::builder()
-        .redirect(Policy::none())
-        .build()
-        .expect("client")
-}
+use common::server::{PASSWORD, Running, client, config, page_html};
+use reqwest::{Client, StatusCode, header};
 
 /// Logs in; returns the session cookie pair and the CSRF token from the page.
 async fn login(c: &Client, s: &Running) -> (String, String) {
@@ -85,14 +32,7 @@ async fn login(c: &Client, s: &Running) -> (String, String) {
     );
     assert!(!set_cookie.contains("Secure"), "plain HTTP on loopback");
     let cookie = set_cookie.split(';').next().expect("pair").to_owned();
-    let page = c
-        .get(s.url("/"))
-        .header(header::COOKIE, &cookie)
-        .send()
-        .await
-        .expect("page");
-    assert_eq!(page.status(), StatusCode::OK);
-    let html = page.text().await.expect("html");
+    let html = page_html(c, s, &cookie, "/").await;
     let csrf = html
         .split("name=\"csrf-token\" content=\"")
         .nth(1)
@@ -106,7 +46,7 @@ async fn login(c: &Client, s: &Running) -> (String, String) {
 #[tokio::test]
 async fn unauthenticated_requests_are_turned_away() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let s = start(config(dir.path(), |_| {})).await;
+    let s = Running::start(config(dir.path(), |_| {})).await;
     let c = client();
 
     let r = c.get(s.url("/healthz")).send().await.expect("healthz");
@@ -149,7 +89,7 @@ async fn unauthenticated_requests_are_turned_away() {
 #[tokio::test]
 async fn host_header_must_be_allowed() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let s = start(config(dir.path(), |r| {
+    let s = Running::start(config(dir.path(), |r| {
         r.server.allowed_hosts = vec!["panel.test".into()]
     }))
     .await;
@@ -177,7 +117,7 @@ async fn host_header_must_be_allowed() {
 #[tokio::test]
 async fn login_logout_and_wrong_password() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let s = start(config(dir.path(), |_| {})).await;
+    let s = Running::start(config(dir.path(), |_| {})).await;
     let c = client();
 
     let r = c
@@ -237,7 +177,7 @@ async fn login_logout_and_wrong_password() {
 async fn terminal_round_trip_is_csrf_protected_and_audited() {
     let dir = tempfile::tempdir().expect("tempdir");
     let cfg = config(dir.path(), |_| {});
-    let s = start(cfg).await;
+    let s = Running::start(cfg).await;
     let c = client();
     let (cookie, csrf) = login(&c, &s).await;
     let input = |line: &str| {
@@ -394,7 +334,7 @@ async fn terminal_round_trip_is_csrf_protected_and_audited() {
 #[tokio::test]
 async fn settings_persist_across_restart() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let s = start(config(dir.path(), |_| {})).await;
+    let s = Running::start(config(dir.path(), |_| {})).await;
     let c = client();
     let (cookie, csrf) = login(&c, &s).await;
     // Find the server function's URL in the settings page (its name has a hash suffix).
@@ -438,7 +378,7 @@ async fn settings_persist_across_restart() {
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
     s.shutdown().await;
 
-    let s = start(config(dir.path(), |_| {})).await;
+    let s = Running::start(config(dir.path(), |_| {})).await;
     let (cookie, _) = login(&c, &s).await;
     let html = c
         .get(s.url("/"))
@@ -459,7 +399,7 @@ async fn settings_persist_across_restart() {
 #[tokio::test]
 async fn unknown_routes_metrics_and_rate_limit() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let s = start(config(dir.path(), |r| r.auth.login_attempts_per_minute = 3)).await;
+    let s = Running::start(config(dir.path(), |r| r.auth.login_attempts_per_minute = 3)).await;
     let c = client();
     let (cookie, _) = login(&c, &s).await;
 
@@ -522,10 +462,10 @@ async fn unknown_routes_metrics_and_rate_limit() {
 #[tokio::test]
 async fn a_second_server_on_a_taken_port_fails_clearly() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let s = start(config(dir.path(), |_| {})).await;
+    let s = Running::start(config(dir.path(), |_| {})).await;
     let taken = s.addr.to_string();
     let other = tempfile::tempdir().expect("tempdir");
-    let err = Server::bind(config(other.path(), |r| {
+    let err = server::Server::bind(config(other.path(), |r| {
         r.server.listen = vec![taken.clone()]
     }))
     .await
@@ -563,7 +503,7 @@ async fn forwarded_login(c: &Client, s: &Running, xff: &str) -> reqwest::Respons
 #[tokio::test]
 async fn forwarded_for_takes_the_address_the_proxy_appended() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let s = start(config(dir.path(), |r| {
+    let s = Running::start(config(dir.path(), |r| {
         r.server.trust_forwarded_for = true;
         r.auth.login_attempts_per_minute = 1;
     }))
@@ -601,7 +541,7 @@ async fn forwarded_for_takes_the_address_the_proxy_appended() {
 #[tokio::test]
 async fn metric_labels_stay_bounded() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let s = start(config(dir.path(), |_| {})).await;
+    let s = Running::start(config(dir.path(), |_| {})).await;
     let c = client();
     for i in 0..150u32 {
         let noise = blake3::hash(&i.to_le_bytes()).to_hex();
@@ -644,7 +584,7 @@ async fn metric_labels_stay_bounded() {
 #[tokio::test]
 async fn login_limit_counts_an_ipv6_64_as_one_client() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let s = start(config(dir.path(), |r| {
+    let s = Running::start(config(dir.path(), |r| {
         r.server.trust_forwarded_for = true;
         r.auth.login_attempts_per_minute = 1;
     }))
@@ -666,7 +606,7 @@ async fn login_limit_counts_an_ipv6_64_as_one_client() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_password_checks_are_capped() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let s = start(config(dir.path(), |r| r.server.trust_forwarded_for = true)).await;
+    let s = Running::start(config(dir.path(), |r| r.server.trust_forwarded_for = true)).await;
     // Eight clients at once, each with its own limiter budget: only the cap
     // on concurrent password checks can turn any of them away.
     let mut attempts = tokio::task::JoinSet::new();
@@ -705,7 +645,7 @@ async fn concurrent_password_checks_are_capped() {
 #[tokio::test]
 async fn refused_logins_are_merged_in_the_audit_log() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let s = start(config(dir.path(), |r| r.auth.login_attempts_per_minute = 2)).await;
+    let s = Running::start(config(dir.path(), |r| r.auth.login_attempts_per_minute = 2)).await;
     let c = client();
     for i in 0..20 {
         let r = c
@@ -748,7 +688,7 @@ async fn refused_logins_are_merged_in_the_audit_log() {
 #[tokio::test]
 async fn login_redirect_is_judged_after_decoding() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let s = start(config(dir.path(), |_| {})).await;
+    let s = Running::start(config(dir.path(), |_| {})).await;
     let c = client();
     for next in ["/\t/evil.example", "/%09/evil.example", "/%2F/evil.example"] {
         let r = c
@@ -796,7 +736,7 @@ async fn raw_get(addr: SocketAddr, target: &str, cookie: Option<&str>) -> (u16, 
 #[tokio::test]
 async fn ambiguous_paths_are_refused_before_routing() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let s = start(config(dir.path(), |_| {})).await;
+    let s = Running::start(config(dir.path(), |_| {})).await;
     let ambiguous = [
         "/pkg/%2e%2e/settings",
         "/pkg/%2E%2E/settings",
