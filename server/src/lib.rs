@@ -117,6 +117,7 @@ impl Server {
             transcripts: terminal::Transcripts::default(),
             metrics: http::metrics::HttpMetrics::default(),
             node,
+            shutdown: CancellationToken::new(),
         };
         Ok(Self {
             state: AppState {
@@ -159,9 +160,14 @@ impl Server {
                 .clone()
                 .into_make_service_with_connect_info::<SocketAddr>();
             let token = shutdown.clone();
+            let streams = self.state.shared.shutdown.clone();
             tasks.spawn(async move {
                 axum::serve(listener, app)
-                    .with_graceful_shutdown(token.cancelled_owned())
+                    .with_graceful_shutdown(async move {
+                        token.cancelled().await;
+                        // Open live streams end now; the drain waits for them.
+                        streams.cancel();
+                    })
                     .await
             });
         }

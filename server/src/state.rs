@@ -4,6 +4,7 @@ use std::{net::SocketAddr, sync::Arc, time::Instant};
 
 use axum::extract::FromRef;
 use leptos::config::LeptosOptions;
+use tokio_util::sync::CancellationToken;
 
 use crate::{
     auth::rate_limit::LoginLimiter, config::Config, http::metrics::HttpMetrics, node::NodeService,
@@ -37,6 +38,9 @@ pub struct Shared {
     pub metrics: HttpMetrics,
     /// The embedded peer node (`None` when `[node] enabled = false`).
     pub node: Option<Arc<NodeService>>,
+    /// Cancelled when the server starts to shut down: long-lived responses
+    /// (the live stream) end on it, so the graceful drain can finish.
+    pub shutdown: CancellationToken,
 }
 
 impl FromRef<AppState> for LeptosOptions {
