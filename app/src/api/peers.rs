@@ -3,6 +3,7 @@
 
 use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
+use server_fn::codec::Json;
 
 use super::{NodeAction, PanelError};
 use crate::csrf_client::CsrfClient;
@@ -125,7 +126,11 @@ pub async fn load_doctor(peer: String) -> Result<DoctorReport, PanelError> {
 
 /// Runs a node action (approve, block, connect, ...); audited. Returns a
 /// line saying what was done.
-#[server(client = CsrfClient)]
+///
+/// Its argument is JSON, not the default url-encoded form: the form's flat
+/// strings cannot carry a number inside a tagged enum (`RoutineInterval {
+/// secs }` failed to decode).
+#[server(client = CsrfClient, input = Json)]
 pub async fn run_node_action(action: NodeAction) -> Result<String, PanelError> {
     let session = crate::ssr::require_session()?;
     crate::ssr::backend()?
