@@ -10,6 +10,10 @@
 //! - [`settings`]: run-time settings persisted in the store.
 //! - [`telemetry`], [`shutdown`]: process concerns used by the binary.
 
+// The panel's pages are nested view types; rendering them on the server
+// (`RenderHtml::resolve`) goes deeper than the default limit of 128.
+#![recursion_limit = "256"]
+
 pub mod auth;
 pub mod config;
 pub mod http;
