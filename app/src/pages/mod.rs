@@ -1,6 +1,7 @@
-//! One module per page, plus the parts pages share: `throughput` (the
-//! traffic chart).
+//! One module per page, plus the parts pages share: `controls` (action
+//! buttons with their result lines) and `throughput` (the traffic chart).
 
+mod controls;
 mod login;
 mod not_found;
 mod overview;
@@ -20,12 +21,46 @@ use leptos::prelude::*;
 
 use crate::api::PanelError;
 
+/// A few values by key: per-control state (an action's outcome, a doctor
+/// report, a half-typed field), kept outside the rows a refetch rebuilds.
+/// A page has a handful of controls, and a linear search is far smaller in
+/// the wasm than a hash map.
+#[derive(Clone, Debug, PartialEq)]
+struct ByKey<V>(Vec<(String, V)>);
+
+impl<V> Default for ByKey<V> {
+    fn default() -> Self {
+        Self(Vec::new())
+    }
+}
+
+impl<V> ByKey<V> {
+    fn get(&self, key: &str) -> Option<&V> {
+        self.0.iter().find(|(k, _)| k == key).map(|(_, v)| v)
+    }
+
+    fn set(&mut self, key: String, value: V) {
+        match self.0.iter_mut().find(|(k, _)| *k == key) {
+            Some(slot) => slot.1 = value,
+            None => self.0.push((key, value)),
+        }
+    }
+}
+
 /// `<dt>`/`<dd id=…>` pairs of plain text. Every fact list renders
-/// through here: each distinct view type is code in the wasm, and this one
-/// serves all.
+/// through here, as every table's text cells render through [`cells`]:
+/// each distinct view type is code in the wasm, and these two serve all.
 fn facts(rows: Vec<(&'static str, &'static str, String)>) -> impl IntoView {
     rows.into_iter()
         .map(|(label, id, value)| view! { <dt>{label}</dt><dd id=id>{value}</dd> })
+        .collect_view()
+}
+
+/// Table cells of plain text, each with its class (see [`facts`]).
+fn cells(cells: Vec<(&'static str, String)>) -> impl IntoView {
+    cells
+        .into_iter()
+        .map(|(class, text)| view! { <td class=class>{text}</td> })
         .collect_view()
 }
 
