@@ -25,6 +25,7 @@ pub fn Layout() -> impl IntoView {
             <nav>
                 <A href="/" exact=true>"Overview"</A>
                 <A href="/peers">"Peers"</A>
+                <A href="/routines">"Routines"</A>
                 <A href="/settings">"Settings"</A>
                 <A href="/terminal">"Terminal"</A>
             </nav>

@@ -36,7 +36,9 @@ use leptos_router::{
 };
 
 use crate::layout::Layout;
-use crate::pages::{LoginPage, NotFound, OverviewPage, PeersPage, SettingsPage, TerminalPage};
+use crate::pages::{
+    LoginPage, NotFound, OverviewPage, PeersPage, RoutinesPage, SettingsPage, TerminalPage,
+};
 
 /// The HTML document around the application, rendered on the server only.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
@@ -78,6 +80,7 @@ pub fn App() -> impl IntoView {
                 <ParentRoute path=path!("") view=Layout>
                     <Route path=path!("") view=OverviewPage />
                     <Route path=path!("peers") view=PeersPage />
+                    <Route path=path!("routines") view=RoutinesPage />
                     <Route path=path!("settings") view=SettingsPage />
                     <Route path=path!("terminal") view=TerminalPage />
                 </ParentRoute>

@@ -6,6 +6,7 @@ mod login;
 mod not_found;
 mod overview;
 mod peers;
+mod routines;
 mod settings;
 mod terminal;
 mod throughput;
@@ -14,6 +15,7 @@ pub(crate) use login::LoginPage;
 pub(crate) use not_found::NotFound;
 pub(crate) use overview::OverviewPage;
 pub(crate) use peers::PeersPage;
+pub(crate) use routines::RoutinesPage;
 pub(crate) use settings::SettingsPage;
 pub(crate) use terminal::TerminalPage;
 
