@@ -22,8 +22,9 @@ esac
 
 cargo build -p frontend --lib --target wasm32-unknown-unknown --profile "$wasm_profile"
 rm -rf "$site"; mkdir -p "$site/pkg"
+# Cargo writes where CARGO_TARGET_DIR says, if set; the site stays in ./target.
 wasm-bindgen --target web --no-typescript --out-name p2pnet --out-dir "$site/pkg" \
-  "target/wasm32-unknown-unknown/$wasm_dir/frontend.wasm"
+  "${CARGO_TARGET_DIR:-target}/wasm32-unknown-unknown/$wasm_dir/frontend.wasm"
 if [ "$profile" = release ]; then
   # npm's binaryen (node_modules/.bin); Debian's wasm-opt 108 breaks hydration.
   wasm-opt -Oz --enable-bulk-memory --enable-nontrapping-float-to-int \

@@ -42,4 +42,6 @@ cargo test --workspace --locked --no-fail-fast
 
 step "end-to-end (Chromium)"
 scripts/build-site.sh dev
+# The second p2pnet node the panel tests spawn (target/debug/examples/dial_peer).
+cargo build -p p2pnet --example dial_peer --locked
 (cd end2end && playwright test)

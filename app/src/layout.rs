@@ -3,11 +3,16 @@
 use leptos::prelude::*;
 use leptos_router::components::{A, Outlet};
 
-use crate::session::{self, CSRF_FIELD};
+use crate::{
+    live::provide_live,
+    session::{self, CSRF_FIELD},
+};
 
-/// Navigation bar and the routed page below it.
+/// Navigation bar and the routed page below it. It opens the live stream
+/// once for every page below (client-side navigation keeps it).
 #[component]
 pub fn Layout() -> impl IntoView {
+    let live = provide_live();
     let session = session::current();
     let username = session
         .as_ref()
@@ -20,9 +25,17 @@ pub fn Layout() -> impl IntoView {
             <nav>
                 <A href="/" exact=true>"Overview"</A>
                 <A href="/peers">"Peers"</A>
+                <A href="/routines">"Routines"</A>
                 <A href="/settings">"Settings"</A>
                 <A href="/terminal">"Terminal"</A>
             </nav>
+            <span
+                id="live-status"
+                class=move || live.status.get().class()
+                title="The live stream of the node's events"
+            >
+                {move || live.status.get().word()}
+            </span>
             <form class="logout" method="post" action="/auth/logout">
                 <span class="user" id="current-user">{username}</span>
                 <input type="hidden" name=CSRF_FIELD value=csrf />

@@ -10,6 +10,7 @@
 //! - [`csrf_client`]: the server-function client that attaches the session's
 //!   CSRF token to every call.
 //! - [`session`]: who is logged in, as seen by the rendered page.
+//! - [`live`]: the live stream (`/api/live`) as signals the pages read.
 //! - `layout`, `pages`: the components.
 //! - [`ssr`] (server only): the [`ssr::PanelBackend`] trait the server
 //!   implements, so this crate never depends on the server.
@@ -21,6 +22,7 @@
 pub mod api;
 pub mod csrf_client;
 mod layout;
+pub mod live;
 mod pages;
 pub mod session;
 #[cfg(feature = "ssr")]
@@ -34,7 +36,9 @@ use leptos_router::{
 };
 
 use crate::layout::Layout;
-use crate::pages::{LoginPage, NotFound, OverviewPage, PeersPage, SettingsPage, TerminalPage};
+use crate::pages::{
+    LoginPage, NotFound, OverviewPage, PeersPage, RoutinesPage, SettingsPage, TerminalPage,
+};
 
 /// The HTML document around the application, rendered on the server only.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
@@ -76,6 +80,7 @@ pub fn App() -> impl IntoView {
                 <ParentRoute path=path!("") view=Layout>
                     <Route path=path!("") view=OverviewPage />
                     <Route path=path!("peers") view=PeersPage />
+                    <Route path=path!("routines") view=RoutinesPage />
                     <Route path=path!("settings") view=SettingsPage />
                     <Route path=path!("terminal") view=TerminalPage />
                 </ParentRoute>

@@ -1,24 +1,5 @@
 import { test, expect } from '@playwright/test';
-
-const base = () => process.env.P2PNET_E2E_URL;
-const url = (path) => `${base()}${path}`;
-
-async function login(page) {
-  await page.goto(url('/login'));
-  await page.fill('input[name=username]', 'admin');
-  await page.fill('input[name=password]', process.env.P2PNET_E2E_PASSWORD);
-  await page.click('#login-submit');
-  await expect(page).toHaveURL(url('/'));
-}
-
-// Clicks made before the wasm has hydrated the page do nothing, so retry
-// the interaction until the page reacts.
-async function untilHydrated(action, check) {
-  await expect(async () => {
-    await action();
-    await check();
-  }).toPass({ timeout: 15_000 });
-}
+import { base, login, untilHydrated, url } from '../helpers.mjs';
 
 test.describe.configure({ mode: 'serial' });
 

@@ -10,6 +10,10 @@
 //! - [`settings`]: run-time settings persisted in the store.
 //! - [`telemetry`], [`shutdown`]: process concerns used by the binary.
 
+// The panel's pages are nested view types; rendering them on the server
+// (`RenderHtml::resolve`) goes deeper than the default limit of 128.
+#![recursion_limit = "256"]
+
 pub mod auth;
 pub mod config;
 pub mod http;
@@ -124,6 +128,7 @@ impl Server {
             metrics: http::metrics::HttpMetrics::default(),
             node,
             settings_at_start,
+            shutdown: CancellationToken::new(),
         };
         Ok(Self {
             state: AppState {
@@ -166,9 +171,14 @@ impl Server {
                 .clone()
                 .into_make_service_with_connect_info::<SocketAddr>();
             let token = shutdown.clone();
+            let streams = self.state.shared.shutdown.clone();
             tasks.spawn(async move {
                 axum::serve(listener, app)
-                    .with_graceful_shutdown(token.cancelled_owned())
+                    .with_graceful_shutdown(async move {
+                        token.cancelled().await;
+                        // Open live streams end now; the drain waits for them.
+                        streams.cancel();
+                    })
                     .await
             });
         }

@@ -4,6 +4,7 @@ use std::{net::SocketAddr, sync::Arc, time::Instant};
 
 use axum::extract::FromRef;
 use leptos::config::LeptosOptions;
+use tokio_util::sync::CancellationToken;
 
 use crate::{
     auth::rate_limit::LoginLimiter, config::Config, http::metrics::HttpMetrics, node::NodeService,
@@ -40,6 +41,9 @@ pub struct Shared {
     /// The settings the server started with (stored over the file), to
     /// tell which stored changes wait for a restart.
     pub settings_at_start: app::api::EditableSettings,
+    /// Cancelled when the server starts to shut down: long-lived responses
+    /// (the live stream) end on it, so the graceful drain can finish.
+    pub shutdown: CancellationToken,
 }
 
 impl FromRef<AppState> for LeptosOptions {

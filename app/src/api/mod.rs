@@ -6,6 +6,7 @@
 //! returns [`PanelError`], so a caller can tell "not logged in" from "bad
 //! input" from "server trouble".
 
+mod codec;
 mod live;
 mod node;
 mod overview;
@@ -15,10 +16,7 @@ mod settings;
 mod terminal;
 
 use serde::{Deserialize, Serialize};
-use server_fn::{
-    codec::JsonEncoding,
-    error::{FromServerFnError, ServerFnErrorErr},
-};
+use server_fn::error::{FromServerFnError, ServerFnErrorErr};
 
 pub use live::*;
 pub use node::*;
@@ -79,7 +77,8 @@ impl PanelError {
 }
 
 impl FromServerFnError for PanelError {
-    type Encoder = JsonEncoding;
+    // As the answers are (see `codec`): one decoder for both.
+    type Encoder = codec::JsonText;
 
     fn from_server_fn_error(value: ServerFnErrorErr) -> Self {
         Self::Request(value.to_string())

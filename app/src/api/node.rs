@@ -26,6 +26,9 @@ pub struct NodeSummary {
     pub bytes_received: u64,
     /// LAN discovery, when it runs.
     pub discovery: Option<DiscoverySummary>,
+    /// The byte counters of the last minutes, one sample a second, oldest
+    /// first: the throughput chart's history (the live stream adds to it).
+    pub traffic: Vec<super::TrafficSample>,
 }
 
 /// LAN discovery in figures.

@@ -3,6 +3,7 @@
 use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use super::codec::FormInJsonOut;
 use super::{NodeSummary, PanelError};
 use crate::csrf_client::CsrfClient;
 
@@ -26,7 +27,7 @@ pub struct Overview {
 }
 
 /// The dashboard figures.
-#[server(client = CsrfClient)]
+#[server(client = CsrfClient, protocol = FormInJsonOut)]
 pub async fn load_overview() -> Result<Overview, PanelError> {
     crate::ssr::backend()?.overview().await
 }

@@ -4,7 +4,10 @@
 use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::{NodeAction, PanelError};
+use super::{
+    NodeAction, PanelError,
+    codec::{FormInJsonOut, JsonInJsonOut},
+};
 use crate::csrf_client::CsrfClient;
 
 /// Everything the Peers page shows.
@@ -112,20 +115,24 @@ pub struct DoctorReport {
 }
 
 /// The Peers page's data.
-#[server(client = CsrfClient)]
+#[server(client = CsrfClient, protocol = FormInJsonOut)]
 pub async fn load_peers() -> Result<PeersView, PanelError> {
     crate::ssr::backend()?.peers_view().await
 }
 
 /// Why a peer is or is not connected.
-#[server(client = CsrfClient)]
+#[server(client = CsrfClient, protocol = FormInJsonOut)]
 pub async fn load_doctor(peer: String) -> Result<DoctorReport, PanelError> {
     crate::ssr::backend()?.doctor(&peer).await
 }
 
 /// Runs a node action (approve, block, connect, ...); audited. Returns a
 /// line saying what was done.
-#[server(client = CsrfClient)]
+///
+/// Its argument is JSON, not the default url-encoded form: the form's flat
+/// strings cannot carry a number inside a tagged enum (`RoutineInterval {
+/// secs }` failed to decode).
+#[server(client = CsrfClient, protocol = JsonInJsonOut)]
 pub async fn run_node_action(action: NodeAction) -> Result<String, PanelError> {
     let session = crate::ssr::require_session()?;
     crate::ssr::backend()?

@@ -4,6 +4,7 @@ use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::PanelError;
+use super::codec::FormInJsonOut;
 use crate::csrf_client::CsrfClient;
 
 /// One routine.
@@ -24,7 +25,7 @@ pub struct RoutineRow {
 }
 
 /// Every routine of the node.
-#[server(client = CsrfClient)]
+#[server(client = CsrfClient, protocol = FormInJsonOut)]
 pub async fn load_routines() -> Result<Vec<RoutineRow>, PanelError> {
     crate::ssr::backend()?.routines().await
 }

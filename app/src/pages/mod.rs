@@ -1,22 +1,70 @@
-//! One module per page.
+//! One module per page, plus the parts pages share: `controls` (action
+//! buttons with their result lines) and `throughput` (the traffic chart).
 
+mod controls;
 mod login;
 mod not_found;
 mod overview;
 mod peers;
+mod routines;
 mod settings;
 mod terminal;
+mod throughput;
 
 pub(crate) use login::LoginPage;
 pub(crate) use not_found::NotFound;
 pub(crate) use overview::OverviewPage;
 pub(crate) use peers::PeersPage;
+pub(crate) use routines::RoutinesPage;
 pub(crate) use settings::SettingsPage;
 pub(crate) use terminal::TerminalPage;
 
 use leptos::prelude::*;
 
 use crate::api::PanelError;
+
+/// A few values by key: per-control state (an action's outcome, a doctor
+/// report, a half-typed field), kept outside the rows a refetch rebuilds.
+/// A page has a handful of controls, and a linear search is far smaller in
+/// the wasm than a hash map.
+#[derive(Clone, Debug, PartialEq)]
+struct ByKey<V>(Vec<(String, V)>);
+
+impl<V> Default for ByKey<V> {
+    fn default() -> Self {
+        Self(Vec::new())
+    }
+}
+
+impl<V> ByKey<V> {
+    fn get(&self, key: &str) -> Option<&V> {
+        self.0.iter().find(|(k, _)| k == key).map(|(_, v)| v)
+    }
+
+    fn set(&mut self, key: String, value: V) {
+        match self.0.iter_mut().find(|(k, _)| *k == key) {
+            Some(slot) => slot.1 = value,
+            None => self.0.push((key, value)),
+        }
+    }
+}
+
+/// `<dt>`/`<dd id=…>` pairs of plain text. Every fact list renders
+/// through here, as every table's text cells render through [`cells`]:
+/// each distinct view type is code in the wasm, and these two serve all.
+fn facts(rows: Vec<(&'static str, &'static str, String)>) -> impl IntoView {
+    rows.into_iter()
+        .map(|(label, id, value)| view! { <dt>{label}</dt><dd id=id>{value}</dd> })
+        .collect_view()
+}
+
+/// Table cells of plain text, each with its class (see [`facts`]).
+fn cells(cells: Vec<(&'static str, String)>) -> impl IntoView {
+    cells
+        .into_iter()
+        .map(|(class, text)| view! { <td class=class>{text}</td> })
+        .collect_view()
+}
 
 /// Renders a failed call as an alert.
 fn error_view(error: PanelError) -> AnyView {
@@ -35,6 +83,29 @@ fn format_unix_ms(ms: i64) -> String {
         (rem % 3600) / 60,
         rem % 60
     )
+}
+
+/// The time of day of Unix milliseconds, `HH:MM:SS` (UTC), for the feed.
+fn format_clock(ms: i64) -> String {
+    let rem = ms.div_euclid(1000).rem_euclid(86_400);
+    format!("{:02}:{:02}:{:02}", rem / 3600, (rem % 3600) / 60, rem % 60)
+}
+
+/// A byte count with a binary unit: `0 B`, `1.5 KiB`, `12.0 MiB`.
+fn format_bytes(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["KiB", "MiB", "GiB", "TiB", "PiB"];
+    if bytes < 1024 {
+        return format!("{bytes} B");
+    }
+    // Precision is not the point of a dashboard figure.
+    #[allow(clippy::cast_precision_loss)]
+    let mut value = bytes as f64 / 1024.0;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    format!("{value:.1} {}", UNITS[unit])
 }
 
 /// Howard Hinnant's days-to-civil conversion (proleptic Gregorian calendar).
@@ -77,6 +148,17 @@ mod tests {
         assert_eq!(format_unix_ms(951_782_400_000), "2000-02-29 00:00:00 UTC");
         assert_eq!(format_unix_ms(1_795_000_000_123), "2026-11-18 11:06:40 UTC");
         assert_eq!(format_unix_ms(-1000), "1969-12-31 23:59:59 UTC");
+    }
+
+    #[test]
+    fn clock_and_bytes_read_naturally() {
+        assert_eq!(format_clock(1_795_000_000_123), "11:06:40");
+        assert_eq!(format_clock(-1000), "23:59:59");
+        assert_eq!(format_bytes(0), "0 B");
+        assert_eq!(format_bytes(1023), "1023 B");
+        assert_eq!(format_bytes(1536), "1.5 KiB");
+        assert_eq!(format_bytes(12 << 20), "12.0 MiB");
+        assert_eq!(format_bytes(u64::MAX), "16384.0 PiB", "the largest unit");
     }
 
     #[test]

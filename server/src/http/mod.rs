@@ -9,6 +9,7 @@ pub mod auth_routes;
 pub mod error;
 pub mod guard;
 pub mod host;
+pub mod live;
 pub mod metrics;
 pub mod parser;
 pub mod path;
@@ -47,6 +48,7 @@ pub fn router(state: AppState) -> Router {
         .route("/auth/logout", post(auth_routes::logout))
         .route("/api/parser/input", post(parser::input))
         .route("/api/parser/output", get(parser::output))
+        .route("/api/live", get(live::stream))
         .leptos_routes_with_context(&state, routes, move || provide_context(panel.clone()), {
             let options = state.leptos.clone();
             move || app::shell(options.clone())

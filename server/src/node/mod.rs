@@ -10,9 +10,12 @@
 //! - `views.rs`: what the panel and the terminal show (summary, peers,
 //!   channels, the "why not connected?" report, routines).
 //! - `records.rs`: conversions between the node's peers and stored rows.
+//! - `live.rs`: the node's events as the panel's live feed (`/api/live`),
+//!   with recent events for late subscribers and the traffic samples.
 
 pub mod actions;
 pub mod config;
+pub mod live;
 mod persist;
 pub mod records;
 pub mod views;
@@ -20,11 +23,11 @@ pub mod views;
 use std::sync::Arc;
 
 use p2pnet::{PeerNetwork, proto::AccessList};
-use tokio::task::JoinHandle;
-use tokio_util::sync::CancellationToken;
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 use crate::store::{AccessKind, Store, StoreError};
 pub use config::NodeConfig;
+use live::LiveFeed;
 use persist::Saver;
 
 /// Why the node could not start.
@@ -43,7 +46,10 @@ pub struct NodeService {
     network: PeerNetwork,
     store: Arc<dyn Store>,
     saver: Arc<Saver>,
-    save_loop: std::sync::Mutex<Option<(CancellationToken, JoinHandle<()>)>>,
+    live: Arc<LiveFeed>,
+    /// Stops the background tasks (the save loop, the live feed).
+    stop_tasks: CancellationToken,
+    tasks: TaskTracker,
 }
 
 impl NodeService {
@@ -66,6 +72,9 @@ impl NodeService {
             builder = builder.discovery(discovery.clone());
         }
         let network = builder.start().await?;
+        // Subscribed before anything else happens, so the feed misses
+        // nothing the restore below reports.
+        let events = network.subscribe();
         let saver = Arc::new(Saver::default());
         let mut restored = 0usize;
         for record in store.known_peers().await? {
@@ -92,24 +101,24 @@ impl NodeService {
             network,
             store,
             saver,
-            save_loop: std::sync::Mutex::new(None),
+            live: Arc::new(LiveFeed::default()),
+            stop_tasks: CancellationToken::new(),
+            tasks: TaskTracker::new(),
         };
-        service.start_save_loop();
-        Ok(service)
-    }
-
-    fn start_save_loop(&self) {
-        let token = CancellationToken::new();
-        let task = tokio::spawn(persist::save_loop(
-            self.network.clone(),
-            self.store.clone(),
-            self.saver.clone(),
-            token.clone(),
+        service.tasks.spawn(persist::save_loop(
+            service.network.clone(),
+            service.store.clone(),
+            service.saver.clone(),
+            service.stop_tasks.clone(),
         ));
-        *self
-            .save_loop
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some((token, task));
+        service.tasks.spawn(live::run(
+            service.live.clone(),
+            service.network.clone(),
+            events,
+            service.stop_tasks.clone(),
+        ));
+        service.tasks.close();
+        Ok(service)
     }
 
     /// The network, for views and actions.
@@ -117,18 +126,16 @@ impl NodeService {
         &self.network
     }
 
-    /// Stops saving, saves once more, and shuts the network down (every
-    /// channel closes with a Disconnect).
+    /// The live feed (`/api/live`).
+    pub fn live(&self) -> &Arc<LiveFeed> {
+        &self.live
+    }
+
+    /// Stops saving and the live feed, saves once more, and shuts the
+    /// network down (every channel closes with a Disconnect).
     pub async fn stop(&self) {
-        let running = self
-            .save_loop
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .take();
-        if let Some((token, task)) = running {
-            token.cancel();
-            let _ = task.await;
-        }
+        self.stop_tasks.cancel();
+        self.tasks.wait().await;
         self.network.shutdown().await;
         // After the shutdown: nothing changes any more, and what the last
         // channels taught is in.

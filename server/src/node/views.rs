@@ -87,6 +87,7 @@ impl NodeService {
                 heard: u32::try_from(d.heard.len()).unwrap_or(u32::MAX),
                 settled: d.settled,
             }),
+            traffic: self.live().traffic_history(),
         }
     }
 
