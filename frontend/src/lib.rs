@@ -1,4 +1,8 @@
 //! The wasm entry point: hydrates the server-rendered panel.
+// A workspace build compiles this crate for the host with `ssr` and
+// `hydrate` both on; rendering the deeper pages then needs more than the
+// default 128 (the server crate sets the same).
+#![recursion_limit = "256"]
 
 /// Called by the hydration script once the wasm module is loaded.
 #[wasm_bindgen::prelude::wasm_bindgen]
