@@ -84,73 +84,153 @@ pub fn SettingsPage() -> impl IntoView {
     }
 }
 
-/// The reason the last save gave for `field`, shown next to it.
-fn field_error(error: Memo<Option<PanelError>>, field: &'static str) -> impl IntoView {
-    move || {
-        error.get().and_then(|e| e.field(field)).map(|message| {
-            view! { <span class="field-error" id=format!("error-{field}") role="alert">{message}</span> }
-        })
+/// Escapes text for an HTML attribute or element.
+fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
     }
+    out
 }
 
-fn when(field: &'static str) -> &'static str {
-    if RESTART_FIELDS.contains(&field) {
-        "applies after restart"
-    } else {
-        "applies at once"
-    }
+/// How one setting is edited.
+enum Input {
+    Text { value: String, maxlength: u32 },
+    Check(bool),
+    Choice(String),
+    Lines(Vec<String>),
 }
 
-fn checkbox(
-    field: &'static str,
+/// One field: its form name, its label and its input. Every field renders
+/// through the same view (the input is markup built here, values escaped),
+/// so the form costs one view type in the wasm, not one per field.
+struct Field {
+    name: &'static str,
     label: &'static str,
-    checked: bool,
-    error: Memo<Option<PanelError>>,
-) -> impl IntoView {
-    view! {
-        <label class="check">
-            <input type="checkbox" id=format!("{field}-input") name=field checked=checked />
-            {label}
-            <span class="muted when">{when(field)}</span>
-        </label>
-        {field_error(error, field)}
+    input: Input,
+}
+
+impl Field {
+    fn input_html(&self) -> String {
+        let name = self.name;
+        let id = format!("{}-input", name.replace('_', "-"));
+        // The node name keeps the id the tests and the previous page used.
+        let id = if name == "node_name" {
+            "node-name-input".to_owned()
+        } else {
+            id
+        };
+        match &self.input {
+            Input::Text { value, maxlength } => format!(
+                r#"<input id="{id}" name="{name}" maxlength="{maxlength}" value="{}">"#,
+                escape(value)
+            ),
+            Input::Check(on) => format!(
+                r#"<input type="checkbox" id="{id}" name="{name}"{}>"#,
+                if *on { " checked" } else { "" }
+            ),
+            Input::Choice(current) => {
+                let options: String = PLACEMENTS
+                    .iter()
+                    .map(|(value, text)| {
+                        format!(
+                            r#"<option value="{value}"{}>{text}</option>"#,
+                            if current == value { " selected" } else { "" }
+                        )
+                    })
+                    .collect();
+                format!(r#"<select id="{id}" name="{name}">{options}</select>"#)
+            }
+            Input::Lines(lines) => format!(
+                r#"<textarea id="{id}" name="{name}" rows="3">{}</textarea>"#,
+                escape(&lines.join("\n"))
+            ),
+        }
     }
+}
+
+fn fields(s: EditableSettings) -> Vec<Field> {
+    let text = |value: String, maxlength| Input::Text { value, maxlength };
+    vec![
+        Field {
+            name: "node_name",
+            label: "Node name",
+            input: text(s.node_name, 64),
+        },
+        Field {
+            name: "placement",
+            label: "Peers awaiting approval appear in",
+            input: Input::Choice(s.placement),
+        },
+        Field {
+            name: "auto_accept",
+            label: "Approve every peer the access list lets through",
+            input: Input::Check(s.auto_accept),
+        },
+        Field {
+            name: "default_exchange",
+            label: "Approved peers may send messages",
+            input: Input::Check(s.default_exchange),
+        },
+        Field {
+            name: "enhanced_exchange",
+            label: "Approved peers may send data, tasks, files and peer lists",
+            input: Input::Check(s.enhanced_exchange),
+        },
+        Field {
+            name: "approval_timeout_secs",
+            label: "Approval timeout (seconds, 10–86400)",
+            input: text(s.approval_timeout_secs.to_string(), 5),
+        },
+        Field {
+            name: "accept_inbound_peers",
+            label: "Accept inbound peers",
+            input: Input::Check(s.accept_inbound_peers),
+        },
+        Field {
+            name: "discovery_enabled",
+            label: "LAN discovery (broadcast and multicast)",
+            input: Input::Check(s.discovery_enabled),
+        },
+        Field {
+            name: "auto_connect",
+            label: "Dial the peers discovery hears (they still wait for approval)",
+            input: Input::Check(s.auto_connect),
+        },
+        Field {
+            name: "static_hosts",
+            label: "Static hosts, one per line",
+            input: Input::Lines(s.static_hosts),
+        },
+    ]
 }
 
 fn settings_fields(s: EditableSettings, error: Memo<Option<PanelError>>) -> impl IntoView {
-    let placement = s.placement.clone();
-    view! {
-        <label>"Node name " <span class="muted when">{when("node_name")}</span>
-            <input id="node-name-input" name="node_name" required maxlength="64" value=s.node_name />
-        </label>
-        {field_error(error, "node_name")}
-        <fieldset>
-            <legend>"Trust policy"</legend>
-            <label>"Peers awaiting approval appear in " <span class="muted when">{when("placement")}</span>
-                <select id="placement-input" name="placement">
-                    {PLACEMENTS.iter().map(|(value, text)| view! {
-                        <option value=*value selected=placement == *value>{*text}</option>
-                    }).collect_view()}
-                </select>
-            </label>
-            {field_error(error, "placement")}
-            {checkbox("auto_accept", "Approve every peer the access list lets through", s.auto_accept, error)}
-            {checkbox("default_exchange", "Approved peers may send messages", s.default_exchange, error)}
-            {checkbox("enhanced_exchange", "Approved peers may send data, tasks, files and peer lists", s.enhanced_exchange, error)}
-            <label>"Approval timeout (seconds, 10–86400) " <span class="muted when">{when("approval_timeout_secs")}</span>
-                <input id="approval-timeout-input" name="approval_timeout_secs" inputmode="numeric" value=s.approval_timeout_secs.to_string() />
-            </label>
-            {field_error(error, "approval_timeout_secs")}
-            {checkbox("accept_inbound_peers", "Accept inbound peers", s.accept_inbound_peers, error)}
-        </fieldset>
-        <fieldset>
-            <legend>"Discovery"</legend>
-            {checkbox("discovery_enabled", "LAN discovery (broadcast and multicast)", s.discovery_enabled, error)}
-            {checkbox("auto_connect", "Dial the peers discovery hears (they still wait for approval)", s.auto_connect, error)}
-            <label>"Static hosts, one per line " <span class="muted when">{when("static_hosts")}</span>
-                <textarea id="static-hosts-input" name="static_hosts" rows="3">{s.static_hosts.join("\n")}</textarea>
-            </label>
-            {field_error(error, "static_hosts")}
-        </fieldset>
-    }
+    fields(s)
+        .into_iter()
+        .map(|field| {
+            let name = field.name;
+            let when = if RESTART_FIELDS.contains(&name) {
+                "applies after restart"
+            } else {
+                "applies at once"
+            };
+            let reason = move || error.get().and_then(|e| e.field(name));
+            view! {
+                <label class="setting">
+                    {field.label}
+                    <span class="muted when">{when}</span>
+                    <span class="control" inner_html=field.input_html()></span>
+                </label>
+                <span class="field-error" id=format!("error-{name}") role="alert">{reason}</span>
+            }
+        })
+        .collect_view()
 }
