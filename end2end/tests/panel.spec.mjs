@@ -60,6 +60,21 @@ test('settings are saved and survive a reload', async ({ page }) => {
   await expect(page.locator('#node-name')).toHaveText(name);
 });
 
+test('a settings form rejects a bad value at its field and stores nothing', async ({ page }) => {
+  await login(page);
+  await page.goto(url('/settings'));
+  await untilHydrated(
+    async () => {
+      await page.fill('#approval-timeout-secs-input', '3');
+      await page.click('#save-settings');
+    },
+    () => expect(page.locator('#error-approval_timeout_secs')).toContainText('between 10 and 86400', { timeout: 2_000 }),
+  );
+  await expect(page.locator('#save-status')).toContainText('Not saved');
+  await page.goto(url('/settings'));
+  await expect(page.locator('#approval-timeout-secs-input')).toHaveValue('300');
+});
+
 test('terminal help round-trip', async ({ page }) => {
   await login(page);
   await page.goto(url('/terminal'));
