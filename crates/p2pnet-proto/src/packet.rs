@@ -633,6 +633,23 @@ pub enum DisconnectReason {
     Other(u16),
 }
 
+/// The reason in words, for logs, events and user interfaces.
+impl fmt::Display for DisconnectReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Normal => f.write_str("closed normally"),
+            Self::Shutdown => f.write_str("shutting down"),
+            Self::Rejected => f.write_str("rejected"),
+            Self::Blocked => f.write_str("blocked"),
+            Self::IdleTimeout => f.write_str("idle timeout"),
+            Self::ProtocolViolation => f.write_str("protocol violation"),
+            Self::TooManyConnections => f.write_str("too many connections"),
+            Self::Duplicate => f.write_str("a duplicate channel"),
+            Self::Other(code) => write!(f, "reason code {code}"),
+        }
+    }
+}
+
 impl DisconnectReason {
     /// The wire code.
     pub const fn code(self) -> u16 {

@@ -17,7 +17,6 @@
 use std::{net::SocketAddr, process::ExitCode};
 
 use p2pnet::proto::CloseReason;
-use p2pnet::proto::packet::DisconnectReason;
 use p2pnet::{NetworkEvent, PeerNetwork};
 
 fn flag(args: &[String], name: &str) -> Option<String> {
@@ -87,17 +86,7 @@ async fn main() -> anyhow::Result<ExitCode> {
 
 fn words(reason: &CloseReason) -> String {
     match reason {
-        CloseReason::Disconnect(d) => match d.reason {
-            DisconnectReason::Normal => "closed normally".into(),
-            DisconnectReason::Shutdown => "shutting down".into(),
-            DisconnectReason::Rejected => "rejected".into(),
-            DisconnectReason::Blocked => "blocked".into(),
-            DisconnectReason::IdleTimeout => "idle timeout".into(),
-            DisconnectReason::ProtocolViolation => "protocol violation".into(),
-            DisconnectReason::TooManyConnections => "too many connections".into(),
-            DisconnectReason::Duplicate => "duplicate channel".into(),
-            DisconnectReason::Other(code) => format!("reason code {code}"),
-        },
+        CloseReason::Disconnect(d) => d.reason.to_string(),
         CloseReason::IdleTimeout => "idle timeout".into(),
         CloseReason::ConnectionLost => "connection lost".into(),
         CloseReason::Error(e) => format!("error: {e}"),

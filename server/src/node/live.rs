@@ -36,7 +36,7 @@ use tokio::sync::{
 };
 use tokio_util::sync::CancellationToken;
 
-use super::records::{close_word, source_word};
+use super::records::source_word;
 use crate::state::now_ms;
 
 /// Events kept for late subscribers (traffic samples are kept apart).
@@ -472,7 +472,7 @@ pub fn describe(event: &NetworkEvent) -> Option<Draft> {
 fn close_reason(reason: &CloseReason) -> String {
     match reason {
         CloseReason::Disconnect(disconnect) => {
-            let word = close_word(disconnect.reason);
+            let word = disconnect.reason.to_string();
             match &disconnect.message {
                 Some(message) => format!("{word} ({message})"),
                 None => word,

@@ -7,8 +7,7 @@ use std::{
 };
 
 use p2pnet::{
-    DiscoveryVia, GrantId, GrantInfo, KnownPeer, PeerId, PeerSource, Scopes,
-    proto::{ChannelState, packet::DisconnectReason},
+    DiscoveryVia, GrantId, GrantInfo, KnownPeer, PeerId, PeerSource, Scopes, proto::ChannelState,
 };
 
 use crate::store::{GrantRecord, KnownPeerRecord};
@@ -68,21 +67,6 @@ pub fn state_word(state: ChannelState) -> &'static str {
         ChannelState::Open { .. } => "open",
         ChannelState::Closing => "closing",
         ChannelState::Closed => "closed",
-    }
-}
-
-/// Why a channel was closed with a Disconnect, in words.
-pub fn close_word(reason: DisconnectReason) -> String {
-    match reason {
-        DisconnectReason::Normal => "closed normally".into(),
-        DisconnectReason::Shutdown => "shutting down".into(),
-        DisconnectReason::Rejected => "rejected".into(),
-        DisconnectReason::Blocked => "blocked".into(),
-        DisconnectReason::IdleTimeout => "idle timeout".into(),
-        DisconnectReason::ProtocolViolation => "protocol violation".into(),
-        DisconnectReason::TooManyConnections => "too many connections".into(),
-        DisconnectReason::Duplicate => "a duplicate channel".into(),
-        DisconnectReason::Other(code) => format!("reason code {code}"),
     }
 }
 
