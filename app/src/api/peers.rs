@@ -86,8 +86,8 @@ pub struct ChannelRow {
     pub scopes: String,
     /// Since, Unix ms.
     pub since_ms: i64,
-    /// Last keepalive round trip, milliseconds.
-    pub rtt_ms: Option<f64>,
+    /// Last keepalive round trip, microseconds.
+    pub rtt_us: Option<u64>,
     /// Bytes sent.
     pub bytes_sent: u64,
     /// Bytes received.

@@ -1,7 +1,7 @@
 //! The Settings page.
 
-// The form's server function takes one argument per field (ActionForm
-// posts flat fields), more than clippy's default of seven.
+// The form's server function takes one argument per field (a form posts
+// flat fields), more than clippy's default of seven.
 #![allow(clippy::too_many_arguments)]
 
 use leptos::prelude::*;

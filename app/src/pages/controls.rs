@@ -221,30 +221,13 @@ impl Controls {
     }
 }
 
-/// The values of `fields` in the submitted form (in the browser; a server
-/// never submits one).
+/// The values of `fields` in the submitted form (empty where absent).
 fn submitted(ev: &leptos::ev::SubmitEvent, fields: &[Field]) -> Vec<String> {
-    #[cfg(all(feature = "hydrate", not(feature = "ssr")))]
-    {
-        use wasm_bindgen::JsCast;
-        let data = ev
-            .target()
-            .and_then(|t| t.dyn_into::<web_sys::HtmlFormElement>().ok())
-            .and_then(|form| web_sys::FormData::new_with_form(&form).ok());
-        fields
-            .iter()
-            .map(|(_, name, _)| {
-                data.as_ref()
-                    .and_then(|d| d.get(name).as_string())
-                    .unwrap_or_default()
-            })
-            .collect()
-    }
-    #[cfg(not(all(feature = "hydrate", not(feature = "ssr"))))]
-    {
-        let _ = ev;
-        vec![String::new(); fields.len()]
-    }
+    let form = super::SubmittedForm::of(ev);
+    fields
+        .iter()
+        .map(|(_, name, _)| form.get(name).unwrap_or_default())
+        .collect()
 }
 
 /// The `n`th value, or nothing (the server says what is missing).

@@ -66,6 +66,47 @@ fn cells(cells: Vec<(&'static str, String)>) -> impl IntoView {
         .collect_view()
 }
 
+/// The fields of a form as it is submitted, read once from the browser's
+/// `FormData`: a page reads its inputs at submit time and keeps no signal
+/// per field (on the server, where nothing is submitted, it is empty).
+struct SubmittedForm {
+    #[cfg(all(feature = "hydrate", not(feature = "ssr")))]
+    data: Option<web_sys::FormData>,
+}
+
+impl SubmittedForm {
+    fn of(ev: &leptos::ev::SubmitEvent) -> Self {
+        #[cfg(all(feature = "hydrate", not(feature = "ssr")))]
+        {
+            use wasm_bindgen::JsCast;
+            let data = ev
+                .target()
+                .and_then(|t| t.dyn_into::<web_sys::HtmlFormElement>().ok())
+                .and_then(|form| web_sys::FormData::new_with_form(&form).ok());
+            Self { data }
+        }
+        #[cfg(not(all(feature = "hydrate", not(feature = "ssr"))))]
+        {
+            let _ = ev;
+            Self {}
+        }
+    }
+
+    /// The value of the field `name`; `None` if the form did not send it
+    /// (an unticked checkbox).
+    fn get(&self, name: &str) -> Option<String> {
+        #[cfg(all(feature = "hydrate", not(feature = "ssr")))]
+        {
+            self.data.as_ref().and_then(|d| d.get(name).as_string())
+        }
+        #[cfg(not(all(feature = "hydrate", not(feature = "ssr"))))]
+        {
+            let _ = name;
+            None
+        }
+    }
+}
+
 /// Renders a failed call as an alert.
 fn error_view(error: PanelError) -> AnyView {
     view! { <p class="alert" role="alert">{error.to_string()}</p> }.into_any()
@@ -92,20 +133,27 @@ fn format_clock(ms: i64) -> String {
 }
 
 /// A byte count with a binary unit: `0 B`, `1.5 KiB`, `12.0 MiB`.
+///
+/// In integers: formatting a float would bring core's float printing
+/// (about 15 KB) into the wasm for one decimal.
 fn format_bytes(bytes: u64) -> String {
     const UNITS: [&str; 5] = ["KiB", "MiB", "GiB", "TiB", "PiB"];
     if bytes < 1024 {
         return format!("{bytes} B");
     }
-    // Precision is not the point of a dashboard figure.
-    #[allow(clippy::cast_precision_loss)]
-    let mut value = bytes as f64 / 1024.0;
     let mut unit = 0;
-    while value >= 1024.0 && unit + 1 < UNITS.len() {
-        value /= 1024.0;
+    while unit + 1 < UNITS.len() && bytes >> (10 * (unit + 2)) != 0 {
         unit += 1;
     }
-    format!("{value:.1} {}", UNITS[unit])
+    let divisor = 1u64 << (10 * (unit + 1));
+    // Tenths, rounded half up; the remainder times ten fits in a u64.
+    let rounded = (bytes % divisor * 10 + divisor / 2) / divisor;
+    tenths(bytes / divisor * 10 + rounded, UNITS[unit])
+}
+
+/// `n` tenths as a decimal with a unit: `(15, "KiB")` is `1.5 KiB`.
+fn tenths(n: u64, unit: &str) -> String {
+    format!("{}.{} {unit}", n / 10, n % 10)
 }
 
 /// Howard Hinnant's days-to-civil conversion (proleptic Gregorian calendar).
@@ -158,6 +206,8 @@ mod tests {
         assert_eq!(format_bytes(1023), "1023 B");
         assert_eq!(format_bytes(1536), "1.5 KiB");
         assert_eq!(format_bytes(12 << 20), "12.0 MiB");
+        assert_eq!(format_bytes(1024 * 1024 - 1), "1024.0 KiB", "rounded");
+        assert_eq!(format_bytes(1024 * 1024), "1.0 MiB");
         assert_eq!(format_bytes(u64::MAX), "16384.0 PiB", "the largest unit");
     }
 

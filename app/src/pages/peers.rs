@@ -138,14 +138,17 @@ fn card(id: &'static str, title: &'static str, body: impl IntoView) -> impl Into
     }
 }
 
+/// Whether the filter (lowercased) matches a row. Ids, sources and
+/// addresses are ASCII, so ASCII case folding serves (Unicode's tables
+/// would cost the wasm 4 KB).
 fn matches(row: &KnownPeerRow, needle: &str) -> bool {
     needle.is_empty()
-        || row.peer_id.to_lowercase().contains(needle)
-        || row.source.to_lowercase().contains(needle)
+        || row.peer_id.to_ascii_lowercase().contains(needle)
+        || row.source.to_ascii_lowercase().contains(needle)
         || row
             .addresses
             .iter()
-            .any(|a| a.to_lowercase().contains(needle))
+            .any(|a| a.to_ascii_lowercase().contains(needle))
 }
 
 fn summary(total: usize, shown: usize, needle: &str) -> String {
@@ -163,7 +166,7 @@ fn summary(total: usize, shown: usize, needle: &str) -> String {
 fn known_section(rows: Vec<KnownPeerRow>, filter: RwSignal<String>, page: Page) -> impl IntoView {
     let total = rows.len();
     let visible = move || {
-        let needle = filter.get().trim().to_lowercase();
+        let needle = filter.get().trim().to_ascii_lowercase();
         rows.iter()
             .filter(|r| matches(r, &needle))
             .cloned()
@@ -354,8 +357,10 @@ fn channels_section(rows: Vec<ChannelRow>, page: Page) -> impl IntoView {
                     ("channel-state", state),
                     (
                         "",
-                        c.rtt_ms
-                            .map_or_else(|| "–".to_owned(), |ms| format!("{ms:.1} ms")),
+                        c.rtt_us.map_or_else(
+                            || "–".to_owned(),
+                            |us| format!("{}.{} ms", us / 1000, us % 1000 / 100),
+                        ),
                     ),
                     (
                         "",

@@ -5,7 +5,9 @@
 use leptos::prelude::*;
 use leptos_meta::Title;
 
-use super::error_view;
+use server_fn::ServerFn;
+
+use super::{SubmittedForm, error_view};
 use crate::{
     api::{EditableSettings, PanelError, RESTART_FIELDS, UpdateSettings, load_settings},
     session::{self, CSRF_FIELD},
@@ -26,6 +28,25 @@ pub fn SettingsPage() -> impl IntoView {
     let data = Resource::new(move || save.version().get(), |_| load_settings());
     let csrf = session::current().map(|s| s.csrf_token).unwrap_or_default();
     let error = Memo::new(move |_| save.value().get().and_then(Result::err));
+    // Read when submitted; a plain form (not `ActionForm`, which decodes
+    // the form in the wasm through serde_qs) still posts without script.
+    let on_submit = move |ev: leptos::ev::SubmitEvent| {
+        ev.prevent_default();
+        let form = SubmittedForm::of(&ev);
+        save.dispatch(UpdateSettings {
+            node_name: form.get("node_name"),
+            settings_form: form.get("settings_form"),
+            accept_inbound_peers: form.get("accept_inbound_peers"),
+            placement: form.get("placement"),
+            auto_accept: form.get("auto_accept"),
+            default_exchange: form.get("default_exchange"),
+            enhanced_exchange: form.get("enhanced_exchange"),
+            approval_timeout_secs: form.get("approval_timeout_secs"),
+            discovery_enabled: form.get("discovery_enabled"),
+            auto_connect: form.get("auto_connect"),
+            static_hosts: form.get("static_hosts"),
+        });
+    };
     let status = move || match save.value().get() {
         None => None,
         Some(Ok(_)) => {
@@ -61,12 +82,12 @@ pub fn SettingsPage() -> impl IntoView {
                                             "Saved, applies after a restart: " {pending.join(", ")}
                                         </p>
                                     })}
-                                    <ActionForm action=save attr:id="settings-form">
+                                    <form id="settings-form" method="post" action=UpdateSettings::url() on:submit=on_submit>
                                         <input type="hidden" name=CSRF_FIELD value=csrf />
                                         <input type="hidden" name="settings_form" value="1" />
                                         {settings_fields(view.editable, error)}
                                         <button type="submit" id="save-settings">"Save"</button>
-                                    </ActionForm>
+                                    </form>
                                     {status}
                                 </section>
                                 <section class="card">

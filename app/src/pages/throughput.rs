@@ -12,9 +12,11 @@ use crate::{
     live::{merge_traffic, use_live},
 };
 
-/// The chart's drawing size (it is scaled to its box).
-const WIDTH: f64 = 600.0;
-const HEIGHT: f64 = 120.0;
+/// The chart's drawing size in tenths of a unit (it is scaled to its box).
+/// Positions are integers printed with one decimal: float printing would
+/// cost the wasm about 15 KB.
+const WIDTH: u64 = 6000;
+const HEIGHT: u64 = 1200;
 /// The most the chart spans, ending at the newest sample...
 const WINDOW_MS: i64 = 300_000;
 /// ...and the least, so a young node's first samples are not one spike.
@@ -28,32 +30,36 @@ struct Chart {
     /// `x,y` pairs of the send rate.
     sent: String,
     /// The highest rate in the window, bytes per second (the top edge).
-    peak: f64,
+    peak: u64,
     /// The newest rates, bytes per second.
-    received_now: f64,
-    sent_now: f64,
+    received_now: u64,
+    sent_now: u64,
     /// The time spanned, ms.
     span_ms: i64,
 }
 
-/// Bytes per second between two samples (0 if a counter went back).
-#[allow(clippy::cast_precision_loss)] // rates are drawn, not summed
-fn rate(from: u64, to: u64, ms: i64) -> f64 {
-    to.saturating_sub(from) as f64 * 1000.0 / ms as f64
+/// Bytes per second between two samples (0 if a counter went back); `ms`
+/// is positive.
+fn rate(from: u64, to: u64, ms: i64) -> u64 {
+    to.saturating_sub(from).saturating_mul(1000) / ms.unsigned_abs()
+}
+
+/// A position in tenths, printed as a decimal.
+fn coordinate(tenths: u64) -> String {
+    format!("{}.{}", tenths / 10, tenths % 10)
 }
 
 /// The chart of `samples` (oldest first), or `None` with fewer than two.
-#[allow(clippy::cast_precision_loss)] // pixel positions
 fn chart(samples: &[TrafficSample]) -> Option<Chart> {
     let end = samples.last()?.at_ms;
     let span_ms = (end - samples.first()?.at_ms).clamp(MIN_WINDOW_MS, WINDOW_MS);
     let start = end - span_ms;
-    let points: Vec<(f64, f64, f64)> = samples
+    let points: Vec<(u64, u64, u64)> = samples
         .windows(2)
         .filter(|w| w[1].at_ms > w[0].at_ms && w[1].at_ms >= start)
         .map(|w| {
             let ms = w[1].at_ms - w[0].at_ms;
-            let x = (w[1].at_ms - start) as f64 / span_ms as f64 * WIDTH;
+            let x = (w[1].at_ms - start).unsigned_abs() * WIDTH / span_ms.unsigned_abs();
             (
                 x,
                 rate(w[0].bytes_received, w[1].bytes_received, ms),
@@ -62,14 +68,14 @@ fn chart(samples: &[TrafficSample]) -> Option<Chart> {
         })
         .collect();
     let &(_, received_now, sent_now) = points.last()?;
-    let peak = points
-        .iter()
-        .fold(0.0f64, |m, &(_, r, s)| m.max(r).max(s))
-        .max(1.0);
-    let line = |pick: fn(&(f64, f64, f64)) -> f64| {
+    let peak = points.iter().fold(1, |m: u64, &(_, r, s)| m.max(r).max(s));
+    let line = |pick: fn(&(u64, u64, u64)) -> u64| {
         points
             .iter()
-            .map(|p| format!("{:.1},{:.1}", p.0, HEIGHT - pick(p) / peak * HEIGHT))
+            .map(|p| {
+                let y = HEIGHT - pick(p).saturating_mul(HEIGHT) / peak;
+                format!("{},{}", coordinate(p.0), coordinate(y))
+            })
             .collect::<Vec<_>>()
             .join(" ")
     };
@@ -83,9 +89,8 @@ fn chart(samples: &[TrafficSample]) -> Option<Chart> {
     })
 }
 
-#[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)] // a display
-fn per_second(rate: f64) -> String {
-    format!("{}/s", format_bytes(rate.round() as u64))
+fn per_second(rate: u64) -> String {
+    format!("{}/s", format_bytes(rate))
 }
 
 /// Totals and the chart: `history` comes from the snapshot, the rest from
@@ -159,9 +164,9 @@ mod tests {
             sample(3000, 300, 400),
         ])
         .expect("a chart");
-        assert_eq!(c.peak, 400.0);
-        assert_eq!(c.received_now, 0.0);
-        assert_eq!(c.sent_now, 100.0, "200 bytes over 2 s");
+        assert_eq!(c.peak, 400);
+        assert_eq!(c.received_now, 0);
+        assert_eq!(c.sent_now, 100, "200 bytes over 2 s");
         assert_eq!(
             c.span_ms, MIN_WINDOW_MS,
             "a young node's chart spans a minute"
@@ -188,6 +193,6 @@ mod tests {
         assert_eq!(c.span_ms, WINDOW_MS, "at most five minutes");
         assert_eq!(c.received.split(' ').count(), 2, "older ones dropped");
         assert!(c.received.starts_with("598.0,120.0"), "{}", c.received);
-        assert_eq!(c.received_now, 50.0);
+        assert_eq!(c.received_now, 50);
     }
 }

@@ -46,7 +46,9 @@ fn channel_row(c: &ChannelInfo) -> ChannelRow {
             _ => String::new(),
         },
         since_ms: unix_ms(c.since),
-        rtt_ms: c.rtt.map(|d| d.as_secs_f64() * 1000.0),
+        rtt_us: c
+            .rtt
+            .map(|d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX)),
         bytes_sent: c.bytes_sent,
         bytes_received: c.bytes_received,
     }

@@ -147,7 +147,11 @@ fn channel_lines(node: &NodeService) -> Vec<String> {
                 } else {
                     format!(" [{}]", c.scopes)
                 },
-                c.rtt_ms.map_or("-".into(), |ms| format!("{ms:.1} ms")),
+                c.rtt_us.map_or("-".into(), |us| format!(
+                    "{}.{} ms",
+                    us / 1000,
+                    us % 1000 / 100
+                )),
                 c.bytes_sent,
                 c.bytes_received,
                 ago(c.since_ms)
