@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One command: set up, then run every check: format, clippy (host and wasm),
-# unit + integration tests (SQLite and a throw-away PostgreSQL), and the
-# browser end-to-end suite in Debian's Chromium.
+# unit + integration tests (SQLite and a throw-away PostgreSQL), the release
+# wasm's size budget, and the browser end-to-end suite in Debian's Chromium.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
@@ -39,6 +39,9 @@ echo "PostgreSQL on port $pg_port"
 
 step "unit and integration tests"
 cargo test --workspace --locked --no-fail-fast
+
+step "release wasm size budget"
+scripts/wasm-size.sh
 
 step "end-to-end (Chromium)"
 scripts/build-site.sh dev
