@@ -107,9 +107,14 @@ pub enum Error {
     #[error("invalid keypair encoding: {0}")]
     InvalidKeypair(&'static str),
 
-    /// A peer id string or byte slice is malformed.
+    /// A peer id string or byte slice is malformed, or the bytes are not
+    /// a usable Ed25519 public key.
     #[error("invalid peer id: {0}")]
     InvalidPeerId(&'static str),
+
+    /// A signature does not verify for the key, domain and message.
+    #[error("bad signature")]
+    BadSignature,
 
     /// A file transfer state machine rejected an input.
     #[error("file transfer: {0}")]

@@ -21,14 +21,19 @@
 //!
 //! The prologue is `"p2pnet/v1\0"` followed by the network name (see
 //! [`ChannelConfig::network`](crate::ChannelConfig::network)), so peers of
-//! another protocol version or another network fail the handshake instead
-//! of talking past each other.
+//! another network fail the handshake instead of talking past each other.
+//! The `v1` names this handshake's shape and stays fixed: protocol versions
+//! are told apart by the hello's first byte, which each side reads before
+//! the rest, so a peer of another version is told "incompatible version"
+//! rather than failing on a bare authentication error.
 //!
 //! Each `Hello` travels encrypted and is bound to the handshake transcript:
-//! it is authenticated by the sender's static key, which is the sender's
-//! [`PeerId`]. An initiator that expects a specific peer checks the
-//! responder's static key on message 2 and aborts *before* message 3, so it
-//! never reveals its own identity to an impostor.
+//! it is authenticated by the sender's static key. It carries the sender's
+//! [`PeerId`] (its Ed25519 key), which is accepted only if it maps to that
+//! static key (see [`identity`](crate::identity)). An initiator that
+//! expects a specific peer checks the responder's identity on message 2
+//! and aborts *before* message 3, so it never reveals its own identity to
+//! an impostor.
 //!
 //! After the handshake each transport message carries at most
 //! [`MAX_NOISE_PAYLOAD_LEN`] bytes of the application stream (see
@@ -102,12 +107,16 @@ impl Hello {
         }
     }
 
-    fn encode(&self) -> Result<Vec<u8>, Error> {
+    /// The payload: this hello, then the sender's identity.
+    fn encode(&self, identity: PeerId) -> Result<Vec<u8>, Error> {
         self.validate().map_err(Error::InvalidConfig)?;
-        postcard::to_allocvec(self).map_err(|_| Error::InvalidConfig("hello is not serializable"))
+        postcard::to_allocvec(&(self, identity))
+            .map_err(|_| Error::InvalidConfig("hello is not serializable"))
     }
 
-    fn decode(payload: &[u8]) -> Result<Self, HandshakeError> {
+    /// The sender's hello and claimed identity (checked by the caller
+    /// against the static key).
+    fn decode(payload: &[u8]) -> Result<(Self, PeerId), HandshakeError> {
         // The version byte comes first so that a future layout is reported
         // as a version mismatch rather than as garbage.
         let Some(&remote) = payload.first() else {
@@ -119,13 +128,13 @@ impl Hello {
                 remote,
             });
         }
-        let (hello, rest): (Self, _) = postcard::take_from_bytes(payload)
+        let ((hello, identity), rest): ((Self, PeerId), _) = postcard::take_from_bytes(payload)
             .map_err(|_| HandshakeError::InvalidHello("undecodable"))?;
         if !rest.is_empty() {
             return Err(HandshakeError::InvalidHello("trailing bytes"));
         }
         hello.validate().map_err(HandshakeError::InvalidHello)?;
-        Ok(hello)
+        Ok((hello, identity))
     }
 
     fn validate(&self) -> Result<(), &'static str> {
@@ -141,7 +150,7 @@ impl Hello {
 
 /// The prologue both sides mix into the handshake.
 pub(crate) fn prologue(network: &str) -> Vec<u8> {
-    let mut p = format!("p2pnet/v{PROTOCOL_VERSION}").into_bytes();
+    let mut p = b"p2pnet/v1".to_vec();
     p.push(0);
     p.extend_from_slice(network.as_bytes());
     p
@@ -245,8 +254,9 @@ impl Handshake {
             seed: rng_seed,
             calls: Cell::new(0),
         });
+        let noise_secret = identity.noise_secret();
         let builder = snow::Builder::with_resolver(params, resolver)
-            .local_private_key(identity.secret())
+            .local_private_key(noise_secret.as_ref())
             .and_then(|b| b.prologue(&prologue))
             .map_err(|_| Error::InvalidConfig("noise builder rejected key or prologue"))?;
         let state = match role {
@@ -258,7 +268,7 @@ impl Handshake {
             state,
             role,
             local_id: identity.peer_id(),
-            local_hello: hello.encode()?,
+            local_hello: hello.encode(identity.peer_id())?,
             expected,
             remote: None,
             messages_read: 0,
@@ -292,8 +302,8 @@ impl Handshake {
             }
             // Initiator, `<- e, ee, s, es`: the responder is now known.
             (Direction::Outbound, 1) => {
-                let peer = self.check_remote_static()?;
-                let hello = Hello::decode(&payload)?;
+                let (hello, identity) = Hello::decode(&payload)?;
+                let peer = self.check_remote(identity)?;
                 self.remote = Some((peer, hello));
                 let hello = std::mem::take(&mut self.local_hello);
                 self.write(&hello, out)?;
@@ -301,8 +311,8 @@ impl Handshake {
             }
             // Responder, `-> s, se`.
             (Direction::Inbound, 2) => {
-                let peer = self.check_remote_static()?;
-                let hello = Hello::decode(&payload)?;
+                let (hello, identity) = Hello::decode(&payload)?;
+                let peer = self.check_remote(identity)?;
                 self.remote = Some((peer, hello));
                 Ok(true)
             }
@@ -345,12 +355,21 @@ impl Handshake {
         Ok(())
     }
 
-    fn check_remote_static(&self) -> Result<PeerId, Error> {
+    /// Accepts the identity the remote claims only if it maps to the
+    /// static key the remote has just proved it holds.
+    fn check_remote(&self, actual: PeerId) -> Result<PeerId, Error> {
         let key = self
             .state
             .get_remote_static()
             .ok_or(HandshakeError::Crypto)?;
-        let actual = PeerId::from_slice(key).map_err(|_| HandshakeError::Crypto)?;
+        let claimed = actual
+            .noise_key()
+            .map_err(|_| HandshakeError::InvalidHello("identity is not an Ed25519 key"))?;
+        if claimed.as_slice() != key {
+            return Err(
+                HandshakeError::InvalidHello("identity does not match the static key").into(),
+            );
+        }
         if actual == self.local_id {
             return Err(HandshakeError::SelfConnection.into());
         }
@@ -484,16 +503,17 @@ mod tests {
     #[test]
     fn hello_round_trip_and_checks() {
         let hello = Hello::new(Some(8051), "p2pnet/0.1", 1 << 20);
-        let bytes = hello.encode().unwrap();
-        assert_eq!(Hello::decode(&bytes).unwrap(), hello);
+        let id = PeerId::from_bytes([5; 32]);
+        let bytes = hello.encode(id).unwrap();
+        assert_eq!(Hello::decode(&bytes).unwrap(), (hello, id));
 
         let mut other = bytes.clone();
-        other[0] = 2;
+        other[0] = 1;
         assert_eq!(
             Hello::decode(&other),
             Err(HandshakeError::IncompatibleVersion {
-                local: 1,
-                remote: 2
+                local: 2,
+                remote: 1
             })
         );
         assert_eq!(
@@ -512,9 +532,9 @@ mod tests {
         );
 
         let long = Hello::new(None, "a".repeat(MAX_AGENT_LEN + 1), 1 << 20);
-        assert!(long.encode().is_err());
+        assert!(long.encode(id).is_err());
         let tiny = Hello::new(None, "", 100);
-        let bytes = postcard::to_allocvec(&tiny).unwrap();
+        let bytes = postcard::to_allocvec(&(tiny, id)).unwrap();
         assert_eq!(
             Hello::decode(&bytes),
             Err(HandshakeError::InvalidHello("max_frame_size out of range"))
@@ -535,8 +555,97 @@ mod tests {
     }
 
     #[test]
-    fn prologue_binds_version_and_network() {
+    fn prologue_binds_the_network() {
         assert_eq!(prologue("lan"), b"p2pnet/v1\0lan");
         assert_ne!(prologue("a"), prologue("b"));
+    }
+
+    fn start(
+        role: Direction,
+        keys: &Keypair,
+        expected: Option<PeerId>,
+        out: &mut Vec<u8>,
+    ) -> Handshake {
+        let hello = Hello::new(None, "test", 1 << 20);
+        let seed = Zeroizing::new([u8::from(role == Direction::Inbound); 32]);
+        Handshake::new(role, keys, "lan", &hello, expected, seed, out).unwrap()
+    }
+
+    /// Runs `initiator` against `responder` to message 2; what the
+    /// initiator makes of it, and whether it sent message 3.
+    fn to_message_two(
+        mut initiator: Handshake,
+        mut responder: Handshake,
+        first: &[u8],
+    ) -> (Result<bool, Error>, bool) {
+        let mut reader = MessageReader::default();
+        let mut input = first;
+        let msg1 = reader
+            .read(&mut input, MAX_HANDSHAKE_MESSAGE_LEN)
+            .unwrap()
+            .unwrap()
+            .to_vec();
+        let mut second = Vec::new();
+        assert_eq!(responder.read(&msg1, &mut second), Ok(false));
+        let mut input = second.as_slice();
+        let msg2 = reader
+            .read(&mut input, MAX_HANDSHAKE_MESSAGE_LEN)
+            .unwrap()
+            .unwrap()
+            .to_vec();
+        let mut third = Vec::new();
+        let result = initiator.read(&msg2, &mut third);
+        (result, !third.is_empty())
+    }
+
+    #[test]
+    fn an_identity_that_is_not_the_static_key_is_refused() {
+        let (alice, bob, carol) = (
+            Keypair::from_seed(&[1; 32]),
+            Keypair::from_seed(&[2; 32]),
+            Keypair::from_seed(&[3; 32]),
+        );
+        // Bob claims Carol's identity while proving his own static key.
+        let mut first = Vec::new();
+        let initiator = start(Direction::Outbound, &alice, None, &mut first);
+        let mut responder = start(Direction::Inbound, &bob, None, &mut Vec::new());
+        responder.local_hello = Hello::new(None, "test", 1 << 20)
+            .encode(carol.peer_id())
+            .unwrap();
+        let (result, sent_third) = to_message_two(initiator, responder, &first);
+        assert_eq!(
+            result,
+            Err(HandshakeError::InvalidHello("identity does not match the static key").into())
+        );
+        assert!(!sent_third, "alice never reveals herself to the impostor");
+
+        // Honest Bob, but Alice dialled for Carol: refused before message 3.
+        let mut first = Vec::new();
+        let initiator = start(
+            Direction::Outbound,
+            &alice,
+            Some(carol.peer_id()),
+            &mut first,
+        );
+        let responder = start(Direction::Inbound, &bob, None, &mut Vec::new());
+        let (result, sent_third) = to_message_two(initiator, responder, &first);
+        assert_eq!(
+            result,
+            Err(HandshakeError::PeerIdMismatch {
+                expected: carol.peer_id(),
+                actual: bob.peer_id()
+            }
+            .into())
+        );
+        assert!(!sent_third);
+
+        // Honest and expected: the handshake goes on.
+        let mut first = Vec::new();
+        let initiator = start(Direction::Outbound, &alice, Some(bob.peer_id()), &mut first);
+        let responder = start(Direction::Inbound, &bob, None, &mut Vec::new());
+        assert_eq!(
+            to_message_two(initiator, responder, &first),
+            (Ok(true), true)
+        );
     }
 }

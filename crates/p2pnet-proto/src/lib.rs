@@ -12,14 +12,15 @@
 //!
 //! # Layout
 //!
-//! * [`identity`]: [`Keypair`] (long-term X25519 key, zeroized) and
-//!   [`PeerId`] (its public key, printable as base32).
+//! * [`identity`]: [`Keypair`] (long-term Ed25519 key, zeroized; its
+//!   Curve25519 form is the Noise key) and [`PeerId`] (its public key,
+//!   printable as base32), with domain-separated signatures.
 //! * [`packet`]: the [`Packet`] enum, one type per variant, every protocol
 //!   bound, and [`PacketKind`] for gating and dispatch before decoding.
 //! * [`codec`]: length-prefixed, versioned frames around postcard bodies;
 //!   the incremental [`FrameDecoder`](codec::FrameDecoder).
 //! * [`handshake`]: `Noise_XX_25519_ChaChaPoly_BLAKE2s` with a prologue
-//!   binding protocol version and network name, and the [`Hello`] each side
+//!   binding the network name, and the [`Hello`] each side
 //!   sends inside it.
 //! * [`channel`]: the [`Channel`] state machine (handshake, approval,
 //!   gating by grants, keepalive, backpressure, close) in the style of
@@ -156,6 +157,6 @@ pub use trust::{
     Placement, TrustLevel,
 };
 
-/// The protocol version: bound into the handshake prologue, sent in the
-/// [`Hello`], and written in every frame header.
-pub const PROTOCOL_VERSION: u8 = 1;
+/// The protocol version: sent first in the [`Hello`] and written in every
+/// frame header. Version 2 made the identity an Ed25519 key.
+pub const PROTOCOL_VERSION: u8 = 2;

@@ -160,6 +160,31 @@ mod tests {
 
     #[cfg(unix)]
     #[test]
+    fn an_old_x25519_identity_is_kept_and_refused_with_what_to_do() {
+        use std::os::unix::fs::OpenOptionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("identity.key");
+        let mut old = b"P2PK\x01".to_vec();
+        old.extend_from_slice(&[7; 64]);
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)
+            .unwrap();
+        file.write_all(&old).unwrap();
+        let err = load_or_create(&path).unwrap_err().to_string();
+        assert!(err.contains(&path.display().to_string()), "{err}");
+        assert!(err.contains("move the file away"), "{err}");
+        assert_eq!(
+            std::fs::read(&path).unwrap(),
+            old,
+            "the old key is not overwritten"
+        );
+    }
+
+    #[cfg(unix)]
+    #[test]
     fn refuses_a_key_others_can_read() {
         use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().unwrap();

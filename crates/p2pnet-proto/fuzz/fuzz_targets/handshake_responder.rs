@@ -50,13 +50,13 @@ fuzz_target!(|data: &[u8]| {
     };
     let config = Arc::new(ChannelConfig::default());
     let mut rng = CounterRng(u64::from(mode));
-    let server_keys = Keypair::from_secret_bytes([7; 32]);
+    let server_keys = Keypair::from_seed(&[7; 32]);
     let mut server = Channel::new_inbound(config.clone(), &server_keys, Instant::ZERO, &mut rng)
         .expect("valid config");
 
     let mut input = Vec::new();
     if mode & 1 == 1 {
-        let client_keys = Keypair::from_secret_bytes([9; 32]);
+        let client_keys = Keypair::from_seed(&[9; 32]);
         let mut client = Channel::new_outbound(config, &client_keys, None, Instant::ZERO, &mut rng)
             .expect("valid config");
         while let Some(bytes) = client.poll_transmit() {
