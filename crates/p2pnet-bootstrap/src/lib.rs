@@ -1,0 +1,19 @@
+//! WAN discovery for P2PNet through bootstrap servers.
+//!
+//! A peer signs its own record (`p2pnet_proto::record`) and announces it
+//! to a bootstrap server; the server lists the records it holds in a
+//! snapshot, as is (trustless mode) or signed by its OpenPGP authority key
+//! ([`authority`]), so that a client can tell the list comes from the
+//! authority it pinned and a relay can alter nothing.
+//!
+//! # Layout
+//!
+//! * [`authority`]: the authority's OpenPGP key (generated, stored with its
+//!   secret encrypted, rotated) and the pinned certificate a client checks
+//!   signatures with.
+//! * [`error`]: [`Error`], the crate's one error type.
+
+pub mod authority;
+pub mod error;
+
+pub use error::{Error, Result};
