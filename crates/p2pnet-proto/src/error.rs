@@ -116,6 +116,10 @@ pub enum Error {
     #[error("bad signature")]
     BadSignature,
 
+    /// A peer record was refused.
+    #[error("peer record: {0}")]
+    Record(#[from] crate::record::RecordError),
+
     /// A file transfer state machine rejected an input.
     #[error("file transfer: {0}")]
     Transfer(#[from] TransferError),

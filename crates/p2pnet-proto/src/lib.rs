@@ -15,6 +15,8 @@
 //! * [`identity`]: [`Keypair`] (long-term Ed25519 key, zeroized; its
 //!   Curve25519 form is the Noise key) and [`PeerId`] (its public key,
 //!   printable as base32), with domain-separated signatures.
+//! * [`record`]: self-signed peer records ([`SignedRecord`](record::SignedRecord)),
+//!   the unit of WAN discovery: a relay can pass one on but not alter it.
 //! * [`packet`]: the [`Packet`] enum, one type per variant, every protocol
 //!   bound, and [`PacketKind`] for gating and dispatch before decoding.
 //! * [`codec`]: length-prefixed, versioned frames around postcard bodies;
@@ -132,6 +134,7 @@ pub mod grant;
 pub mod handshake;
 pub mod identity;
 pub mod packet;
+pub mod record;
 pub mod time;
 pub mod transfer;
 pub mod trust;
