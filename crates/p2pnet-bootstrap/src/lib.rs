@@ -11,9 +11,12 @@
 //! * [`authority`]: the authority's OpenPGP key (generated, stored with its
 //!   secret encrypted, rotated) and the pinned certificate a client checks
 //!   signatures with.
+//! * [`snapshot`]: the list a server serves, as the exact text it signs,
+//!   and the freshness rules a client applies (rollback, freeze).
 //! * [`error`]: [`Error`], the crate's one error type.
 
 pub mod authority;
 pub mod error;
+pub mod snapshot;
 
 pub use error::{Error, Result};
