@@ -15,6 +15,7 @@
 #![recursion_limit = "256"]
 
 pub mod auth;
+pub mod client_limit;
 pub mod config;
 pub mod http;
 pub mod node;

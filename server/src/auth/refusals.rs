@@ -17,7 +17,7 @@ use std::{
 };
 
 use crate::{
-    auth::rate_limit::Source,
+    client_limit::Source,
     store::{NewAudit, Store, StoreError},
 };
 
