@@ -62,6 +62,8 @@ pub struct RawConfig {
     pub log: RawLog,
     /// `[node]`
     pub node: RawNode,
+    /// `[bootstrap]`
+    pub bootstrap: crate::bootstrap::RawBootstrap,
 }
 
 /// `[server]`
@@ -248,6 +250,8 @@ pub struct Config {
     pub node_name: String,
     /// The embedded peer node.
     pub node: NodeConfig,
+    /// The bootstrap API.
+    pub bootstrap: crate::bootstrap::BootstrapConfig,
     /// The merged raw form, kept to show the effective configuration.
     raw: RawConfig,
 }
@@ -424,6 +428,7 @@ impl Config {
             raw.server.keys_dir.clone()
         };
         let node = raw.node.validate(&raw.server.data_dir, &keys_dir)?;
+        let bootstrap = raw.bootstrap.validate()?;
         Ok(Self {
             listen,
             allowed_hosts,
@@ -445,6 +450,7 @@ impl Config {
             log_format,
             node_name,
             node,
+            bootstrap,
             raw,
         })
     }
@@ -460,6 +466,9 @@ impl Config {
         let mut raw = self.raw.clone();
         if !raw.auth.admin_password.is_empty() {
             raw.auth.admin_password = "<redacted>".into();
+        }
+        if !raw.bootstrap.passphrase.is_empty() {
+            raw.bootstrap.passphrase = "<redacted>".into();
         }
         raw.database.url = crate::store::redact_url(&self.database_url);
         toml::to_string_pretty(&raw).unwrap_or_else(|e| format!("# cannot render: {e}"))
@@ -491,6 +500,18 @@ fn apply_flags(mut raw: RawConfig, cli: &Cli) -> RawConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_example_config_is_valid_and_means_the_defaults() {
+        let example = load(include_str!("../../config.example.toml"), Cli::default())
+            .expect("config.example.toml validates");
+        let defaults = Config::validate(RawConfig::default()).expect("defaults");
+        assert_eq!(
+            example.redacted_toml(),
+            defaults.redacted_toml(),
+            "the example documents the defaults"
+        );
+    }
 
     /// Loads `toml` as the config file, with no environment overrides.
     fn load(toml: &str, cli: Cli) -> Result<Config, ConfigError> {

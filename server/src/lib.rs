@@ -15,6 +15,7 @@
 #![recursion_limit = "256"]
 
 pub mod auth;
+pub mod bootstrap;
 pub mod client_limit;
 pub mod config;
 pub mod http;
@@ -60,6 +61,9 @@ pub enum ServerError {
     /// Serving HTTP failed.
     #[error("HTTP server error: {0}")]
     Serve(#[source] std::io::Error),
+    /// Authority mode, and the authority key could not be loaded or made.
+    #[error("bootstrap authority key: {0}")]
+    Authority(String),
     /// The embedded peer node could not start.
     #[error(transparent)]
     Node(#[from] node::NodeError),
@@ -119,8 +123,25 @@ impl Server {
             .site_pkg_dir("pkg")
             .site_addr(listen_addresses[0])
             .build();
+        let bootstrap = if config.bootstrap.enabled {
+            let authority = match config.bootstrap.mode {
+                bootstrap::Mode::Trustless => None,
+                bootstrap::Mode::Authority => Some(
+                    bootstrap::Authority::load(&config.keys_dir, &config.bootstrap)
+                        .map_err(ServerError::Authority)?,
+                ),
+            };
+            Some(Arc::new(bootstrap::BootstrapService::new(
+                config.bootstrap.clone(),
+                store.clone(),
+                authority,
+            )))
+        } else {
+            None
+        };
         let shared = Shared {
             login_limiter: auth::rate_limit::LoginLimiter::new(config.login_attempts_per_minute),
+            bootstrap,
             config,
             store,
             started: std::time::Instant::now(),

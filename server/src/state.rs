@@ -36,6 +36,8 @@ pub struct Shared {
     pub transcripts: Transcripts,
     /// Request counters and latencies.
     pub metrics: HttpMetrics,
+    /// The bootstrap API (`None` when `[bootstrap] enabled = false`).
+    pub bootstrap: Option<Arc<crate::bootstrap::BootstrapService>>,
     /// The embedded peer node (`None` when `[node] enabled = false`).
     pub node: Option<Arc<NodeService>>,
     /// The settings the server started with (stored over the file), to

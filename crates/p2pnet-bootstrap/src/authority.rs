@@ -68,12 +68,12 @@ pub const KEY_FILE: &str = "authority.key";
 
 /// The environment variable the server reads the passphrase from
 /// ([`Passphrase::from_env`]).
-pub const PASSPHRASE_ENV: &str = "P2PNET_BOOTSTRAP_AUTHORITY_PASSPHRASE";
+pub const PASSPHRASE_ENV: &str = "P2PNET_BOOTSTRAP__PASSPHRASE";
 
 /// The environment variable that, set to `1`, lets the server keep its key
 /// unencrypted (the `allow_unencrypted` argument of
 /// [`AuthorityKey::load_or_create`]).
-pub const ALLOW_UNENCRYPTED_ENV: &str = "P2PNET_BOOTSTRAP_AUTHORITY_ALLOW_UNENCRYPTED";
+pub const ALLOW_UNENCRYPTED_ENV: &str = "P2PNET_BOOTSTRAP__ALLOW_UNENCRYPTED_KEY";
 
 /// How long a key made by [`AuthorityKey::load_or_create`] is valid: two
 /// years (of 365 days).
@@ -115,9 +115,9 @@ pub enum AuthorityError {
     },
     /// No passphrase was given and an unencrypted key was not allowed.
     #[error(
-        "no passphrase for the authority key in {}: set {PASSPHRASE_ENV}, \
-         or allow an unencrypted key explicitly with allow_unencrypted \
-         ({ALLOW_UNENCRYPTED_ENV}=1)",
+        "no passphrase for the authority key in {}: set {PASSPHRASE_ENV} \
+         (the server's bootstrap.passphrase), or allow an unencrypted key \
+         explicitly ({ALLOW_UNENCRYPTED_ENV}=true)",
         dir.display()
     )]
     PassphraseRequired {
@@ -128,7 +128,7 @@ pub enum AuthorityError {
     #[error(
         "the authority key {} is not encrypted: set {PASSPHRASE_ENV} to load \
          it (then save it to encrypt it), or allow an unencrypted key \
-         explicitly with allow_unencrypted ({ALLOW_UNENCRYPTED_ENV}=1)",
+         explicitly ({ALLOW_UNENCRYPTED_ENV}=true)",
         path.display()
     )]
     UnencryptedKey {

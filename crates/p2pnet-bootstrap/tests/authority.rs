@@ -231,7 +231,7 @@ fn no_passphrase_needs_an_explicit_allowance() {
     );
     let message = err.to_string();
     assert!(message.contains(PASSPHRASE_ENV), "{message}");
-    assert!(message.contains("allow_unencrypted"), "{message}");
+    assert!(message.contains("ALLOW_UNENCRYPTED_KEY"), "{message}");
     assert!(!dir.join(KEY_FILE).exists());
 
     let created = AuthorityKey::load_or_create(&dir, None, "a", true).unwrap();

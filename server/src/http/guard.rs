@@ -7,6 +7,9 @@
 //!    characters) is refused with 400 before any handler runs; see
 //!    [`canonical_path`]. Without this, `/pkg/%2e%2e/settings` counted as
 //!    public and the Leptos router rendered `/settings` for it.
+//!    The bootstrap API (`/api/Bootstrap/`, `/api/v1/bootstrap/`) goes on
+//!    from here: its requests are authenticated by signatures, and it reads
+//!    no cookie.
 //! 1. A state-changing request (anything but GET/HEAD/OPTIONS) must come from
 //!    this origin: a foreign `Origin`, or `Sec-Fetch-Site: cross-site`, is
 //!    refused before anything else happens.
@@ -51,6 +54,11 @@ pub async fn guard(State(state): State<AppState>, mut req: Request, next: Next) 
         Ok(path) => path,
         Err(why) => return ApiError::new(StatusCode::BAD_REQUEST, why.to_string()).into_response(),
     };
+    // The bootstrap API is for machines, authenticated by signatures, not
+    // by sessions: no cookie is read, so no CSRF can ride on one.
+    if crate::http::bootstrap::is_bootstrap_path(&path) {
+        return next.run(req).await;
+    }
     let changes_state = !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
     if changes_state && !same_origin(req.headers()) {
         return ApiError::new(StatusCode::FORBIDDEN, "cross-origin request refused")

@@ -6,6 +6,7 @@
 //! ordinary routes behind the same guard.
 
 pub mod auth_routes;
+pub mod bootstrap;
 pub mod error;
 pub mod guard;
 pub mod host;
@@ -49,6 +50,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/parser/input", post(parser::input))
         .route("/api/parser/output", get(parser::output))
         .route("/api/live", get(live::stream))
+        .merge(bootstrap::routes())
         .leptos_routes_with_context(&state, routes, move || provide_context(panel.clone()), {
             let options = state.leptos.clone();
             move || app::shell(options.clone())

@@ -1,6 +1,6 @@
 //! Persistent state: one trait per concern, one file each (`accounts.rs`
 //! admins and sessions, `settings.rs`, `audit.rs`, `peers.rs` the node's
-//! peers and access list), gathered by [`Store`], with SQLite and
+//! peers and access list, `bootstrap.rs` the bootstrap registry), gathered by [`Store`], with SQLite and
 //! PostgreSQL behind it. `url.rs` shows database URLs without secrets.
 //!
 //! Both backends run the same SQL (`$n` placeholders, `ON CONFLICT`,
@@ -11,6 +11,7 @@
 
 mod accounts;
 mod audit;
+mod bootstrap;
 mod peers;
 mod postgres;
 mod settings;
@@ -24,6 +25,7 @@ use async_trait::async_trait;
 pub use accounts::{AccountStore, AdminRecord, NewSession, SessionRecord};
 pub(crate) use audit::audit_row;
 pub use audit::{AuditRecord, AuditStore, NewAudit};
+pub use bootstrap::{Announced, AnnouncedRecord, BootstrapStore};
 pub use peers::{AccessEntry, AccessKind, GrantRecord, KnownPeerRecord, PeerStore};
 pub use postgres::PostgresStore;
 pub use settings::SettingsStore;
@@ -77,7 +79,7 @@ pub enum Backend {
 /// leaves the stored data as it was.
 #[async_trait]
 pub trait Store:
-    AccountStore + SettingsStore + AuditStore + PeerStore + Send + Sync + 'static
+    AccountStore + SettingsStore + AuditStore + PeerStore + BootstrapStore + Send + Sync + 'static
 {
     /// Which backend this is.
     fn backend(&self) -> Backend;
@@ -120,6 +122,7 @@ macro_rules! sql_store {
         $crate::store::settings::settings_store!($store);
         $crate::store::audit::audit_store!($store);
         $crate::store::peers::peer_store!($store);
+        $crate::store::bootstrap::bootstrap_store!($store);
 
         #[async_trait::async_trait]
         impl $crate::store::Store for $store {

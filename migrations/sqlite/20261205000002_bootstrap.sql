@@ -1,0 +1,22 @@
+-- The bootstrap server's registry (SQLite): the last record each peer
+-- announced, and a version that rises with every change, which becomes
+-- the snapshot's sequence number (shared by every instance on one database).
+
+-- record: the peer's self-signed record, its exact text.
+-- seq, expires_at: copied out of the record (Unix seconds) for queries.
+-- observed_ip: the address the announce came from.
+CREATE TABLE bootstrap_peers (
+    peer_id         TEXT    NOT NULL PRIMARY KEY,
+    record          TEXT    NOT NULL,
+    seq             INTEGER NOT NULL,
+    expires_at      INTEGER NOT NULL,
+    observed_ip     TEXT,
+    announced_at_ms INTEGER NOT NULL
+);
+CREATE INDEX bootstrap_peers_expiry ON bootstrap_peers (expires_at);
+
+CREATE TABLE bootstrap_state (
+    id      INTEGER NOT NULL PRIMARY KEY CHECK (id = 1),
+    version INTEGER NOT NULL
+);
+INSERT INTO bootstrap_state (id, version) VALUES (1, 0);
