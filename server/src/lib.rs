@@ -178,6 +178,11 @@ impl Server {
         self.state.shared.node.clone()
     }
 
+    /// The bootstrap service, when `[bootstrap] enabled`.
+    pub fn bootstrap(&self) -> Option<Arc<bootstrap::BootstrapService>> {
+        self.state.shared.bootstrap.clone()
+    }
+
     /// The store (for tests and tools).
     pub fn store(&self) -> Arc<dyn Store> {
         self.state.shared.store.clone()

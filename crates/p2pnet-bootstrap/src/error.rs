@@ -12,6 +12,12 @@ pub enum Error {
     /// A snapshot was refused.
     #[error("snapshot: {0}")]
     Snapshot(#[from] SnapshotError),
+    /// A server's list was refused.
+    #[error("bootstrap list: {0}")]
+    Verify(#[from] crate::verify::VerifyError),
+    /// The client could not start.
+    #[error(transparent)]
+    Client(#[from] crate::client::ClientError),
 }
 
 /// Why a snapshot was refused.

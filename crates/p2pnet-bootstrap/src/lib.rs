@@ -13,10 +13,15 @@
 //!   signatures with.
 //! * [`snapshot`]: the list a server serves, as the exact text it signs,
 //!   and the freshness rules a client applies (rollback, freeze).
+//! * [`verify`]: what a client accepts (policy, pin, sequences), with no IO.
+//! * [`client`]: [`BootstrapClient`](client::BootstrapClient), which
+//!   announces, fetches, verifies and hands the peers to a `PeerNetwork`.
 //! * [`error`]: [`Error`], the crate's one error type.
 
 pub mod authority;
+pub mod client;
 pub mod error;
 pub mod snapshot;
+pub mod verify;
 
 pub use error::{Error, Result};

@@ -412,6 +412,58 @@ impl PeerNetwork {
         );
     }
 
+    /// Records a peer a directory listed (a bootstrap server: WAN
+    /// discovery), with its addresses as claimed, unproven until a channel
+    /// proves them; source [`PeerSource::Bootstrap`]. Connects to no one:
+    /// see [`dial_listed`](Self::dial_listed). Returns whether there was
+    /// room for it.
+    pub fn learn_listed(&self, peer: PeerId, addrs: &[SocketAddr]) -> bool {
+        let mut room = !addrs.is_empty();
+        for addr in addrs {
+            room &= self.node.peers.observe(
+                peer,
+                Some((crate::scope::canonical(*addr), Origin::Claimed)),
+                PeerSource::Bootstrap,
+            );
+        }
+        room
+    }
+
+    /// Dials a listed peer at `addr`, gated as LAN discovery's dials and
+    /// inbound channels are: it waits for approval unless the trust policy
+    /// or an earlier decision says otherwise, and the handshake fails
+    /// unless the remote proves it is `peer`.
+    pub async fn dial_listed(&self, peer: PeerId, addr: SocketAddr) -> Result<PeerId> {
+        self.dial(addr, Some(peer), crate::admission::Intent::Discovery)
+            .await
+    }
+
+    /// Signs this node's own record for bootstrap servers: its id and
+    /// network, `seq`, the time span and `addresses`.
+    pub fn sign_record(
+        &self,
+        seq: u64,
+        issued_at: u64,
+        expires_at: u64,
+        addresses: Vec<SocketAddr>,
+    ) -> Result<p2pnet_proto::record::SignedRecord> {
+        let record = p2pnet_proto::record::PeerRecord {
+            peer: self.local_peer_id(),
+            network: self.node.config.channel.network.clone(),
+            seq,
+            issued_at,
+            expires_at,
+            addresses,
+        };
+        p2pnet_proto::record::SignedRecord::sign(record, &self.node.keypair)
+            .map_err(|e| Error::Protocol(e.into()))
+    }
+
+    /// The network name bound into every handshake.
+    pub fn network_name(&self) -> &str {
+        &self.node.config.channel.network
+    }
+
     /// Puts back a peer an application stored (from [`known_peers`](Self::known_peers)
     /// of an earlier run): its addresses with their provenance, source,
     /// times, approval or rejection, grants (expired ones are dropped, the

@@ -21,11 +21,14 @@ pub enum PeerSource {
         /// Who shared it.
         by: PeerId,
     },
-    /// LAN or WAN discovery.
+    /// LAN discovery.
     Discovery {
         /// How its announce arrived: broadcast, multicast or unicast.
         via: DiscoveryVia,
     },
+    /// A bootstrap server's list (WAN discovery): the peer signed its
+    /// record, the addresses are as it claimed them.
+    Bootstrap,
 }
 
 /// The id of a peer's base grant: what its approval (or, without one, the

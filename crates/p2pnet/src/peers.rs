@@ -318,24 +318,26 @@ impl Peers {
     }
 
     /// Records that `peer` exists, maybe at `addr`; emits `PeerAdded` for a
-    /// new one.
+    /// new one. False when there was no room for it (or it is us).
     pub(crate) fn observe(
         &self,
         peer: PeerId,
         addr: Option<(SocketAddr, Origin)>,
         source: PeerSource,
-    ) {
+    ) -> bool {
         if peer == self.local {
-            return;
+            return false;
         }
         let observed = self.table().observe(peer, addr, source, SystemTime::now());
         match observed {
             Observed::Added => self.events.emit(NetworkEvent::PeerAdded { peer, source }),
             Observed::Updated => {}
             Observed::Refused => {
-                tracing::debug!(%peer, ?source, "peer not recorded (table or share full)")
+                tracing::debug!(%peer, ?source, "peer not recorded (table or share full)");
+                return false;
             }
         }
+        true
     }
 
     /// Records the peers of a `CollectionShare` from `by` (heard at

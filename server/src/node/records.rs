@@ -29,6 +29,7 @@ pub fn source_word(source: PeerSource) -> String {
         PeerSource::Inbound => "inbound".into(),
         PeerSource::Shared { by } => format!("shared:{by}"),
         PeerSource::Discovery { via } => format!("discovery:{}", via_word(via)),
+        PeerSource::Bootstrap => "bootstrap".into(),
         _ => "other".into(),
     }
 }
@@ -55,6 +56,7 @@ fn parse_source(word: &str) -> PeerSource {
             },
         },
         _ if word == "inbound" => PeerSource::Inbound,
+        _ if word == "bootstrap" => PeerSource::Bootstrap,
         _ => PeerSource::Manual,
     }
 }
@@ -189,6 +191,7 @@ mod tests {
             PeerSource::Discovery {
                 via: DiscoveryVia::Multicast,
             },
+            PeerSource::Bootstrap,
         ] {
             assert_eq!(parse_source(&source_word(source)), source);
         }

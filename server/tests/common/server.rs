@@ -32,6 +32,7 @@ pub fn config(data: &Path, tweak: impl FnOnce(&mut RawConfig)) -> Config {
 pub struct Running {
     pub addr: SocketAddr,
     pub node: Option<Arc<NodeService>>,
+    bootstrap: Option<Arc<server::bootstrap::BootstrapService>>,
     stop: CancellationToken,
     task: tokio::task::JoinHandle<()>,
 }
@@ -41,15 +42,23 @@ impl Running {
         let server = Server::bind(config).await.expect("bind");
         let addr = server.local_addrs()[0];
         let node = server.node();
+        let bootstrap = server.bootstrap();
         let stop = CancellationToken::new();
         let token = stop.clone();
         let task = tokio::spawn(async move { server.serve(token).await.expect("serve") });
         Self {
             addr,
             node,
+            bootstrap,
             stop,
             task,
         }
+    }
+
+    /// The bootstrap service (enabled by default).
+    #[allow(dead_code)] // not every test binary uses it
+    pub fn bootstrap(&self) -> &server::bootstrap::BootstrapService {
+        self.bootstrap.as_deref().expect("[bootstrap] enabled")
     }
 
     pub fn url(&self, path: &str) -> String {
