@@ -301,8 +301,7 @@ async fn authority_mode_signs_what_the_pin_and_gpg_verify() {
     }
     s.shutdown().await;
 
-    // The key persists, encrypted: a restart serves the same fingerprint,
-    // and without the passphrase the server refuses to start.
+    // The key persists, encrypted: a restart serves the same fingerprint.
     let s = Running::start(config(dir.path(), authority_config)).await;
     let again: Value = c
         .get(s.url("/api/Bootstrap/authority"))
@@ -313,7 +312,63 @@ async fn authority_mode_signs_what_the_pin_and_gpg_verify() {
         .await
         .unwrap();
     assert_eq!(again["fingerprint"], served["fingerprint"]);
+
+    // A rotation: the list is signed by the new key at once, and a client
+    // pinned to the old one follows the served rotation to it.
+    let next = s
+        .bootstrap()
+        .rotate_authority(&dir.path().join("keys"))
+        .expect("rotate");
+    let rotated: Value = c
+        .get(s.url("/api/Bootstrap/authority"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(rotated["fingerprint"], next.key.fingerprint());
+    assert_ne!(rotated["fingerprint"], served["fingerprint"]);
+    let rotations: Vec<p2pnet_bootstrap::authority::Rotation> =
+        serde_json::from_value(rotated["rotations"].clone()).unwrap();
+    assert_eq!(rotations.len(), 1);
+    let body: Value = c
+        .get(s.url("/api/Bootstrap/peers"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let (text, signature) = (
+        body["snapshot"].as_str().unwrap(),
+        body["signature"].as_str().unwrap(),
+    );
+    let now = std::time::SystemTime::now();
+    assert!(
+        pin.verify_detached(text.as_bytes(), signature, now)
+            .is_err()
+    );
+    let followed = pin.follow_chain(&rotations, now).expect("follow");
+    followed
+        .verify_detached(text.as_bytes(), signature, now)
+        .expect("signed by the new key");
     s.shutdown().await;
+    // After a restart the new key and its rotation are served.
+    let s = Running::start(config(dir.path(), authority_config)).await;
+    let reloaded: Value = c
+        .get(s.url("/api/Bootstrap/authority"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(reloaded["fingerprint"], next.key.fingerprint());
+    assert_eq!(reloaded["rotations"].as_array().unwrap().len(), 1);
+    s.shutdown().await;
+
+    // Without the passphrase the server refuses to start.
     let no_passphrase = config(dir.path(), |raw| raw.bootstrap.mode = "authority".into());
     let Err(e) = server::Server::bind(no_passphrase).await else {
         panic!("started without the passphrase");

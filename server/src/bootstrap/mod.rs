@@ -20,6 +20,7 @@
 //! past rotations are read from `<keys_dir>/authority.rotations.json`,
 //! so a client pinned to an older key can follow them.
 
+mod authority;
 pub mod config;
 
 use std::{
@@ -31,7 +32,7 @@ use std::{
 use axum::body::Bytes;
 use p2pnet::proto::record::SignedRecord;
 use p2pnet_bootstrap::{
-    authority::{AuthorityError, AuthorityKey, Rotation},
+    authority::AuthorityError,
     snapshot::{Snapshot, SnapshotPeer},
 };
 use serde::Serialize;
@@ -40,6 +41,7 @@ use crate::{
     client_limit::ClientBuckets,
     store::{Announced, AnnouncedRecord, Store, StoreError},
 };
+pub use authority::{Authority, ROTATIONS_FILE};
 pub use config::{BootstrapConfig, Mode, RawBootstrap};
 
 /// How often, at most, the snapshot is re-made from the store.
@@ -118,46 +120,12 @@ pub enum ServeError {
     Sign(#[from] AuthorityError),
 }
 
-/// The authority: its key and the rotations that led to it.
-pub struct Authority {
-    /// The signing key.
-    pub key: AuthorityKey,
-    /// Past rotations, oldest first.
-    pub rotations: Vec<Rotation>,
-}
-
-/// The file beside the key that lists its rotations.
-pub const ROTATIONS_FILE: &str = "authority.rotations.json";
-
-impl Authority {
-    /// Loads (or, on first start, creates) the authority key in
-    /// `keys_dir` as `config` says, and its rotations.
-    pub fn load(keys_dir: &std::path::Path, config: &BootstrapConfig) -> Result<Self, String> {
-        let key = AuthorityKey::load_or_create(
-            keys_dir,
-            config.passphrase.as_ref(),
-            &p2pnet_bootstrap::authority::user_id_for(&config.network),
-            config.allow_unencrypted_key,
-        )
-        .map_err(|e| e.to_string())?;
-        let path = keys_dir.join(ROTATIONS_FILE);
-        let rotations = match std::fs::read_to_string(&path) {
-            Ok(text) => {
-                serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
-            Err(e) => return Err(format!("{}: {e}", path.display())),
-        };
-        tracing::info!(fingerprint = %key.fingerprint(), "bootstrap authority key loaded");
-        Ok(Self { key, rotations })
-    }
-}
-
 /// The bootstrap API's state.
 pub struct BootstrapService {
     config: BootstrapConfig,
     store: Arc<dyn Store>,
-    authority: Option<Authority>,
+    /// Replaced whole when the key rotates.
+    authority: std::sync::RwLock<Option<Arc<Authority>>>,
     announces: ClientBuckets,
     served: Mutex<Option<Arc<Served>>>,
     /// One make at a time; the others serve what is there.
@@ -177,7 +145,7 @@ impl BootstrapService {
             announces: ClientBuckets::new(config.announces_per_minute),
             config,
             store,
-            authority,
+            authority: std::sync::RwLock::new(authority.map(Arc::new)),
             served: Mutex::new(None),
             making: tokio::sync::Mutex::new(()),
             last_prune: Mutex::new(None),
@@ -190,8 +158,26 @@ impl BootstrapService {
     }
 
     /// The authority, in authority mode.
-    pub fn authority(&self) -> Option<&Authority> {
-        self.authority.as_ref()
+    pub fn authority(&self) -> Option<Arc<Authority>> {
+        self.authority
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Rotates the authority key (see [`Authority::rotate`]); the next
+    /// snapshot is made and signed with the new key at once.
+    pub fn rotate_authority(&self, keys_dir: &std::path::Path) -> Result<Arc<Authority>, String> {
+        let current = self
+            .authority()
+            .ok_or("this server runs in trustless mode: it has no authority key")?;
+        let next = Arc::new(current.rotate(keys_dir, &self.config)?);
+        *self
+            .authority
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = Some(next.clone());
+        *self.served.lock().unwrap_or_else(PoisonError::into_inner) = None;
+        Ok(next)
     }
 
     /// Checks and stores an announced record (its text form) from `from`.
@@ -321,7 +307,7 @@ impl BootstrapService {
         let text = snapshot
             .to_text()
             .map_err(|e| ServeError::Encode(e.to_string()))?;
-        let signature = match &self.authority {
+        let signature = match self.authority() {
             Some(authority) => Some(authority.key.sign_detached(text.as_bytes())?),
             None => None,
         };
