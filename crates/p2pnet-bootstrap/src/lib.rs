@@ -13,6 +13,8 @@
 //!   signatures with.
 //! * [`snapshot`]: the list a server serves, as the exact text it signs,
 //!   and the freshness rules a client applies (rollback, freeze).
+//! * [`task`]: network tasks the authority signs (block, disconnect,
+//!   authorize, revoke, message, ping) and the checks before one applies.
 //! * [`verify`]: what a client accepts (policy, pin, sequences), with no IO.
 //! * [`client`]: [`BootstrapClient`](client::BootstrapClient), which
 //!   announces, fetches, verifies and hands the peers to a `PeerNetwork`.
@@ -22,6 +24,7 @@ pub mod authority;
 pub mod client;
 pub mod error;
 pub mod snapshot;
+pub mod task;
 pub mod verify;
 
 pub use error::{Error, Result};

@@ -17,6 +17,8 @@
 //!   printable as base32), with domain-separated signatures.
 //! * [`record`]: self-signed peer records ([`SignedRecord`](record::SignedRecord)),
 //!   the unit of WAN discovery: a relay can pass one on but not alter it.
+//! * [`signed`]: the `PAYLOAD.SIGNATURE` form of self-signed statements;
+//!   [`heartbeat`]: a peer asking a bootstrap server for its tasks.
 //! * [`packet`]: the [`Packet`] enum, one type per variant, every protocol
 //!   bound, and [`PacketKind`] for gating and dispatch before decoding.
 //! * [`codec`]: length-prefixed, versioned frames around postcard bodies;
@@ -132,9 +134,11 @@ pub mod discovery;
 pub mod error;
 pub mod grant;
 pub mod handshake;
+pub mod heartbeat;
 pub mod identity;
 pub mod packet;
 pub mod record;
+pub mod signed;
 pub mod time;
 pub mod transfer;
 pub mod trust;

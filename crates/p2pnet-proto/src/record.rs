@@ -9,13 +9,9 @@
 //!
 //! # Text form
 //!
-//! A record travels as one line of text, `PAYLOAD.SIGNATURE`, both
-//! unpadded base64url: the payload is the record in postcard, and the
-//! signature covers exactly the payload's bytes. The text is what is
+//! A record travels as one line of text, a self-signed statement
+//! ([`signed`](crate::signed)): `PAYLOAD.SIGNATURE`. The text is what is
 //! relayed, byte for byte; nobody re-encodes a record they did not sign.
-//!
-//! The payload begins with the peer id (32 raw bytes), so the signature is
-//! checked before anything else of the payload is decoded.
 //!
 //! # Checks
 //!
@@ -30,7 +26,8 @@ use std::net::{IpAddr, SocketAddr};
 
 use serde::{Deserialize, Serialize};
 
-use crate::identity::{Keypair, PEER_ID_LEN, PeerId, SIGNATURE_LEN};
+use crate::identity::{Keypair, PeerId};
+use crate::signed;
 
 /// The signing domain of peer records.
 pub const RECORD_DOMAIN: &str = "p2pnet/peer-record/v1";
@@ -43,7 +40,7 @@ pub const MAX_RECORD_NETWORK_LEN: usize = 64;
 pub const MAX_RECORD_PAYLOAD_LEN: usize = 640;
 /// Longest text form: the base64 of the payload and the signature and the
 /// dot between them.
-pub const MAX_RECORD_TEXT_LEN: usize = (MAX_RECORD_PAYLOAD_LEN + SIGNATURE_LEN).div_ceil(3) * 4 + 1;
+pub const MAX_RECORD_TEXT_LEN: usize = signed::max_text_len(MAX_RECORD_PAYLOAD_LEN);
 /// Longest time a record may hold, from its issue to its expiry: a week.
 /// A peer re-announces long before; a short life bounds how long a
 /// stolen or stale record can mislead.
@@ -68,7 +65,8 @@ pub struct PeerRecord {
     pub addresses: Vec<SocketAddr>,
 }
 
-/// Why a record was refused.
+/// Why a record (or another self-signed statement, such as a heartbeat)
+/// was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum RecordError {
@@ -122,51 +120,13 @@ impl SignedRecord {
             return Err(RecordError::NotTheSigner);
         }
         validate(&record)?;
-        let payload =
-            postcard::to_allocvec(&record).map_err(|_| RecordError::Malformed("not encodable"))?;
-        if payload.len() > MAX_RECORD_PAYLOAD_LEN {
-            return Err(RecordError::TooLarge(payload.len()));
-        }
-        let signature = keys
-            .sign(RECORD_DOMAIN, &payload)
-            .map_err(|_| RecordError::Malformed("not signable"))?;
-        let b64 = &data_encoding::BASE64URL_NOPAD;
-        let text = format!("{}.{}", b64.encode(&payload), b64.encode(&signature));
+        let text = signed::seal(&record, keys, RECORD_DOMAIN, MAX_RECORD_PAYLOAD_LEN)?;
         Ok(Self { record, text })
     }
 
     /// Parses and verifies a record's text form (see the module docs).
     pub fn parse(text: &str) -> Result<Self, RecordError> {
-        if text.len() > MAX_RECORD_TEXT_LEN {
-            return Err(RecordError::TooLarge(text.len()));
-        }
-        let (payload, signature) = text
-            .split_once('.')
-            .ok_or(RecordError::Malformed("expected PAYLOAD.SIGNATURE"))?;
-        let b64 = &data_encoding::BASE64URL_NOPAD;
-        let payload = b64
-            .decode(payload.as_bytes())
-            .map_err(|_| RecordError::Malformed("payload is not base64url"))?;
-        let signature: [u8; SIGNATURE_LEN] = b64
-            .decode(signature.as_bytes())
-            .map_err(|_| RecordError::Malformed("signature is not base64url"))?
-            .try_into()
-            .map_err(|_| RecordError::Malformed("signature is not 64 bytes"))?;
-        if payload.len() > MAX_RECORD_PAYLOAD_LEN {
-            return Err(RecordError::TooLarge(payload.len()));
-        }
-        let signer = payload
-            .get(..PEER_ID_LEN)
-            .and_then(|id| PeerId::from_slice(id).ok())
-            .ok_or(RecordError::Malformed("too short for a peer id"))?;
-        signer
-            .verify(RECORD_DOMAIN, &payload, &signature)
-            .map_err(|_| RecordError::BadSignature)?;
-        let (record, rest): (PeerRecord, _) = postcard::take_from_bytes(&payload)
-            .map_err(|_| RecordError::Malformed("payload does not decode"))?;
-        if !rest.is_empty() {
-            return Err(RecordError::Malformed("trailing bytes in the payload"));
-        }
+        let record: PeerRecord = signed::open(text, RECORD_DOMAIN, MAX_RECORD_PAYLOAD_LEN)?;
         validate(&record)?;
         Ok(Self {
             record,

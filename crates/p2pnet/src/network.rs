@@ -459,6 +459,23 @@ impl PeerNetwork {
             .map_err(|e| Error::Protocol(e.into()))
     }
 
+    /// Signs a heartbeat for bootstrap servers: this node asking, at
+    /// `at_ms` (Unix ms), for the tasks queued after `after_task`.
+    pub fn sign_heartbeat(
+        &self,
+        at_ms: u64,
+        after_task: u64,
+    ) -> Result<p2pnet_proto::heartbeat::SignedHeartbeat> {
+        let heartbeat = p2pnet_proto::heartbeat::Heartbeat {
+            peer: self.local_peer_id(),
+            network: self.node.config.channel.network.clone(),
+            at_ms,
+            after_task,
+        };
+        p2pnet_proto::heartbeat::SignedHeartbeat::sign(heartbeat, &self.node.keypair)
+            .map_err(|e| Error::Protocol(e.into()))
+    }
+
     /// The network name bound into every handshake.
     pub fn network_name(&self) -> &str {
         &self.node.config.channel.network
