@@ -176,3 +176,194 @@ async fn two_nodes_meet_through_an_authority_they_pin() {
     carol.shutdown().await;
     s.shutdown().await;
 }
+
+/// Tasks from the authority reach the peer they are for, in order and
+/// once; a forged one (signed by another key, slipped into the queue)
+/// is refused with an event; every signature issued is in the history,
+/// which chains and answers `verify`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn authority_tasks_reach_their_peer_and_forgeries_do_not() {
+    use p2pnet_bootstrap::{
+        authority::AuthorityKey,
+        client::BootstrapEvent,
+        task::{TASK_FORMAT, Task, TaskAction, TaskTarget},
+    };
+    use server::store::{NewAudit, NewSignature, StoredTask, sha256_hex, verify_chain};
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = Running::start(config(dir.path(), |raw| {
+        raw.bootstrap.mode = "authority".into();
+        raw.bootstrap.passphrase = "task test passphrase".into();
+    }))
+    .await;
+    let alice = node(true).await;
+    let bob = node(true).await;
+    let (a, b) = (alice.local_peer_id(), bob.local_peer_id());
+    let alice_client = client(
+        &alice,
+        &s,
+        BootstrapPolicy::default(),
+        &dir.path().join("a.json"),
+    );
+    let bob_client = client(
+        &bob,
+        &s,
+        BootstrapPolicy::default(),
+        &dir.path().join("b.json"),
+    );
+    let mut events = alice_client.events();
+    eventually("alice and bob connect through the list", || {
+        alice
+            .channel(&b)
+            .is_some_and(|c| matches!(c.state, p2pnet::proto::ChannelState::Open { .. }))
+    })
+    .await;
+
+    // A forged task first: signed by another key, in the queue all the same.
+    let forger = AuthorityKey::generate("forger", Duration::from_secs(3600)).unwrap();
+    let seq = s.store.next_task_seq().await.unwrap();
+    let now = server::bootstrap::unix_now();
+    let forged = Task {
+        format: TASK_FORMAT.into(),
+        network: "p2pnet".into(),
+        seq: u64::try_from(seq).unwrap(),
+        issued_at: now,
+        expires_at: now + 600,
+        target: TaskTarget::All,
+        action: TaskAction::BlockPeer { peer: b },
+    }
+    .to_text()
+    .unwrap();
+    let forged_signature = forger.sign_detached(forged.as_bytes()).unwrap();
+    s.store
+        .queue_task(
+            &StoredTask {
+                seq,
+                target: "*".into(),
+                task: forged.clone(),
+                signature: forged_signature.clone(),
+                expires_at: i64::try_from(now + 600).unwrap(),
+                queued_by: "intruder".into(),
+                queued_at_ms: 0,
+            },
+            &NewSignature {
+                at_ms: 0,
+                kind: "task",
+                digest: sha256_hex(forged.as_bytes()),
+                fingerprint: forger.fingerprint(),
+                signature: forged_signature,
+            },
+            &NewAudit {
+                at_ms: 0,
+                actor: "intruder".into(),
+                action: "test".into(),
+                detail: String::new(),
+            },
+        )
+        .await
+        .unwrap();
+    // Then a real one for Alice only: block Bob.
+    let task = s
+        .bootstrap()
+        .queue_task(
+            "admin",
+            TaskTarget::Peer(a),
+            TaskAction::BlockPeer { peer: b },
+            600,
+        )
+        .await
+        .expect("queue");
+
+    let mut seen = Vec::new();
+    let applied = tokio::time::timeout(WAIT, async {
+        loop {
+            let event = events.recv().await.expect("event");
+            seen.push(event.clone());
+            if let BootstrapEvent::TaskApplied { seq, kind } = event {
+                return (seq, kind);
+            }
+        }
+    })
+    .await
+    .expect("the task arrives");
+    assert_eq!(applied, (task.seq, "block_peer"));
+    assert!(
+        seen.iter().any(
+            |e| matches!(e, BootstrapEvent::TaskRefused { reason, .. } if reason.contains("forged"))
+        ),
+        "the forged task was refused first: {seen:?}"
+    );
+    eventually("alice blocked bob: the channel is gone", || {
+        alice.channel(&b).is_none()
+    })
+    .await;
+    // Bob was not told to block anyone.
+    assert!(bob.known_peer(&a).is_some());
+
+    // The history holds every signature issued, chained, and answers verify.
+    let history = s.bootstrap().history(0, 1000).await.unwrap();
+    assert!(history.iter().any(|e| e.kind == "snapshot"));
+    assert_eq!(verify_chain(&history), Ok(()));
+    let c = reqwest::Client::new();
+    let digest = sha256_hex(task.to_text().unwrap().as_bytes());
+    let answer: serde_json::Value = c
+        .post(s.url("/api/v1/bootstrap/verify"))
+        .json(&serde_json::json!({ "digest": digest }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(answer["issued"], true, "{answer}");
+    let unknown: serde_json::Value = c
+        .post(s.url("/api/v1/bootstrap/verify"))
+        .json(&serde_json::json!({ "digest": "0".repeat(64) }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(unknown["issued"], false);
+    let bad = c
+        .post(s.url("/api/v1/bootstrap/verify"))
+        .json(&serde_json::json!({ "digest": "not hex" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), reqwest::StatusCode::BAD_REQUEST);
+
+    // A heartbeat replayed is refused.
+    let heartbeat = alice.sign_heartbeat(1, 0).unwrap();
+    let replay = |text: String| {
+        let c = c.clone();
+        let url = s.url("/api/v1/bootstrap/heartbeat");
+        async move {
+            c.post(url)
+                .json(&serde_json::json!({ "heartbeat": text }))
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }
+    };
+    assert_eq!(
+        replay(heartbeat.as_str().to_owned()).await,
+        reqwest::StatusCode::BAD_REQUEST,
+        "made at 1970: out of the clock skew"
+    );
+    let now_ms = u64::try_from(server::state::now_ms()).unwrap();
+    let fresh = alice.sign_heartbeat(now_ms - 100_000, 0).unwrap();
+    assert_eq!(
+        replay(fresh.as_str().to_owned()).await,
+        reqwest::StatusCode::CONFLICT,
+        "older than the client's last heartbeat"
+    );
+
+    alice_client.stop().await;
+    bob_client.stop().await;
+    alice.shutdown().await;
+    bob.shutdown().await;
+    s.shutdown().await;
+}

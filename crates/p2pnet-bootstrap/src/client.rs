@@ -4,7 +4,10 @@
 //!
 //! One task per client runs rounds over the servers: announce (when
 //! asked to), fetch, verify, persist the trust state, learn and dial the
-//! peers. The next round comes after the smallest `Reannounce-After` the
+//! peers, and, from an authority it trusts, collect the network tasks
+//! queued for this node with a signed heartbeat and apply those
+//! [`check_task`](crate::task::check_task) accepts, in order, once each.
+//! Every task applied or refused is a [`BootstrapEvent`]. The next round comes after the smallest `Reannounce-After` the
 //! servers gave (or the fetch interval), with ±10 % jitter; a failed
 //! round backs off exponentially up to the interval. Any mirror serving
 //! the same signed bytes is as good as a server: nothing here trusts the
@@ -19,12 +22,14 @@ use std::{
     time::{Duration, SystemTime},
 };
 
-use p2pnet::PeerNetwork;
-use tokio::sync::watch;
+use p2pnet::{GrantRequest, PeerNetwork};
+use tokio::sync::{broadcast, watch};
 use tokio_util::sync::CancellationToken;
 
 use crate::{
+    authority::PinnedAuthority,
     snapshot::ListedPeer,
+    task::{SignedTask, TaskAction, check_task},
     verify::{self, AuthorityDoc, BootstrapPolicy, PeersResponse, TrustState, Verified},
 };
 
@@ -32,6 +37,36 @@ use crate::{
 const MAX_RESPONSE_LEN: usize = crate::snapshot::MAX_SNAPSHOT_LEN + 64 * 1024;
 /// Most dials one round starts.
 const MAX_DIALS_PER_ROUND: usize = 16;
+/// Events kept for a subscriber that reads slowly.
+const EVENT_BUFFER: usize = 64;
+
+/// What the client did with a network task; for the application.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum BootstrapEvent {
+    /// A task was checked and applied.
+    TaskApplied {
+        /// Its sequence.
+        seq: u64,
+        /// Its kind (`block_peer`, `ping`, ...).
+        kind: &'static str,
+    },
+    /// A task was refused: forged, replayed, expired, not for this node,
+    /// unknown, or it failed.
+    TaskRefused {
+        /// The server it came from.
+        server: String,
+        /// Why.
+        reason: String,
+    },
+    /// A `message` task: the authority's words for the operator.
+    Message {
+        /// Its sequence.
+        seq: u64,
+        /// The text.
+        text: String,
+    },
+}
 
 /// How the client runs.
 #[derive(Debug, Clone)]
@@ -97,6 +132,7 @@ pub struct ClientStatus {
 pub struct BootstrapClient {
     cancel: CancellationToken,
     status: watch::Receiver<ClientStatus>,
+    events: broadcast::Sender<BootstrapEvent>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -148,17 +184,20 @@ impl BootstrapClient {
             pinned: state.pin.as_ref().map(|p| p.fingerprint.clone()),
             ..ClientStatus::default()
         });
+        let (events, _) = broadcast::channel(EVENT_BUFFER);
         let runner = Runner {
             network,
             config: Arc::new(config),
             http,
             state,
             status: status_tx,
+            events: events.clone(),
         };
         let task = tokio::spawn(runner.run(cancel.clone()));
         Ok(Self {
             cancel,
             status,
+            events,
             task,
         })
     }
@@ -166,6 +205,12 @@ impl BootstrapClient {
     /// What it last did.
     pub fn status(&self) -> ClientStatus {
         self.status.borrow().clone()
+    }
+
+    /// The events from now on (a slow reader loses the oldest beyond
+    /// 64 and is told it lagged).
+    pub fn events(&self) -> broadcast::Receiver<BootstrapEvent> {
+        self.events.subscribe()
     }
 
     /// A receiver that sees every status change.
@@ -186,6 +231,7 @@ struct Runner {
     http: reqwest::Client,
     state: TrustState,
     status: watch::Sender<ClientStatus>,
+    events: broadcast::Sender<BootstrapEvent>,
 }
 
 impl Runner {
@@ -290,6 +336,9 @@ impl Runner {
             self.state = state;
         }
         let pinned = self.state.pin.as_ref().map(|p| p.fingerprint.clone());
+        if response.mode == "authority" && self.config.announce {
+            self.collect_tasks(server).await?;
+        }
         let Verified::New(parsed) = verified else {
             self.status.send_modify(|s| s.pinned = pinned);
             return Ok(reannounce);
@@ -369,6 +418,96 @@ impl Runner {
         Ok(after)
     }
 
+    /// Sends a signed heartbeat to `server` and applies the tasks it
+    /// returns that the pinned authority signed for this node.
+    async fn collect_tasks(&mut self, server: &str) -> Result<(), String> {
+        let Some(pin) = &self.state.pin else {
+            return Ok(()); // tasks are only taken from a pinned authority
+        };
+        let authority = PinnedAuthority::from_armored(&pin.certificate)
+            .map_err(|e| e.to_string())?
+            .with_rotation_seq(pin.rotation_seq);
+        let now_ms = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        let heartbeat = self
+            .network
+            .sign_heartbeat(now_ms, self.state.last_task)
+            .map_err(|e| e.to_string())?;
+        let response = self
+            .http
+            .post(format!("{server}/api/v1/bootstrap/heartbeat"))
+            .json(&serde_json::json!({ "heartbeat": heartbeat.as_str() }))
+            .send()
+            .await
+            .map_err(|e| format!("heartbeat: {e}"))?;
+        if !response.status().is_success() {
+            return Err(format!("heartbeat refused ({})", response.status()));
+        }
+        #[derive(serde::Deserialize)]
+        struct Tasks {
+            tasks: Vec<SignedTask>,
+        }
+        let Tasks { tasks } = response
+            .json()
+            .await
+            .map_err(|e| format!("heartbeat: {e}"))?;
+        let me = self.network.local_peer_id();
+        let network = self.network.network_name().to_owned();
+        for signed in tasks {
+            let checked = check_task(
+                &signed,
+                &authority,
+                &network,
+                me,
+                self.state.last_task,
+                SystemTime::now(),
+            );
+            let task = match checked {
+                Ok(task) => task,
+                Err(e) => {
+                    tracing::warn!(server, error = %e, "bootstrap task refused");
+                    let _ = self.events.send(BootstrapEvent::TaskRefused {
+                        server: server.to_owned(),
+                        reason: e.to_string(),
+                    });
+                    continue;
+                }
+            };
+            // Applied or failed, it is done: a task is never run twice.
+            let mut state = self.state.clone();
+            state.last_task = task.seq;
+            self.persist(&state)?;
+            self.state = state;
+            match apply(&self.network, &task.action).await {
+                Ok(()) => {
+                    tracing::info!(
+                        seq = task.seq,
+                        kind = task.action.kind(),
+                        "bootstrap task applied"
+                    );
+                    if let TaskAction::Message { text } = &task.action {
+                        let _ = self.events.send(BootstrapEvent::Message {
+                            seq: task.seq,
+                            text: text.clone(),
+                        });
+                    }
+                    let _ = self.events.send(BootstrapEvent::TaskApplied {
+                        seq: task.seq,
+                        kind: task.action.kind(),
+                    });
+                }
+                Err(reason) => {
+                    let _ = self.events.send(BootstrapEvent::TaskRefused {
+                        server: server.to_owned(),
+                        reason: format!("task {} failed: {reason}", task.seq),
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
     async fn get_json<T: serde::de::DeserializeOwned>(&self, url: &str) -> Result<T, String> {
         let mut response = self
             .http
@@ -440,6 +579,39 @@ impl Runner {
         };
         save_state(path, state).map_err(|e| format!("saving {}: {e}", path.display()))
     }
+}
+
+/// Carries out one checked task through the network's API.
+async fn apply(network: &PeerNetwork, action: &TaskAction) -> Result<(), String> {
+    match action {
+        TaskAction::BlockPeer { peer } => network.block_peer(*peer),
+        TaskAction::BlockNetwork { cidr } => {
+            network.block_network(cidr.parse().map_err(|_| format!("bad CIDR {cidr}"))?);
+        }
+        TaskAction::Disconnect { peer } => {
+            if network.channel(peer).is_some() {
+                network.disconnect(*peer).await.map_err(|e| e.to_string())?;
+            }
+        }
+        TaskAction::Authorize {
+            peer,
+            scopes,
+            ttl_secs,
+        } => {
+            let mut request = GrantRequest::new(scopes.parse().map_err(|e| format!("{e}"))?)
+                .granted_by("bootstrap authority");
+            if let Some(secs) = ttl_secs {
+                request = request.lasting(Duration::from_secs(*secs));
+            }
+            network
+                .grant(*peer, request)
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+        TaskAction::Revoke { peer } => network.demote(*peer).await.map_err(|e| e.to_string())?,
+        TaskAction::Message { .. } | TaskAction::Ping => {}
+    }
+    Ok(())
 }
 
 /// A listed address made usable: an unspecified IP becomes the one the

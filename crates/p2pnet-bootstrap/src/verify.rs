@@ -93,6 +93,8 @@ pub struct TrustState {
     pub trustless_seq: BTreeMap<String, u64>,
     /// The sequence of this node's own last record.
     pub record_seq: u64,
+    /// The last network task applied (0: none).
+    pub last_task: u64,
 }
 
 /// Why a server's list was refused.

@@ -22,6 +22,7 @@
 
 mod authority;
 pub mod config;
+pub mod tasks;
 
 use std::{
     net::IpAddr,
@@ -308,7 +309,13 @@ impl BootstrapService {
             .to_text()
             .map_err(|e| ServeError::Encode(e.to_string()))?;
         let signature = match self.authority() {
-            Some(authority) => Some(authority.key.sign_detached(text.as_bytes())?),
+            Some(authority) => {
+                let signature = authority.key.sign_detached(text.as_bytes())?;
+                // Every signature issued is in the history before it is out.
+                self.record_signature(authority.key.fingerprint(), text.as_bytes(), &signature)
+                    .await?;
+                Some(signature)
+            }
             None => None,
         };
         let body = serde_json::to_vec(&PeersBody {

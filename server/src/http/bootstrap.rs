@@ -43,7 +43,13 @@ pub fn routes() -> Router<AppState> {
             .route(&format!("{prefix}/peers"), get(peers).put(announce))
             .route(&format!("{prefix}/announce"), axum::routing::post(announce))
             .route(&format!("{prefix}/publicip"), get(public_ip))
-            .route(&format!("{prefix}/authority"), get(authority));
+            .route(&format!("{prefix}/authority"), get(authority))
+            .route(
+                &format!("{prefix}/heartbeat"),
+                axum::routing::post(heartbeat),
+            )
+            .route(&format!("{prefix}/verify"), axum::routing::post(verify))
+            .route(&format!("{prefix}/history"), get(history));
     }
     router.route("/api/v1/bootstrap/openapi.json", get(openapi))
 }
@@ -203,6 +209,119 @@ async fn authority(State(state): State<AppState>) -> Response {
         "rotations": authority.rotations,
     }))
     .into_response()
+}
+
+/// The body of a heartbeat.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HeartbeatBody {
+    /// The self-signed heartbeat, its text form.
+    heartbeat: String,
+}
+
+/// `POST .../heartbeat`: the signed tasks queued for the peer.
+async fn heartbeat(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    ApiJson(body): ApiJson<HeartbeatBody>,
+) -> Response {
+    use crate::bootstrap::tasks::HeartbeatError;
+    let service = match service(&state) {
+        Ok(service) => service,
+        Err(e) => return e.into_response(),
+    };
+    if body.heartbeat.len() > p2pnet::proto::heartbeat::MAX_HEARTBEAT_TEXT_LEN {
+        return ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "heartbeat too large").into_response();
+    }
+    let from = client_ip(peer, &headers, state.shared.config.trust_forwarded_for);
+    match service.heartbeat(&body.heartbeat, from).await {
+        Ok(tasks) => Json(serde_json::json!({
+            "tasks": tasks,
+            "heartbeat_after": service.config().reannounce_after.as_secs(),
+        }))
+        .into_response(),
+        Err(e) => {
+            let status = match &e {
+                HeartbeatError::Invalid(_) => StatusCode::BAD_REQUEST,
+                HeartbeatError::NotHere(_) => StatusCode::NOT_FOUND,
+                HeartbeatError::Replayed => StatusCode::CONFLICT,
+                HeartbeatError::TooMany(wait) => {
+                    let mut response =
+                        ApiError::new(StatusCode::TOO_MANY_REQUESTS, e.to_string()).into_response();
+                    response
+                        .headers_mut()
+                        .insert(header::RETRY_AFTER, HeaderValue::from(wait.as_secs() + 1));
+                    return response;
+                }
+                HeartbeatError::Store(store) => return ApiError::internal(store).into_response(),
+            };
+            ApiError::new(status, e.to_string()).into_response()
+        }
+    }
+}
+
+/// The body of a verify request: the SHA-256 (hex) of the signed bytes.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VerifyBody {
+    digest: String,
+}
+
+/// `POST .../verify`: whether this server signed bytes with this digest.
+async fn verify(State(state): State<AppState>, ApiJson(body): ApiJson<VerifyBody>) -> Response {
+    let service = match service(&state) {
+        Ok(service) => service,
+        Err(e) => return e.into_response(),
+    };
+    let digest = body.digest.trim();
+    if digest.len() != 64 || !digest.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "digest must be a SHA-256 in hex (64 characters)",
+        )
+        .into_response();
+    }
+    match service.issued(digest).await {
+        Ok(entries) => Json(serde_json::json!({
+            "issued": !entries.is_empty(),
+            "entries": entries,
+        }))
+        .into_response(),
+        Err(e) => ApiError::internal(&e).into_response(),
+    }
+}
+
+/// `?after=N&limit=M`
+#[derive(Deserialize)]
+pub struct HistoryQuery {
+    #[serde(default)]
+    after: i64,
+    #[serde(default = "default_history_limit")]
+    limit: i64,
+}
+
+fn default_history_limit() -> i64 {
+    100
+}
+
+/// `GET .../history`: the signing history, oldest first, hash-chained.
+async fn history(
+    State(state): State<AppState>,
+    query: Result<axum::extract::Query<HistoryQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let service = match service(&state) {
+        Ok(service) => service,
+        Err(e) => return e.into_response(),
+    };
+    let Ok(axum::extract::Query(query)) = query else {
+        return ApiError::new(StatusCode::BAD_REQUEST, "after and limit are whole numbers")
+            .into_response();
+    };
+    match service.history(query.after, query.limit).await {
+        Ok(entries) => Json(serde_json::json!({ "entries": entries })).into_response(),
+        Err(e) => ApiError::internal(&e).into_response(),
+    }
 }
 
 /// `GET /api/v1/bootstrap/openapi.json`.

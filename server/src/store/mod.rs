@@ -1,6 +1,7 @@
 //! Persistent state: one trait per concern, one file each (`accounts.rs`
 //! admins and sessions, `settings.rs`, `audit.rs`, `peers.rs` the node's
-//! peers and access list, `bootstrap.rs` the bootstrap registry), gathered by [`Store`], with SQLite and
+//! peers and access list, `bootstrap.rs` the bootstrap registry,
+//! `signing.rs` tasks, heartbeats and the signing history), gathered by [`Store`], with SQLite and
 //! PostgreSQL behind it. `url.rs` shows database URLs without secrets.
 //!
 //! Both backends run the same SQL (`$n` placeholders, `ON CONFLICT`,
@@ -15,6 +16,7 @@ mod bootstrap;
 mod peers;
 mod postgres;
 mod settings;
+pub(crate) mod signing;
 mod sqlite;
 mod url;
 
@@ -29,6 +31,10 @@ pub use bootstrap::{Announced, AnnouncedRecord, BootstrapStore};
 pub use peers::{AccessEntry, AccessKind, GrantRecord, KnownPeerRecord, PeerStore};
 pub use postgres::PostgresStore;
 pub use settings::SettingsStore;
+pub use signing::{
+    HeartbeatSeen, HistoryEntry, NewSignature, SigningStore, StoredTask, entry_hash, sha256_hex,
+    verify_chain,
+};
 pub use sqlite::SqliteStore;
 pub use url::{SECRET_PARAMETER_MARKERS, redact_url};
 
@@ -79,7 +85,15 @@ pub enum Backend {
 /// leaves the stored data as it was.
 #[async_trait]
 pub trait Store:
-    AccountStore + SettingsStore + AuditStore + PeerStore + BootstrapStore + Send + Sync + 'static
+    AccountStore
+    + SettingsStore
+    + AuditStore
+    + PeerStore
+    + BootstrapStore
+    + SigningStore
+    + Send
+    + Sync
+    + 'static
 {
     /// Which backend this is.
     fn backend(&self) -> Backend;
@@ -123,6 +137,7 @@ macro_rules! sql_store {
         $crate::store::audit::audit_store!($store);
         $crate::store::peers::peer_store!($store);
         $crate::store::bootstrap::bootstrap_store!($store);
+        $crate::store::signing::signing_store!($store);
 
         #[async_trait::async_trait]
         impl $crate::store::Store for $store {

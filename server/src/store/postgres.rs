@@ -53,4 +53,8 @@ impl PostgresStore {
     }
 }
 
+impl super::signing::HasDb for PostgresStore {
+    type Db = sqlx::Postgres;
+}
+
 sql_store!(PostgresStore);

@@ -58,4 +58,8 @@ impl SqliteStore {
     }
 }
 
+impl super::signing::HasDb for SqliteStore {
+    type Db = sqlx::Sqlite;
+}
+
 sql_store!(SqliteStore);

@@ -33,6 +33,8 @@ pub struct Running {
     pub addr: SocketAddr,
     pub node: Option<Arc<NodeService>>,
     bootstrap: Option<Arc<server::bootstrap::BootstrapService>>,
+    #[allow(dead_code)] // not every test binary uses it
+    pub store: Arc<dyn server::store::Store>,
     stop: CancellationToken,
     task: tokio::task::JoinHandle<()>,
 }
@@ -43,6 +45,7 @@ impl Running {
         let addr = server.local_addrs()[0];
         let node = server.node();
         let bootstrap = server.bootstrap();
+        let store = server.store();
         let stop = CancellationToken::new();
         let token = stop.clone();
         let task = tokio::spawn(async move { server.serve(token).await.expect("serve") });
@@ -50,6 +53,7 @@ impl Running {
             addr,
             node,
             bootstrap,
+            store,
             stop,
             task,
         }
