@@ -81,6 +81,17 @@ macro_rules! bootstrap_store {
             ) -> Result<$crate::store::Announced, $crate::store::StoreError> {
                 use $crate::store::Announced;
                 let mut tx = self.pool.begin().await?;
+                // Write first: the version's rise takes the write lock (a
+                // row lock on PostgreSQL) before anything is read, so a
+                // SQLite transaction never has to upgrade a read snapshot
+                // (which fails at once under concurrency instead of
+                // waiting). Returning early drops the transaction, and the
+                // rise with it.
+                let version: i64 = sqlx::query_scalar(
+                    "UPDATE bootstrap_state SET version = version + 1 WHERE id = 1 RETURNING version",
+                )
+                .fetch_one(&mut *tx)
+                .await?;
                 let stored: Option<(i64, String)> =
                     sqlx::query_as("SELECT seq, record FROM bootstrap_peers WHERE peer_id = $1")
                         .bind(&r.peer_id)
@@ -131,11 +142,6 @@ macro_rules! bootstrap_store {
                             .await?;
                     return Ok(Announced::Stale { stored_seq: seq });
                 }
-                let version: i64 = sqlx::query_scalar(
-                    "UPDATE bootstrap_state SET version = version + 1 WHERE id = 1 RETURNING version",
-                )
-                .fetch_one(&mut *tx)
-                .await?;
                 tx.commit().await?;
                 Ok(Announced::Stored { version })
             }
