@@ -22,6 +22,7 @@
 
 mod authority;
 pub mod config;
+mod views;
 
 use std::{
     net::IpAddr,
