@@ -6,7 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::server::{Running, Session, client, config, login, terminal};
+use common::server::{Running, Session, client, config, login, page_html, terminal};
 use p2pnet::proto::{
     Keypair,
     record::{PeerRecord, SignedRecord},
@@ -117,6 +117,16 @@ async fn the_terminal_shows_a_trustless_server_and_prepares_a_key() {
         ok(&c, &s, &session, "bootstrap peers").await,
         vec!["no peers are registered"]
     );
+    // The page, rendered on the server: a session is needed, then the
+    // facts and the empty state.
+    let r = c.get(s.url("/bootstrap")).send().await.expect("page");
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let html = page_html(&c, &s, &session.cookie, "/bootstrap").await;
+    assert!(html.contains(r#"<dd id="bootstrap-mode">trustless</dd>"#));
+    assert!(html.contains(r#"<dd id="bootstrap-network">p2pnet</dd>"#));
+    assert!(html.contains(r#"<dd id="authority-fingerprint">none: trustless mode"#));
+    assert!(html.contains(r#"id="registered-empty""#));
+    assert!(!html.contains(r#"id="registered-table""#));
 
     let alice = Keypair::from_seed(&[21; 32]);
     let bob = Keypair::from_seed(&[22; 32]);
@@ -152,6 +162,32 @@ async fn the_terminal_shows_a_trustless_server_and_prepares_a_key() {
         alice_line.contains("  announced ") && alice_line.ends_with("s ago"),
         "{alice_line}"
     );
+    // The page's table: a row per peer, the latest announce first.
+    let html = page_html(&c, &s, &session.cookie, "/bootstrap").await;
+    assert!(!html.contains(r#"id="registered-empty""#));
+    let table = html
+        .split(r#"id="registered-table""#)
+        .nth(1)
+        .expect("the registered peers table");
+    let (alice_id, bob_id) = (alice.peer_id().to_string(), bob.peer_id().to_string());
+    let bob_at = table
+        .find(&format!(r#"data-id="{bob_id}""#))
+        .expect("bob's row");
+    let alice_at = table
+        .find(&format!(r#"data-id="{alice_id}""#))
+        .expect("alice's row");
+    assert!(bob_at < alice_at, "the latest announce first");
+    let alice_row = &table[alice_at..];
+    let alice_row = &alice_row[..alice_row.find("</tr>").expect("row end")];
+    for cell in [
+        format!(r#"<td class="mono peer">{alice_id}</td>"#),
+        r#"<td class="mono addresses">127.0.0.1:4100</td>"#.to_owned(),
+        r#"<td class="mono observed">127.0.0.1</td>"#.to_owned(),
+        r#"<td class="seq">3</td>"#.to_owned(),
+    ] {
+        assert!(alice_row.contains(&cell), "{cell} in {alice_row}");
+    }
+    assert!(html.contains(r#"<dd id="bootstrap-registered">2</dd>"#));
 
     // No key in use; `key gen` prepares one, once.
     let keys = ok(&c, &s, &session, "key list").await;
