@@ -26,6 +26,7 @@ pub fn Layout() -> impl IntoView {
                 <A href="/" exact=true>"Overview"</A>
                 <A href="/peers">"Peers"</A>
                 <A href="/routines">"Routines"</A>
+                <A href="/bootstrap">"Bootstrap"</A>
                 <A href="/settings">"Settings"</A>
                 <A href="/terminal">"Terminal"</A>
             </nav>

@@ -37,7 +37,8 @@ use leptos_router::{
 
 use crate::layout::Layout;
 use crate::pages::{
-    LoginPage, NotFound, OverviewPage, PeersPage, RoutinesPage, SettingsPage, TerminalPage,
+    BootstrapPage, LoginPage, NotFound, OverviewPage, PeersPage, RoutinesPage, SettingsPage,
+    TerminalPage,
 };
 
 /// The HTML document around the application, rendered on the server only.
@@ -81,6 +82,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("") view=OverviewPage />
                     <Route path=path!("peers") view=PeersPage />
                     <Route path=path!("routines") view=RoutinesPage />
+                    <Route path=path!("bootstrap") view=BootstrapPage />
                     <Route path=path!("settings") view=SettingsPage />
                     <Route path=path!("terminal") view=TerminalPage />
                 </ParentRoute>

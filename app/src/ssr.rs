@@ -5,8 +5,8 @@ use std::sync::Arc;
 use leptos::prelude::use_context;
 
 use crate::api::{
-    DoctorReport, EditableSettings, NodeAction, Overview, PanelError, PeersView, RoutineRow,
-    SettingsView,
+    BootstrapView, DoctorReport, EditableSettings, NodeAction, Overview, PanelError, PeersView,
+    RoutineRow, SettingsView,
 };
 pub use crate::session::PanelSession;
 
@@ -34,6 +34,8 @@ pub trait PanelBackend: Send + Sync + 'static {
     async fn node_action(&self, actor: &str, action: NodeAction) -> Result<String, PanelError>;
     /// The node's routines.
     async fn routines(&self) -> Result<Vec<RoutineRow>, PanelError>;
+    /// The bootstrap service: mode, authority, snapshot, registered peers.
+    async fn bootstrap_view(&self) -> Result<BootstrapView, PanelError>;
 }
 
 /// The backend provided by the server for this request.

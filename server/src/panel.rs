@@ -2,8 +2,8 @@
 
 use app::{
     api::{
-        DoctorReport, EditableSettings, NodeAction, Overview, PanelError, PeersView, RoutineRow,
-        SettingsView,
+        BootstrapView, DoctorReport, EditableSettings, NodeAction, Overview, PanelError, PeersView,
+        RoutineRow, SettingsView,
     },
     ssr::PanelBackend,
 };
@@ -134,5 +134,15 @@ impl PanelBackend for Panel {
 
     async fn routines(&self) -> Result<Vec<RoutineRow>, PanelError> {
         Ok(self.node()?.routines())
+    }
+
+    async fn bootstrap_view(&self) -> Result<BootstrapView, PanelError> {
+        let service = self.state.shared.bootstrap.as_deref().ok_or_else(|| {
+            PanelError::Invalid("the bootstrap server is off ([bootstrap] enabled = false)".into())
+        })?;
+        service.view().await.map_err(|e| {
+            tracing::error!(error = %e, "the bootstrap view failed");
+            PanelError::Internal("the bootstrap registry is unavailable; see the server log".into())
+        })
     }
 }

@@ -6,6 +6,7 @@
 //! returns [`PanelError`], so a caller can tell "not logged in" from "bad
 //! input" from "server trouble".
 
+mod bootstrap;
 mod codec;
 mod live;
 mod node;
@@ -18,6 +19,7 @@ mod terminal;
 use serde::{Deserialize, Serialize};
 use server_fn::error::{FromServerFnError, ServerFnErrorErr};
 
+pub use bootstrap::*;
 pub use live::*;
 pub use node::*;
 pub use overview::*;

@@ -1,6 +1,7 @@
 //! One module per page, plus the parts pages share: `controls` (action
 //! buttons with their result lines) and `throughput` (the traffic chart).
 
+mod bootstrap;
 mod controls;
 mod login;
 mod not_found;
@@ -11,6 +12,7 @@ mod settings;
 mod terminal;
 mod throughput;
 
+pub(crate) use bootstrap::BootstrapPage;
 pub(crate) use login::LoginPage;
 pub(crate) use not_found::NotFound;
 pub(crate) use overview::OverviewPage;
@@ -64,6 +66,75 @@ fn cells(cells: Vec<(&'static str, String)>) -> impl IntoView {
         .into_iter()
         .map(|(class, text)| view! { <td class=class>{text}</td> })
         .collect_view()
+}
+
+/// A `<dt>`/`<dd>` pair whose value is an id to copy: the text in
+/// `<code id=id>`, a Copy button `#button` and the line `#status` that
+/// says whether it was copied. Every copyable id renders through here.
+fn copyable(
+    label: &'static str,
+    id: &'static str,
+    button: &'static str,
+    status: &'static str,
+    text: String,
+) -> impl IntoView {
+    let copied = RwSignal::new(None::<Result<(), String>>);
+    let copy = {
+        let text = text.clone();
+        move |_| {
+            let text = text.clone();
+            leptos::task::spawn_local(async move {
+                copied.set(Some(clipboard::write(&text).await));
+            });
+        }
+    };
+    view! {
+        <dt>{label}</dt>
+        <dd class="id-line">
+            <code id=id class="mono selectable">{text}</code>
+            <button type="button" class="small" id=button on:click=copy>"Copy"</button>
+            <span id=status class="muted">
+                {move || match copied.get() {
+                    None => String::new(),
+                    Some(Ok(())) => "Copied.".to_owned(),
+                    Some(Err(e)) => e,
+                }}
+            </span>
+        </dd>
+    }
+}
+
+mod clipboard {
+    //! Copying text, where the browser allows it (a secure context:
+    //! https, or http on localhost).
+
+    /// Copies `text`; why not, if it could not.
+    pub(super) async fn write(text: &str) -> Result<(), String> {
+        #[cfg(all(feature = "hydrate", not(feature = "ssr")))]
+        {
+            use wasm_bindgen::JsValue;
+            let refused = || "Copy not allowed here: select the id and copy it.".to_owned();
+            let window = web_sys::window().ok_or_else(refused)?;
+            let navigator = window.navigator();
+            // `navigator.clipboard` is undefined outside secure contexts;
+            // calling it there would throw.
+            let present = js_sys::Reflect::get(&navigator, &JsValue::from_str("clipboard"))
+                .is_ok_and(|c| !c.is_undefined());
+            if !present {
+                return Err(refused());
+            }
+            let promise = navigator.clipboard().write_text(text);
+            wasm_bindgen_futures::JsFuture::from(promise)
+                .await
+                .map(|_| ())
+                .map_err(|_| refused())
+        }
+        #[cfg(not(all(feature = "hydrate", not(feature = "ssr"))))]
+        {
+            let _ = text;
+            Err("Copying works in the browser only.".to_owned())
+        }
+    }
 }
 
 /// The fields of a form as it is submitted, read once from the browser's

@@ -6,7 +6,7 @@
 use leptos::{either::Either, prelude::*};
 use leptos_meta::Title;
 
-use super::{error_view, facts, format_clock, format_duration, throughput::Throughput};
+use super::{copyable, error_view, facts, format_clock, format_duration, throughput::Throughput};
 use crate::{
     api::{DiscoverySummary, NodeSummary, load_overview},
     live::{Live, use_live},
@@ -68,14 +68,6 @@ pub fn OverviewPage() -> impl IntoView {
 }
 
 fn node_view(node: NodeSummary) -> impl IntoView {
-    let copied = RwSignal::new(None::<Result<(), String>>);
-    let peer_id = node.peer_id.clone();
-    let copy = move |_| {
-        let text = peer_id.clone();
-        leptos::task::spawn_local(async move {
-            copied.set(Some(clipboard::write(&text).await));
-        });
-    };
     let listen = if node.listen.is_empty() {
         "not listening".to_owned()
     } else {
@@ -85,18 +77,7 @@ fn node_view(node: NodeSummary) -> impl IntoView {
         <section class="card">
             <h2>"Peer node"</h2>
             <dl class="facts plain">
-                <dt>"Peer id"</dt>
-                <dd class="id-line">
-                    <code id="node-id" class="mono selectable">{node.peer_id.clone()}</code>
-                    <button type="button" class="small" id="copy-node-id" on:click=copy>"Copy"</button>
-                    <span id="copy-status" class="muted">
-                        {move || match copied.get() {
-                            None => String::new(),
-                            Some(Ok(())) => "Copied.".to_owned(),
-                            Some(Err(e)) => e,
-                        }}
-                    </span>
-                </dd>
+                {copyable("Peer id", "node-id", "copy-node-id", "copy-status", node.peer_id)}
                 {facts(vec![
                     ("Listening on", "node-listen", listen),
                     ("Channels", "node-channels", format!(
@@ -179,38 +160,5 @@ fn feed(live: Live) -> impl IntoView {
             <h2>"Events"</h2>
             <ol id="event-feed" class="feed">{items}</ol>
         </section>
-    }
-}
-
-mod clipboard {
-    //! Copying text, where the browser allows it (a secure context:
-    //! https, or http on localhost).
-
-    /// Copies `text`; why not, if it could not.
-    pub(super) async fn write(text: &str) -> Result<(), String> {
-        #[cfg(all(feature = "hydrate", not(feature = "ssr")))]
-        {
-            use wasm_bindgen::JsValue;
-            let refused = || "Copy not allowed here: select the id and copy it.".to_owned();
-            let window = web_sys::window().ok_or_else(refused)?;
-            let navigator = window.navigator();
-            // `navigator.clipboard` is undefined outside secure contexts;
-            // calling it there would throw.
-            let present = js_sys::Reflect::get(&navigator, &JsValue::from_str("clipboard"))
-                .is_ok_and(|c| !c.is_undefined());
-            if !present {
-                return Err(refused());
-            }
-            let promise = navigator.clipboard().write_text(text);
-            wasm_bindgen_futures::JsFuture::from(promise)
-                .await
-                .map(|_| ())
-                .map_err(|_| refused())
-        }
-        #[cfg(not(all(feature = "hydrate", not(feature = "ssr"))))]
-        {
-            let _ = text;
-            Err("Copying works in the browser only.".to_owned())
-        }
     }
 }

@@ -23,6 +23,7 @@
 mod authority;
 pub mod config;
 pub mod tasks;
+mod views;
 
 use std::{
     net::IpAddr,

@@ -35,11 +35,30 @@ pub enum Command {
     Routines,
     /// An action on the node (approve, block, send, routine ...).
     Action(NodeAction),
+    /// `bootstrap`: the bootstrap service in figures.
+    Bootstrap,
+    /// `bootstrap peers`: the peers registered with it.
+    BootstrapPeers,
+    /// `key list|export|rotate|gen`: the bootstrap authority key.
+    Key(KeyCommand),
+}
+
+/// What `key` does with the bootstrap authority key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KeyCommand {
+    /// `key list`: the mode, the key's fingerprint and its rotations.
+    List,
+    /// `key export`: the public certificate, armored.
+    Export,
+    /// `key rotate`: a new key, certified by the current one.
+    Rotate,
+    /// `key gen`: create the key file where there is none.
+    Gen,
 }
 
 /// Every command with its one-line description, in `help` order. An ID
 /// may be any unambiguous prefix of a peer id.
-pub const COMMANDS: [(&str, &str); 22] = [
+pub const COMMANDS: [(&str, &str); 24] = [
     ("help", "list commands, or `help <command>` for one"),
     ("version", "show the server version"),
     ("whoami", "show the logged-in administrator"),
@@ -80,6 +99,17 @@ pub const COMMANDS: [(&str, &str); 22] = [
         "routine",
         "`routine start|stop NAME` or `routine interval NAME SECS`",
     ),
+    (
+        "bootstrap",
+        "the bootstrap server: mode, network, peers, snapshot, authority; \
+         `bootstrap peers`: each registered peer's addresses, record and expiry",
+    ),
+    (
+        "key",
+        "the bootstrap authority key: `key list` (fingerprint, rotations), \
+         `key export` (public certificate), `key rotate` (a new key the old \
+         one certifies), `key gen` (create the key file where there is none)",
+    ),
 ];
 
 /// Why a line was not accepted.
@@ -106,6 +136,12 @@ pub enum ParseError {
         expected: &'static str,
     },
 }
+
+/// What `key` takes.
+const KEY_ARGUMENTS: ParseError = ParseError::Arguments {
+    command: "key",
+    expected: "one of `list`, `export`, `rotate` or `gen`",
+};
 
 /// Parses one line.
 pub fn parse(line: &str) -> Result<Command, ParseError> {
@@ -190,6 +226,24 @@ pub fn parse(line: &str) -> Result<Command, ParseError> {
                 command: "send",
                 expected: "a peer id and a message",
             }),
+        },
+        "bootstrap" => match args.as_slice() {
+            [] => Ok(Command::Bootstrap),
+            [sub] if sub.eq_ignore_ascii_case("peers") => Ok(Command::BootstrapPeers),
+            _ => Err(ParseError::Arguments {
+                command: "bootstrap",
+                expected: "nothing or `peers`",
+            }),
+        },
+        "key" => match args.as_slice() {
+            [sub] => match sub.to_ascii_lowercase().as_str() {
+                "list" => Ok(Command::Key(KeyCommand::List)),
+                "export" => Ok(Command::Key(KeyCommand::Export)),
+                "rotate" => Ok(Command::Key(KeyCommand::Rotate)),
+                "gen" => Ok(Command::Key(KeyCommand::Gen)),
+                _ => Err(KEY_ARGUMENTS),
+            },
+            _ => Err(KEY_ARGUMENTS),
         },
         "routine" => match args.as_slice() {
             [verb, name] if verb.eq_ignore_ascii_case("start") => {
@@ -298,6 +352,36 @@ mod tests {
                 secs: 30
             }))
         );
+    }
+
+    #[test]
+    fn bootstrap_and_key_commands_parse_and_refuse_extras() {
+        assert_eq!(parse("bootstrap"), Ok(Command::Bootstrap));
+        assert_eq!(parse("Bootstrap PEERS"), Ok(Command::BootstrapPeers));
+        assert_eq!(parse("key list"), Ok(Command::Key(KeyCommand::List)));
+        assert_eq!(parse("key Export"), Ok(Command::Key(KeyCommand::Export)));
+        assert_eq!(parse("key rotate"), Ok(Command::Key(KeyCommand::Rotate)));
+        assert_eq!(parse("KEY gen"), Ok(Command::Key(KeyCommand::Gen)));
+        for line in ["bootstrap nodes", "bootstrap peers now"] {
+            assert_eq!(
+                parse(line),
+                Err(ParseError::Arguments {
+                    command: "bootstrap",
+                    expected: "nothing or `peers`"
+                }),
+                "{line}"
+            );
+        }
+        for line in ["key", "key delete", "key list all", "key rotate now"] {
+            let err = parse(line).expect_err(line);
+            assert_eq!(err, KEY_ARGUMENTS, "{line}");
+            assert_eq!(
+                err.to_string(),
+                "`key` takes one of `list`, `export`, `rotate` or `gen`; type `help key`"
+            );
+        }
+        assert!(help(Some("key")).expect("help key")[0].contains("key rotate"));
+        assert!(help(Some("bootstrap")).expect("help")[0].contains("bootstrap peers"));
     }
 
     #[test]

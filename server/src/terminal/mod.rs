@@ -1,9 +1,10 @@
 //! The panel's command line: parsing, running, and per-session transcripts.
 
+mod bootstrap;
 pub mod command;
 mod run;
 mod transcript;
 
-pub use command::{Command, ParseError, parse};
+pub use command::{Command, KeyCommand, ParseError, parse};
 pub use run::{RunError, run};
 pub use transcript::{TranscriptKey, Transcripts};

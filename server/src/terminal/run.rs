@@ -7,7 +7,7 @@ use crate::{
     http::guard::AuthSession,
     node::{NodeService, actions::ActionError, records::unix_ms},
     state::AppState,
-    terminal::{Command, ParseError, command},
+    terminal::{Command, ParseError, bootstrap, command},
 };
 
 /// Why a line produced an error instead of output.
@@ -22,6 +22,12 @@ pub enum RunError {
     /// A node command while the node is off.
     #[error("the peer node is off ([node] enabled = false)")]
     NodeOff,
+    /// A bootstrap command while the bootstrap API is off.
+    #[error("the bootstrap server is off ([bootstrap] enabled = false)")]
+    BootstrapOff,
+    /// A bootstrap command refused or failed; the message says why.
+    #[error("{0}")]
+    Bootstrap(String),
 }
 
 /// Runs one line for `session`; the lines to show.
@@ -31,6 +37,7 @@ pub async fn run(
     line: &str,
 ) -> Result<Vec<String>, RunError> {
     let node = || state.shared.node.as_deref().ok_or(RunError::NodeOff);
+    let bootstrap = || state.shared.bootstrap.clone().ok_or(RunError::BootstrapOff);
     Ok(match command::parse(line)? {
         Command::Help(topic) => command::help(topic.as_deref())?,
         Command::Version => vec![format!("p2pnet-server {}", env!("CARGO_PKG_VERSION"))],
@@ -49,10 +56,14 @@ pub async fn run(
                 .collect()
         }
         Command::Action(action) => vec![node()?.run(&session.username, action).await?],
+        Command::Bootstrap => bootstrap::status(bootstrap()?.as_ref()).await?,
+        Command::BootstrapPeers => bootstrap::peers(bootstrap()?.as_ref()).await?,
+        Command::Key(key) => bootstrap::key(state, &session.username, bootstrap()?, key).await?,
     })
 }
 
-fn ago(ms: i64) -> String {
+/// `Ns ago` for Unix milliseconds.
+pub(super) fn ago(ms: i64) -> String {
     let now = unix_ms(SystemTime::now());
     format!("{}s ago", (now - ms).max(0) / 1000)
 }
