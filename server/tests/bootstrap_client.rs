@@ -262,17 +262,42 @@ async fn authority_tasks_reach_their_peer_and_forgeries_do_not() {
         )
         .await
         .unwrap();
-    // Then a real one for Alice only: block Bob.
+    // Then a real one for Alice only, from the terminal, peers named by
+    // prefixes of their registered ids: block Bob.
+    let c = common::server::client();
+    let session = common::server::login(&c, &s).await;
+    let (a_text, b_text) = (a.to_string(), b.to_string());
+    let queued = common::server::terminal(
+        &c,
+        &s,
+        &session,
+        &format!("task {} block {}", &a_text[..10], &b_text[..10]),
+    )
+    .await
+    .expect("task queued");
+    assert!(queued[0].contains("queued: block_peer"), "{queued:?}");
     let task = s
         .bootstrap()
-        .queue_task(
-            "admin",
-            TaskTarget::Peer(a),
-            TaskAction::BlockPeer { peer: b },
-            600,
-        )
+        .recent_tasks(1)
         .await
-        .expect("queue");
+        .unwrap()
+        .pop()
+        .map(|t| serde_json::from_str::<Task>(&t.task).unwrap())
+        .expect("the task is stored");
+    assert_eq!(task.target, TaskTarget::Peer(a));
+    assert!(
+        s.store
+            .recent_audit(20)
+            .await
+            .unwrap()
+            .iter()
+            .any(|r| r.entry.action == "bootstrap.task" && r.entry.actor == "admin"),
+        "queuing a task is audited"
+    );
+    let refused = common::server::terminal(&c, &s, &session, "task * format-disk now")
+        .await
+        .expect_err("unknown action");
+    assert!(refused.contains("a task is one of"), "{refused}");
 
     let mut seen = Vec::new();
     let applied = tokio::time::timeout(WAIT, async {
@@ -301,10 +326,13 @@ async fn authority_tasks_reach_their_peer_and_forgeries_do_not() {
     assert!(bob.known_peer(&a).is_some());
 
     // The history holds every signature issued, chained, and answers verify.
+    let lines = common::server::terminal(&c, &s, &session, "bootstrap history")
+        .await
+        .expect("history");
+    assert!(lines[0].ends_with("the chain holds"), "{lines:?}");
     let history = s.bootstrap().history(0, 1000).await.unwrap();
     assert!(history.iter().any(|e| e.kind == "snapshot"));
     assert_eq!(verify_chain(&history), Ok(()));
-    let c = reqwest::Client::new();
     let digest = sha256_hex(task.to_text().unwrap().as_bytes());
     let answer: serde_json::Value = c
         .post(s.url("/api/v1/bootstrap/verify"))

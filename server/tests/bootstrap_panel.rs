@@ -247,11 +247,11 @@ async fn the_terminal_shows_a_trustless_server_and_prepares_a_key() {
         ),
         (
             "bootstrap nodes",
-            "`bootstrap` takes nothing or `peers`; type `help bootstrap`",
+            "`bootstrap` takes nothing, `peers` or `history`; type `help bootstrap`",
         ),
         (
             "bootstrap peers all",
-            "`bootstrap` takes nothing or `peers`; type `help bootstrap`",
+            "`bootstrap` takes nothing, `peers` or `history`; type `help bootstrap`",
         ),
     ] {
         assert_eq!(refused(&c, &s, &session, input).await, expected, "{input}");

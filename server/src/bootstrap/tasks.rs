@@ -4,13 +4,15 @@
 
 use std::{net::IpAddr, time::Instant};
 
-use p2pnet::proto::heartbeat::SignedHeartbeat;
+use p2pnet::proto::{PeerId, heartbeat::SignedHeartbeat};
 use p2pnet_bootstrap::task::{SignedTask, TASK_FORMAT, Task, TaskAction, TaskTarget};
 
 use super::{BootstrapService, unix_now};
 use crate::{
     state::now_ms,
-    store::{HeartbeatSeen, HistoryEntry, NewAudit, NewSignature, StoreError, sha256_hex},
+    store::{
+        HeartbeatSeen, HistoryEntry, NewAudit, NewSignature, StoreError, StoredTask, sha256_hex,
+    },
 };
 
 /// Most tasks one heartbeat collects; the rest come with the next.
@@ -154,7 +156,7 @@ impl BootstrapService {
             TaskTarget::All => "*".to_owned(),
             TaskTarget::Peer(peer) => peer.to_string(),
         };
-        let stored = crate::store::StoredTask {
+        let stored = StoredTask {
             seq,
             target: target_word.clone(),
             task: text.clone(),
@@ -212,5 +214,146 @@ impl BootstrapService {
         self.store
             .signing_history(after, limit.clamp(1, 1000))
             .await
+    }
+}
+
+/// How long a task queued from the panel or the terminal lives: a day.
+pub const DEFAULT_TASK_TTL_SECS: u64 = 24 * 3600;
+
+/// The words of a task as an administrator types them, e.g. `block ID`,
+/// `block-network CIDR`, `disconnect ID`, `authorize ID SCOPES [SECS]`,
+/// `revoke ID`, `message TEXT`, `ping`.
+pub const TASK_SYNTAX: &str = "`block ID`, `block-network CIDR`, `disconnect ID`, \
+     `authorize ID SCOPES [SECS]`, `revoke ID`, `message TEXT` or `ping`";
+
+impl BootstrapService {
+    /// Queues a task written as an administrator types it: `target` is `*`
+    /// or a peer (a full id, or a prefix of exactly one registered peer),
+    /// `action` one of [`TASK_SYNTAX`]. The task as queued.
+    pub async fn queue_task_line(
+        &self,
+        actor: &str,
+        target: &str,
+        action: &str,
+    ) -> Result<Task, QueueError> {
+        if self.authority().is_none() {
+            return Err(QueueError::NoAuthority);
+        }
+        let registered = self.registered_ids().await?;
+        let resolve = |text: &str| resolve_peer(text, &registered).map_err(QueueError::Invalid);
+        let target = match target.trim() {
+            "*" | "all" => TaskTarget::All,
+            peer => TaskTarget::Peer(resolve(peer)?),
+        };
+        let words: Vec<&str> = action.split_whitespace().collect();
+        let invalid = || QueueError::Invalid(format!("a task is one of {TASK_SYNTAX}"));
+        let action = match words.as_slice() {
+            [kind, peer] if kind.eq_ignore_ascii_case("block") => TaskAction::BlockPeer {
+                peer: resolve(peer)?,
+            },
+            [kind, cidr] if kind.eq_ignore_ascii_case("block-network") => {
+                TaskAction::BlockNetwork {
+                    cidr: (*cidr).to_owned(),
+                }
+            }
+            [kind, peer] if kind.eq_ignore_ascii_case("disconnect") => TaskAction::Disconnect {
+                peer: resolve(peer)?,
+            },
+            [kind, peer] if kind.eq_ignore_ascii_case("revoke") => TaskAction::Revoke {
+                peer: resolve(peer)?,
+            },
+            [kind, peer, scopes, rest @ ..] if kind.eq_ignore_ascii_case("authorize") => {
+                let ttl_secs = match rest {
+                    [] => None,
+                    [secs] => Some(secs.parse().map_err(|_| {
+                        QueueError::Invalid(format!("`{secs}` is not a whole number of seconds"))
+                    })?),
+                    _ => return Err(invalid()),
+                };
+                TaskAction::Authorize {
+                    peer: resolve(peer)?,
+                    scopes: (*scopes).to_owned(),
+                    ttl_secs,
+                }
+            }
+            [kind, _, ..] if kind.eq_ignore_ascii_case("message") => TaskAction::Message {
+                // The text is the rest, spacing kept.
+                text: action.trim_start()[kind.len()..].trim().to_owned(),
+            },
+            [kind] if kind.eq_ignore_ascii_case("ping") => TaskAction::Ping,
+            _ => return Err(invalid()),
+        };
+        self.queue_task(actor, target, action, DEFAULT_TASK_TTL_SECS)
+            .await
+    }
+
+    /// The ids of the peers registered now.
+    async fn registered_ids(&self) -> Result<Vec<String>, StoreError> {
+        let now_s = i64::try_from(unix_now()).unwrap_or(i64::MAX);
+        let (_, records) = self.store.live_records(now_s).await?;
+        Ok(records.into_iter().map(|r| r.peer_id).collect())
+    }
+
+    /// The most recent tasks queued, newest first.
+    pub async fn recent_tasks(&self, limit: i64) -> Result<Vec<StoredTask>, StoreError> {
+        self.store.recent_tasks(limit.clamp(1, 1000)).await
+    }
+}
+
+/// A full peer id, or a prefix of exactly one of `registered`.
+fn resolve_peer(text: &str, registered: &[String]) -> Result<PeerId, String> {
+    if let Ok(peer) = text.parse::<PeerId>() {
+        return Ok(peer);
+    }
+    let needle = text.to_ascii_lowercase();
+    let mut matches = registered.iter().filter(|id| id.starts_with(&needle));
+    match (matches.next(), matches.next()) {
+        (Some(id), None) if !needle.is_empty() => id
+            .parse()
+            .map_err(|e| format!("registered id `{id}` does not parse: {e}")),
+        (Some(_), Some(_)) => Err(format!("`{text}` is the start of several registered peers")),
+        _ => Err(format!(
+            "`{text}` is neither a peer id nor the start of a registered peer's"
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn peers_resolve_by_id_or_unique_prefix() {
+        let a = p2pnet::proto::Keypair::from_seed(&[1; 32])
+            .peer_id()
+            .to_string();
+        let b = p2pnet::proto::Keypair::from_seed(&[2; 32])
+            .peer_id()
+            .to_string();
+        let registered = vec![a.clone(), b.clone()];
+        assert_eq!(
+            resolve_peer(&a, &[]).unwrap().to_string(),
+            a,
+            "a full id needs no registry"
+        );
+        assert_eq!(resolve_peer(&a[..6], &registered).unwrap().to_string(), a);
+        assert_eq!(
+            resolve_peer(&b[..6].to_uppercase(), &registered)
+                .unwrap()
+                .to_string(),
+            b
+        );
+        assert!(resolve_peer("", &registered).is_err());
+        assert!(
+            resolve_peer("zzzz", &registered)
+                .unwrap_err()
+                .contains("neither")
+        );
+        let twins = vec![format!("{}x", &a[..10]), format!("{}y", &a[..10])];
+        assert!(
+            resolve_peer(&a[..10], &twins)
+                .unwrap_err()
+                .contains("several")
+        );
     }
 }

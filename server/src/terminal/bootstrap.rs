@@ -1,5 +1,6 @@
-//! The bootstrap server's commands: `bootstrap`, `bootstrap peers` and
-//! `key list|export|rotate|gen`, rendered as transcript lines.
+//! The bootstrap server's commands: `bootstrap`, `bootstrap peers`,
+//! `bootstrap history`, `task` and `key list|export|rotate|gen`, rendered
+//! as transcript lines.
 //!
 //! `key rotate` and `key gen` change the key files: they run on the
 //! blocking pool, one at a time, and each is audited with what it did
@@ -12,7 +13,7 @@ use std::{
 
 use p2pnet_bootstrap::authority::{AuthorityKey, KEY_FILE, user_id_for};
 
-use super::{KeyCommand, RunError, run::ago};
+use super::{KeyCommand, RunError, TaskCommand, run::ago};
 use crate::{
     bootstrap::{BootstrapService, Mode, unix_now},
     state::{AppState, now_ms},
@@ -219,6 +220,111 @@ async fn audit(state: &AppState, actor: &str, action: &str, detail: String) {
 
 fn trustless() -> RunError {
     RunError::Bootstrap("this server runs in trustless mode: it has no authority key".into())
+}
+
+/// Signatures `bootstrap history` shows.
+const HISTORY_SHOWN: i64 = 20;
+/// Tasks `task list` shows.
+const TASKS_SHOWN: i64 = 20;
+
+/// `bootstrap history`: the latest signatures, and the chain's check over
+/// the whole history.
+pub(super) async fn history(service: &BootstrapService) -> Result<Vec<String>, RunError> {
+    let mut all = Vec::new();
+    loop {
+        let after = all.last().map_or(0, |e: &crate::store::HistoryEntry| e.seq);
+        let page = service.history(after, 1000).await.map_err(store_failed)?;
+        if page.is_empty() {
+            break;
+        }
+        all.extend(page);
+    }
+    if all.is_empty() {
+        return Ok(vec!["no signature issued yet".into()]);
+    }
+    let chain = match crate::store::verify_chain(&all) {
+        Ok(()) => format!("{} signatures, the chain holds", all.len()),
+        Err(seq) => format!("{} signatures; THE CHAIN BREAKS AT ENTRY {seq}", all.len()),
+    };
+    let mut lines = vec![chain];
+    let skip = all
+        .len()
+        .saturating_sub(usize::try_from(HISTORY_SHOWN).unwrap_or(20));
+    for e in &all[skip..] {
+        lines.push(format!(
+            "#{} {} {} sha256 {} by {}",
+            e.seq,
+            ago(e.at_ms),
+            e.kind,
+            e.digest,
+            e.fingerprint
+        ));
+    }
+    Ok(lines)
+}
+
+/// `task list` and `task TARGET ACTION`.
+pub(super) async fn task(
+    actor: &str,
+    service: &BootstrapService,
+    command: TaskCommand,
+) -> Result<Vec<String>, RunError> {
+    match command {
+        TaskCommand::List => {
+            let tasks = service
+                .recent_tasks(TASKS_SHOWN)
+                .await
+                .map_err(store_failed)?;
+            if tasks.is_empty() {
+                return Ok(vec!["no task queued".into()]);
+            }
+            let now = unix_now();
+            Ok(tasks
+                .iter()
+                .map(|t| {
+                    let kind = serde_json::from_str::<p2pnet_bootstrap::task::Task>(&t.task)
+                        .map_or_else(|_| "?".to_owned(), |task| task.action.kind().to_owned());
+                    let target: String = t.target.chars().take(SHORT_ID).collect();
+                    let left = u64::try_from(t.expires_at).unwrap_or(0).saturating_sub(now);
+                    format!(
+                        "#{} for {target} {kind}, queued by {} {}, {}",
+                        t.seq,
+                        t.queued_by,
+                        ago(t.queued_at_ms),
+                        if left == 0 {
+                            "expired".to_owned()
+                        } else {
+                            format!("expires in {left} s")
+                        }
+                    )
+                })
+                .collect())
+        }
+        TaskCommand::Queue { target, action } => {
+            let task = service
+                .queue_task_line(actor, &target, &action)
+                .await
+                .map_err(|e| match e {
+                    crate::bootstrap::tasks::QueueError::Store(store) => store_failed(store),
+                    other => RunError::Bootstrap(other.to_string()),
+                })?;
+            Ok(vec![format!(
+                "task {} queued: {} for {}, signed, until {}",
+                task.seq,
+                task.action.kind(),
+                match task.target {
+                    p2pnet_bootstrap::task::TaskTarget::All => "every peer".to_owned(),
+                    p2pnet_bootstrap::task::TaskTarget::Peer(peer) => peer.to_string(),
+                },
+                task.expires_at
+            )])
+        }
+    }
+}
+
+fn store_failed(e: crate::store::StoreError) -> RunError {
+    tracing::error!(error = %e, "a bootstrap command failed");
+    RunError::Bootstrap("the bootstrap registry is unavailable; see the server log".into())
 }
 
 fn failed(e: crate::bootstrap::ServeError) -> RunError {

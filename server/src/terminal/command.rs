@@ -39,6 +39,11 @@ pub enum Command {
     Bootstrap,
     /// `bootstrap peers`: the peers registered with it.
     BootstrapPeers,
+    /// `bootstrap history`: the latest signatures issued, and whether the
+    /// history chains.
+    BootstrapHistory,
+    /// `task list`, or `task TARGET ACTION...`: network tasks.
+    Task(TaskCommand),
     /// `key list|export|rotate|gen`: the bootstrap authority key.
     Key(KeyCommand),
 }
@@ -56,9 +61,23 @@ pub enum KeyCommand {
     Gen,
 }
 
+/// What `task` does.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TaskCommand {
+    /// `task list`: the latest tasks queued.
+    List,
+    /// `task TARGET ACTION...`: sign and queue one.
+    Queue {
+        /// `*` or a peer.
+        target: String,
+        /// The action as typed, e.g. `block ID` or `message TEXT`.
+        action: String,
+    },
+}
+
 /// Every command with its one-line description, in `help` order. An ID
 /// may be any unambiguous prefix of a peer id.
-pub const COMMANDS: [(&str, &str); 24] = [
+pub const COMMANDS: [(&str, &str); 25] = [
     ("help", "list commands, or `help <command>` for one"),
     ("version", "show the server version"),
     ("whoami", "show the logged-in administrator"),
@@ -102,7 +121,15 @@ pub const COMMANDS: [(&str, &str); 24] = [
     (
         "bootstrap",
         "the bootstrap server: mode, network, peers, snapshot, authority; \
-         `bootstrap peers`: each registered peer's addresses, record and expiry",
+         `bootstrap peers`: each registered peer's addresses, record and expiry; \
+         `bootstrap history`: the latest signatures issued, and whether the chain holds",
+    ),
+    (
+        "task",
+        "network tasks the authority signs: `task list`, or `task TARGET ACTION` \
+         where TARGET is `*` or a registered peer and ACTION is `block ID`, \
+         `block-network CIDR`, `disconnect ID`, `authorize ID SCOPES [SECS]`, \
+         `revoke ID`, `message TEXT` or `ping` (queued for a day, audited)",
     ),
     (
         "key",
@@ -230,9 +257,25 @@ pub fn parse(line: &str) -> Result<Command, ParseError> {
         "bootstrap" => match args.as_slice() {
             [] => Ok(Command::Bootstrap),
             [sub] if sub.eq_ignore_ascii_case("peers") => Ok(Command::BootstrapPeers),
+            [sub] if sub.eq_ignore_ascii_case("history") => Ok(Command::BootstrapHistory),
             _ => Err(ParseError::Arguments {
                 command: "bootstrap",
-                expected: "nothing or `peers`",
+                expected: "nothing, `peers` or `history`",
+            }),
+        },
+        "task" => match args.as_slice() {
+            [sub] if sub.eq_ignore_ascii_case("list") => Ok(Command::Task(TaskCommand::List)),
+            [target, _, ..] => {
+                // The action is the rest of the line, spacing kept (a message).
+                let after_name = line.trim_start()[name.len()..].trim_start();
+                Ok(Command::Task(TaskCommand::Queue {
+                    target: (*target).to_owned(),
+                    action: after_name[target.len()..].trim().to_owned(),
+                }))
+            }
+            _ => Err(ParseError::Arguments {
+                command: "task",
+                expected: "`list`, or a target (`*` or a peer) and an action",
             }),
         },
         "key" => match args.as_slice() {
@@ -358,6 +401,29 @@ mod tests {
     fn bootstrap_and_key_commands_parse_and_refuse_extras() {
         assert_eq!(parse("bootstrap"), Ok(Command::Bootstrap));
         assert_eq!(parse("Bootstrap PEERS"), Ok(Command::BootstrapPeers));
+        assert_eq!(parse("bootstrap history"), Ok(Command::BootstrapHistory));
+        assert_eq!(parse("task list"), Ok(Command::Task(TaskCommand::List)));
+        assert_eq!(
+            parse("task * message  hello   world "),
+            Ok(Command::Task(TaskCommand::Queue {
+                target: "*".into(),
+                action: "message  hello   world".into()
+            }))
+        );
+        assert!(matches!(
+            parse("task"),
+            Err(ParseError::Arguments {
+                command: "task",
+                ..
+            })
+        ));
+        assert!(matches!(
+            parse("task abc"),
+            Err(ParseError::Arguments {
+                command: "task",
+                ..
+            })
+        ));
         assert_eq!(parse("key list"), Ok(Command::Key(KeyCommand::List)));
         assert_eq!(parse("key Export"), Ok(Command::Key(KeyCommand::Export)));
         assert_eq!(parse("key rotate"), Ok(Command::Key(KeyCommand::Rotate)));
@@ -367,7 +433,7 @@ mod tests {
                 parse(line),
                 Err(ParseError::Arguments {
                     command: "bootstrap",
-                    expected: "nothing or `peers`"
+                    expected: "nothing, `peers` or `history`"
                 }),
                 "{line}"
             );

@@ -5,6 +5,6 @@ pub mod command;
 mod run;
 mod transcript;
 
-pub use command::{Command, KeyCommand, ParseError, parse};
+pub use command::{Command, KeyCommand, ParseError, TaskCommand, parse};
 pub use run::{RunError, run};
 pub use transcript::{TranscriptKey, Transcripts};

@@ -58,6 +58,10 @@ pub async fn run(
         Command::Action(action) => vec![node()?.run(&session.username, action).await?],
         Command::Bootstrap => bootstrap::status(bootstrap()?.as_ref()).await?,
         Command::BootstrapPeers => bootstrap::peers(bootstrap()?.as_ref()).await?,
+        Command::BootstrapHistory => bootstrap::history(bootstrap()?.as_ref()).await?,
+        Command::Task(task) => {
+            bootstrap::task(&session.username, bootstrap()?.as_ref(), task).await?
+        }
         Command::Key(key) => bootstrap::key(state, &session.username, bootstrap()?, key).await?,
     })
 }
