@@ -33,6 +33,31 @@ impl Panel {
             PanelError::Invalid("the peer node is off ([node] enabled = false)".into())
         })
     }
+
+    /// Signs and queues a network task (audited by the service).
+    async fn queue_task(
+        &self,
+        actor: &str,
+        target: &str,
+        task: &str,
+    ) -> Result<String, PanelError> {
+        use crate::bootstrap::tasks::QueueError;
+        let service = self.state.shared.bootstrap.as_deref().ok_or_else(|| {
+            PanelError::Invalid("the bootstrap server is off ([bootstrap] enabled = false)".into())
+        })?;
+        let queued = service
+            .queue_task_line(actor, target, task)
+            .await
+            .map_err(|e| match e {
+                QueueError::Store(e) => internal(e),
+                other => PanelError::Invalid(other.to_string()),
+            })?;
+        Ok(format!(
+            "task {} queued: {}",
+            queued.seq,
+            queued.action.kind()
+        ))
+    }
 }
 
 fn action_error(e: ActionError) -> PanelError {
@@ -129,6 +154,9 @@ impl PanelBackend for Panel {
     }
 
     async fn node_action(&self, actor: &str, action: NodeAction) -> Result<String, PanelError> {
+        if let NodeAction::QueueTask { target, task } = action {
+            return self.queue_task(actor, &target, &task).await;
+        }
         self.node()?.run(actor, action).await.map_err(action_error)
     }
 

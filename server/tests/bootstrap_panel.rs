@@ -353,5 +353,41 @@ async fn the_terminal_lists_exports_and_rotates_the_authority_key() {
         audit_rows(dir.path(), "bootstrap.key_rotate").await,
         vec![format!("{first} → {second}")]
     );
+
+    // The page's task form goes through the panel's action endpoint: a
+    // signed task is queued and shows in `task list` and the page's
+    // signing history.
+    let queue = |target: &'static str, task: &'static str| {
+        c.post(s.url("/api/node_action"))
+            .header("cookie", &session.cookie)
+            .header("x-csrf-token", &session.csrf)
+            .json(&serde_json::json!({
+                "action": { "action": "queue_task", "target": target, "task": task }
+            }))
+            .send()
+    };
+    let r = queue("*", "message  maintenance at noon")
+        .await
+        .expect("post");
+    assert!(r.status().is_success(), "{}", r.status());
+    let answer: String = r.json().await.expect("json");
+    assert!(answer.starts_with("task 1 queued: message"), "{answer}");
+    let r = queue("*", "reboot everything").await.expect("post");
+    assert!(!r.status().is_success(), "an unknown task is refused");
+    assert!(r.text().await.unwrap().contains("a task is one of"));
+    let tasks = ok(&c, &s, &session, "task list").await;
+    assert!(
+        tasks[0].starts_with("#1 for * message, queued by admin"),
+        "{tasks:?}"
+    );
+    let html = common::server::page_html(&c, &s, &session.cookie, "/bootstrap").await;
+    assert!(
+        html.contains(r#"id="task-form""#),
+        "the task form is on the page"
+    );
+    assert!(
+        html.contains(r#"<td class="kind">task</td>"#),
+        "the task's signature is listed"
+    );
     s.shutdown().await;
 }

@@ -28,6 +28,25 @@ pub struct BootstrapView {
     /// The registered peers, the latest announce first; at most
     /// [`MAX_SHOWN_PEERS`] of them (`registered` counts all).
     pub peers: Vec<RegisteredPeerRow>,
+    /// The latest signatures the authority issued, newest first (at most
+    /// [`MAX_SHOWN_SIGNATURES`]).
+    pub signatures: Vec<SignatureRow>,
+}
+
+/// Most signatures a view carries.
+pub const MAX_SHOWN_SIGNATURES: usize = 10;
+
+/// One entry of the signing history.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignatureRow {
+    /// Its position in the history.
+    pub seq: i64,
+    /// When, Unix ms.
+    pub at_ms: i64,
+    /// `snapshot` or `task`.
+    pub kind: String,
+    /// SHA-256 of the signed bytes, hex.
+    pub digest: String,
 }
 
 /// Most registered peers a view carries.

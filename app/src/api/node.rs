@@ -87,6 +87,11 @@ pub enum NodeAction {
     RoutineStop { name: String },
     /// Change a routine's interval.
     RoutineInterval { name: String, secs: u64 },
+    /// Not the node's: a network task for the bootstrap server's peers,
+    /// signed by its authority (`target` is `*` or a registered peer;
+    /// `task` as the terminal's `task` takes it, e.g. `block ID`). The
+    /// panel sends it through the same controls as the node's actions.
+    QueueTask { target: String, task: String },
 }
 
 impl NodeAction {
@@ -106,6 +111,7 @@ impl NodeAction {
             Self::RoutineStart { .. } => "node.routine_start",
             Self::RoutineStop { .. } => "node.routine_stop",
             Self::RoutineInterval { .. } => "node.routine_interval",
+            Self::QueueTask { .. } => "bootstrap.task",
         }
     }
 }

@@ -131,8 +131,9 @@ pub async fn load_doctor(peer: String) -> Result<DoctorReport, PanelError> {
 ///
 /// Its argument is JSON, not the default url-encoded form: the form's flat
 /// strings cannot carry a number inside a tagged enum (`RoutineInterval {
-/// secs }` failed to decode).
-#[server(client = CsrfClient, protocol = JsonInJsonOut)]
+/// secs }` failed to decode). Its path is fixed, `/api/node_action`, for
+/// scripts and tests.
+#[server(client = CsrfClient, protocol = JsonInJsonOut, endpoint = "node_action")]
 pub async fn run_node_action(action: NodeAction) -> Result<String, PanelError> {
     let session = crate::ssr::require_session()?;
     crate::ssr::backend()?

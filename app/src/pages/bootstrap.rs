@@ -1,18 +1,19 @@
 //! `/bootstrap`: the bootstrap server this server runs: its mode, network
 //! and authority key, the snapshot it serves, and the peers registered
 //! with it. Fetched again on live changes and every few seconds while
-//! open (announces make no live events). The key is changed from the
-//! terminal (`key rotate`, `key gen`).
+//! open (announces make no live events). In authority mode it also shows
+//! the latest signatures issued and queues signed network tasks. The key
+//! is changed from the terminal (`key rotate`, `key gen`).
 
 use leptos::{either::Either, prelude::*};
 use leptos_meta::Title;
 
 use super::{
-    controls::{Controls, Row},
+    controls::{Controls, Row, nth},
     copyable, error_view, facts, format_unix_ms,
 };
 use crate::{
-    api::{BootstrapView, RegisteredPeerRow, load_bootstrap},
+    api::{BootstrapView, NodeAction, RegisteredPeerRow, SignatureRow, load_bootstrap},
     live::use_live,
 };
 
@@ -43,6 +44,7 @@ pub fn BootstrapPage() -> impl IntoView {
 }
 
 fn service_view(v: BootstrapView) -> impl IntoView {
+    let authority_mode = v.fingerprint.is_some();
     let authority = match v.fingerprint {
         Some(fingerprint) => Either::Left(copyable(
             "Authority key",
@@ -95,6 +97,53 @@ fn service_view(v: BootstrapView) -> impl IntoView {
                 v.peers.into_iter().map(peer_row).collect(),
             )}
         </section>
+        {authority_mode.then(|| authority_view(v.signatures))}
+    }
+}
+
+/// Authority mode: queue a task, and the latest signatures issued.
+fn authority_view(signatures: Vec<SignatureRow>) -> impl IntoView {
+    let controls = Controls::new();
+    view! {
+        <section class="card" id="tasks">
+            <h2>"Network tasks"</h2>
+            <p class="muted">"Signed by the authority; peers collect them with their next heartbeat (valid for a day, audited)."</p>
+            {controls.form(
+                "task".into(),
+                String::new(),
+                &[
+                    ("For", "target", "* or a registered peer id (prefix)"),
+                    ("Task", "task", "block ID, block-network CIDR, disconnect ID, authorize ID SCOPES [SECS], revoke ID, message TEXT, ping"),
+                ],
+                "Queue",
+                |_, v| NodeAction::QueueTask { target: nth(&v, 0), task: nth(&v, 1) },
+            )}
+        </section>
+        <section class="card" id="signatures">
+            <h2>"Signing history"</h2>
+            <p class="muted">"The latest signatures issued; the whole chain is at /api/v1/bootstrap/history, and `bootstrap history` in the terminal checks it."</p>
+            {Controls::new().table(
+                "signatures",
+                "No signature issued yet.",
+                &["#", "When", "Signed", "SHA-256", ""],
+                signatures.into_iter().map(signature_row).collect(),
+            )}
+        </section>
+    }
+}
+
+fn signature_row(s: SignatureRow) -> Row {
+    Row {
+        key: format!("signature-{}", s.seq),
+        cells: vec![
+            ("seq", s.seq.to_string()),
+            ("at", format_unix_ms(s.at_ms)),
+            ("kind", s.kind),
+            ("mono digest", s.digest),
+        ],
+        buttons: Vec::new(),
+        form: None,
+        id: s.seq.to_string(),
     }
 }
 

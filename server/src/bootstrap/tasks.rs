@@ -209,6 +209,11 @@ impl BootstrapService {
             .await
     }
 
+    /// The latest `limit` history entries, newest first.
+    pub async fn latest_signatures(&self, limit: i64) -> Result<Vec<HistoryEntry>, StoreError> {
+        self.store.latest_signatures(limit.clamp(1, 100_000)).await
+    }
+
     /// History entries after `after`, oldest first, at most `limit`.
     pub async fn history(&self, after: i64, limit: i64) -> Result<Vec<HistoryEntry>, StoreError> {
         self.store

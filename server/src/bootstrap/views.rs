@@ -4,7 +4,9 @@
 
 use std::path::Path;
 
-use app::api::{BootstrapView, MAX_SHOWN_PEERS, RegisteredPeerRow};
+use app::api::{
+    BootstrapView, MAX_SHOWN_PEERS, MAX_SHOWN_SIGNATURES, RegisteredPeerRow, SignatureRow,
+};
 use p2pnet::proto::record::SignedRecord;
 use p2pnet_bootstrap::authority::KEY_FILE;
 
@@ -25,6 +27,18 @@ impl BootstrapService {
                 .then_with(|| a.peer_id.cmp(&b.peer_id))
         });
         records.truncate(MAX_SHOWN_PEERS);
+        let signatures = self
+            .store
+            .latest_signatures(i64::try_from(MAX_SHOWN_SIGNATURES).unwrap_or(10))
+            .await?
+            .into_iter()
+            .map(|e| SignatureRow {
+                seq: e.seq,
+                at_ms: e.at_ms,
+                kind: e.kind,
+                digest: e.digest,
+            })
+            .collect();
         Ok(BootstrapView {
             mode: self.config.mode.as_str().to_owned(),
             network: self.config.network.clone(),
@@ -34,6 +48,7 @@ impl BootstrapService {
             snapshot_peers: u64::try_from(served.peers).unwrap_or(u64::MAX),
             registered,
             peers: records.into_iter().map(registered_row).collect(),
+            signatures,
         })
     }
 

@@ -140,6 +140,11 @@ impl NodeService {
         let audit_name = action.audit_name();
         let network = self.network();
         let (peer_saved, detail, answer) = match action {
+            NodeAction::QueueTask { .. } => {
+                return Err(ActionError::Invalid(
+                    "a bootstrap task is queued by the bootstrap service, not the node".into(),
+                ));
+            }
             NodeAction::Approve { peer } => {
                 let peer = self.resolve(&peer)?;
                 network.approve(peer, None).await.map_err(failed)?;

@@ -99,10 +99,20 @@ pub fn entry_hash(prev_hash: &str, seq: i64, entry: &NewSignature) -> String {
     sha256_hex(text.as_bytes())
 }
 
-/// Whether `entries` (oldest first, from the first entry) chain up: each
-/// hash is right and names the one before. The first broken position.
+/// Whether `entries` (oldest first, consecutive) chain up: each hash is
+/// right and names the one before; the first names the hash it follows
+/// (empty for the history's first entry). The first broken position.
 pub fn verify_chain(entries: &[HistoryEntry]) -> Result<(), i64> {
-    let mut prev = String::new();
+    let mut prev = entries
+        .first()
+        .map(|e| e.prev_hash.clone())
+        .unwrap_or_default();
+    if entries
+        .first()
+        .is_some_and(|e| e.seq == 1 && !e.prev_hash.is_empty())
+    {
+        return Err(1);
+    }
     for e in entries {
         let fields = NewSignature {
             at_ms: e.at_ms,
@@ -161,6 +171,8 @@ pub trait SigningStore: Send + Sync + 'static {
     async fn recent_tasks(&self, limit: i64) -> Result<Vec<StoredTask>, StoreError>;
     /// The history entries for this digest.
     async fn find_signature(&self, digest: &str) -> Result<Vec<HistoryEntry>, StoreError>;
+    /// The latest `limit` history entries, newest first.
+    async fn latest_signatures(&self, limit: i64) -> Result<Vec<HistoryEntry>, StoreError>;
     /// History entries after `after` (oldest first, at most `limit`).
     async fn signing_history(
         &self,
@@ -345,6 +357,20 @@ macro_rules! signing_store {
                      FROM signing_history WHERE digest = $1 ORDER BY seq",
                 )
                 .bind(digest)
+                .fetch_all(&self.pool)
+                .await?;
+                Ok(rows.into_iter().map($crate::store::signing::history_row).collect())
+            }
+
+            async fn latest_signatures(
+                &self,
+                limit: i64,
+            ) -> Result<Vec<$crate::store::HistoryEntry>, $crate::store::StoreError> {
+                let rows: Vec<$crate::store::signing::HistoryRow> = sqlx::query_as(
+                    "SELECT seq, at_ms, kind, digest, fingerprint, signature, prev_hash, entry_hash \
+                     FROM signing_history ORDER BY seq DESC LIMIT $1",
+                )
+                .bind(limit)
                 .fetch_all(&self.pool)
                 .await?;
                 Ok(rows.into_iter().map($crate::store::signing::history_row).collect())
