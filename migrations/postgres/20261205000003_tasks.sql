@@ -26,7 +26,9 @@ CREATE INDEX bootstrap_tasks_target ON bootstrap_tasks (target, seq);
 -- Every signature the authority issued, append-only and hash-chained:
 -- entry_hash covers prev_hash and this entry, so no entry can be changed
 -- or removed without breaking every later hash.
--- kind: 'snapshot' | 'task'; digest: SHA-256 (hex) of the signed bytes.
+-- kind: 'snapshot' | 'task'; digest: SHA-256 (hex) of the signed bytes;
+-- signature_digest: SHA-256 of the armored signature without whitespace,
+-- to answer "was this signature issued here?".
 CREATE TABLE signing_history (
     seq         BIGINT NOT NULL PRIMARY KEY,
     at_ms       BIGINT NOT NULL,
@@ -34,7 +36,9 @@ CREATE TABLE signing_history (
     digest      TEXT    NOT NULL,
     fingerprint TEXT    NOT NULL,
     signature   TEXT    NOT NULL,
+    signature_digest TEXT NOT NULL,
     prev_hash   TEXT    NOT NULL,
     entry_hash  TEXT    NOT NULL
 );
 CREATE INDEX signing_history_digest ON signing_history (digest);
+CREATE INDEX signing_history_signature ON signing_history (signature_digest);

@@ -354,6 +354,31 @@ async fn authority_tasks_reach_their_peer_and_forgeries_do_not() {
         .await
         .unwrap();
     assert_eq!(unknown["issued"], false);
+    // By signature too, whatever its line endings.
+    let stored = s.bootstrap().recent_tasks(1).await.unwrap().pop().unwrap();
+    let crlf = stored.signature.replace('\n', "\r\n");
+    let by_signature: serde_json::Value = c
+        .post(s.url("/api/v1/bootstrap/verify"))
+        .json(&serde_json::json!({ "signature": crlf }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(by_signature["issued"], true, "{by_signature}");
+    assert_eq!(by_signature["entries"][0]["kind"], "task");
+    let stranger = forger.sign_detached(b"never served").unwrap();
+    let not_ours: serde_json::Value = c
+        .post(s.url("/api/v1/bootstrap/verify"))
+        .json(&serde_json::json!({ "signature": stranger }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(not_ours["issued"], false);
     let bad = c
         .post(s.url("/api/v1/bootstrap/verify"))
         .json(&serde_json::json!({ "digest": "not hex" }))

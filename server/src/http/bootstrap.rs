@@ -261,11 +261,15 @@ async fn heartbeat(
     }
 }
 
-/// The body of a verify request: the SHA-256 (hex) of the signed bytes.
+/// The body of a verify request: the SHA-256 (hex) of the signed bytes,
+/// or an armored signature.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct VerifyBody {
-    digest: String,
+    #[serde(default)]
+    digest: Option<String>,
+    #[serde(default)]
+    signature: Option<String>,
 }
 
 /// `POST .../verify`: whether this server signed bytes with this digest.
@@ -274,15 +278,30 @@ async fn verify(State(state): State<AppState>, ApiJson(body): ApiJson<VerifyBody
         Ok(service) => service,
         Err(e) => return e.into_response(),
     };
-    let digest = body.digest.trim();
-    if digest.len() != 64 || !digest.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "digest must be a SHA-256 in hex (64 characters)",
-        )
-        .into_response();
-    }
-    match service.issued(digest).await {
+    let digest = match (body.digest, body.signature) {
+        (Some(digest), None) => {
+            let digest = digest.trim().to_owned();
+            if digest.len() != 64 || !digest.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "digest must be a SHA-256 in hex (64 characters)",
+                )
+                .into_response();
+            }
+            digest
+        }
+        (None, Some(signature)) if signature.len() <= 16 * 1024 => {
+            crate::store::signature_digest(&signature)
+        }
+        _ => {
+            return ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "give either `digest` (SHA-256 of the signed bytes, hex) or `signature` (armored, at most 16 KiB)",
+            )
+            .into_response();
+        }
+    };
+    match service.issued(&digest).await {
         Ok(entries) => Json(serde_json::json!({
             "issued": !entries.is_empty(),
             "entries": entries,

@@ -33,7 +33,7 @@ pub use postgres::PostgresStore;
 pub use settings::SettingsStore;
 pub use signing::{
     HeartbeatSeen, HistoryEntry, NewSignature, SigningStore, StoredTask, entry_hash, sha256_hex,
-    verify_chain,
+    signature_digest, verify_chain,
 };
 pub use sqlite::SqliteStore;
 pub use url::{SECRET_PARAMETER_MARKERS, redact_url};

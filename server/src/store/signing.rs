@@ -80,6 +80,13 @@ pub enum HeartbeatSeen {
     Unknown,
 }
 
+/// The key an armored signature is looked up by: SHA-256 of its text
+/// without whitespace (line endings and wrapping do not matter).
+pub fn signature_digest(armored: &str) -> String {
+    let compact: String = armored.split_whitespace().collect();
+    sha256_hex(compact.as_bytes())
+}
+
 /// SHA-256 of `bytes`, lowercase hex.
 pub fn sha256_hex(bytes: &[u8]) -> String {
     data_encoding::HEXLOWER.encode(&Sha256::digest(bytes))
@@ -169,7 +176,9 @@ pub trait SigningStore: Send + Sync + 'static {
     ) -> Result<Vec<StoredTask>, StoreError>;
     /// The most recent tasks, newest first.
     async fn recent_tasks(&self, limit: i64) -> Result<Vec<StoredTask>, StoreError>;
-    /// The history entries for this digest.
+    /// The history entries whose signed bytes or whose signature has this
+    /// digest ([`sha256_hex`] of the bytes, [`signature_digest`] of a
+    /// signature).
     async fn find_signature(&self, digest: &str) -> Result<Vec<HistoryEntry>, StoreError>;
     /// The latest `limit` history entries, newest first.
     async fn latest_signatures(&self, limit: i64) -> Result<Vec<HistoryEntry>, StoreError>;
@@ -200,7 +209,8 @@ macro_rules! signing_store {
                 let entry_hash = $crate::store::signing::entry_hash(&prev_hash, seq, entry);
                 sqlx::query(
                     "INSERT INTO signing_history (seq, at_ms, kind, digest, fingerprint, signature, \
-                     prev_hash, entry_hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                     signature_digest, prev_hash, entry_hash) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
                 )
                 .bind(seq)
                 .bind(entry.at_ms)
@@ -208,6 +218,7 @@ macro_rules! signing_store {
                 .bind(&entry.digest)
                 .bind(&entry.fingerprint)
                 .bind(&entry.signature)
+                .bind($crate::store::signing::signature_digest(&entry.signature))
                 .bind(&prev_hash)
                 .bind(&entry_hash)
                 .execute(&mut **tx)
@@ -354,7 +365,7 @@ macro_rules! signing_store {
             ) -> Result<Vec<$crate::store::HistoryEntry>, $crate::store::StoreError> {
                 let rows: Vec<$crate::store::signing::HistoryRow> = sqlx::query_as(
                     "SELECT seq, at_ms, kind, digest, fingerprint, signature, prev_hash, entry_hash \
-                     FROM signing_history WHERE digest = $1 ORDER BY seq",
+                     FROM signing_history WHERE digest = $1 OR signature_digest = $1 ORDER BY seq",
                 )
                 .bind(digest)
                 .fetch_all(&self.pool)
