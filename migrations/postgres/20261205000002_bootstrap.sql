@@ -15,8 +15,11 @@ CREATE TABLE bootstrap_peers (
 );
 CREATE INDEX bootstrap_peers_expiry ON bootstrap_peers (expires_at);
 
+-- peer_rows: rows in bootstrap_peers (expired ones until pruned), kept
+-- here so the cap is checked without counting the table.
 CREATE TABLE bootstrap_state (
-    id      BIGINT NOT NULL PRIMARY KEY CHECK (id = 1),
-    version BIGINT NOT NULL
+    id        BIGINT NOT NULL PRIMARY KEY CHECK (id = 1),
+    version   BIGINT NOT NULL,
+    peer_rows BIGINT NOT NULL
 );
-INSERT INTO bootstrap_state (id, version) VALUES (1, 0);
+INSERT INTO bootstrap_state (id, version, peer_rows) VALUES (1, 0, 0);

@@ -5,7 +5,8 @@
 //! verify one snapshot.
 //!
 //! `cargo bench -p server --bench bootstrap` (needs `wrk`: `apt-get install
-//! wrk`; the server is pinned to CPU 0 and wrk to CPU 1 when there are two).
+//! wrk`). The server is pinned to CPU 0 and wrk to CPU 1 when there are
+//! two (the announcing clients of this process are not pinned).
 //!
 //! The release server runs as its own process on loopback.
 

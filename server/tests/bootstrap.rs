@@ -466,3 +466,61 @@ async fn concurrent_announces_all_land() {
     assert_eq!(snapshot.peers.len(), 64);
     s.shutdown().await;
 }
+
+/// The cap on registered peers: a new peer is refused with 503 and
+/// `Retry-After` while it is reached, an old one may still re-announce,
+/// and expired records make room.
+#[tokio::test]
+async fn the_registry_is_capped_and_expired_records_make_room() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = Running::start(config(dir.path(), |raw| raw.bootstrap.max_peers = 2)).await;
+    let c = client();
+    let now = unix_now();
+    let short_lived = |seed: u8, seq: u64, life: u64| {
+        let keys = Keypair::from_seed(&[seed; 32]);
+        SignedRecord::sign(
+            PeerRecord {
+                peer: keys.peer_id(),
+                network: "p2pnet".into(),
+                seq,
+                issued_at: now,
+                expires_at: now + life,
+                addresses: vec!["198.51.100.7:4000".parse().unwrap()],
+            },
+            &keys,
+        )
+        .unwrap()
+        .as_str()
+        .to_owned()
+    };
+    let url = "/api/v1/bootstrap/announce";
+    assert_eq!(
+        announce(&c, &s, url, &short_lived(1, 1, 2)).await.status(),
+        StatusCode::OK
+    );
+    assert_eq!(
+        announce(&c, &s, url, &short_lived(2, 1, 3600))
+            .await
+            .status(),
+        StatusCode::OK
+    );
+    let full = announce(&c, &s, url, &short_lived(3, 1, 3600)).await;
+    assert_eq!(full.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(full.headers().contains_key(header::RETRY_AFTER));
+    // A registered peer renews its record while the registry is full.
+    assert_eq!(
+        announce(&c, &s, url, &short_lived(2, 2, 3600))
+            .await
+            .status(),
+        StatusCode::OK
+    );
+    // Once the first record expires, the newcomer gets its place.
+    tokio::time::sleep(Duration::from_millis(3100)).await;
+    assert_eq!(
+        announce(&c, &s, url, &short_lived(3, 2, 3600))
+            .await
+            .status(),
+        StatusCode::OK
+    );
+    s.shutdown().await;
+}

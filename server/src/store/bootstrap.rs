@@ -49,8 +49,9 @@ pub enum Announced {
 pub trait BootstrapStore: Send + Sync + 'static {
     /// Stores `record` if its peer has none or an older one (one
     /// transaction: the record and the version's rise land together). A
-    /// peer not stored yet is refused while `max_peers` live records
-    /// (unexpired at `now_s`) are held.
+    /// peer not stored yet is refused while `max_peers` records are held
+    /// once those expired at `now_s` are deleted. Announces run one at a
+    /// time (the state row is taken first), which keeps the count exact.
     async fn announce(
         &self,
         record: &AnnouncedRecord,
@@ -82,13 +83,15 @@ macro_rules! bootstrap_store {
                 use $crate::store::Announced;
                 let mut tx = self.pool.begin().await?;
                 // Write first: the version's rise takes the write lock (a
-                // row lock on PostgreSQL) before anything is read, so a
-                // SQLite transaction never has to upgrade a read snapshot
-                // (which fails at once under concurrency instead of
-                // waiting). Returning early drops the transaction, and the
-                // rise with it.
-                let version: i64 = sqlx::query_scalar(
-                    "UPDATE bootstrap_state SET version = version + 1 WHERE id = 1 RETURNING version",
+                // row lock on PostgreSQL, so announces to every instance
+                // run one at a time) before anything is read, so a SQLite
+                // transaction never has to upgrade a read snapshot (which
+                // fails at once under concurrency instead of waiting).
+                // Returning early drops the transaction, and the rise with
+                // it.
+                let (version, mut peer_rows): (i64, i64) = sqlx::query_as(
+                    "UPDATE bootstrap_state SET version = version + 1 WHERE id = 1 \
+                     RETURNING version, peer_rows",
                 )
                 .fetch_one(&mut *tx)
                 .await?;
@@ -104,15 +107,20 @@ macro_rules! bootstrap_store {
                     }
                     Some(_) => {}
                     None => {
-                        let live: i64 = sqlx::query_scalar(
-                            "SELECT COUNT(*) FROM bootstrap_peers WHERE expires_at > $1",
-                        )
-                        .bind(now_s)
-                        .fetch_one(&mut *tx)
-                        .await?;
-                        if live >= max_peers {
+                        // Full: make room from the expired ones first.
+                        if peer_rows >= max_peers {
+                            let expired =
+                                sqlx::query("DELETE FROM bootstrap_peers WHERE expires_at <= $1")
+                                    .bind(now_s)
+                                    .execute(&mut *tx)
+                                    .await?
+                                    .rows_affected();
+                            peer_rows -= i64::try_from(expired).unwrap_or(0);
+                        }
+                        if peer_rows >= max_peers {
                             return Ok(Announced::Full);
                         }
+                        peer_rows += 1;
                     }
                 }
                 // The WHERE keeps a concurrent, newer record (another
@@ -142,6 +150,10 @@ macro_rules! bootstrap_store {
                             .await?;
                     return Ok(Announced::Stale { stored_seq: seq });
                 }
+                sqlx::query("UPDATE bootstrap_state SET peer_rows = $1 WHERE id = 1")
+                    .bind(peer_rows)
+                    .execute(&mut *tx)
+                    .await?;
                 tx.commit().await?;
                 Ok(Announced::Stored { version })
             }
@@ -197,9 +209,13 @@ macro_rules! bootstrap_store {
                     .await?
                     .rows_affected();
                 if deleted > 0 {
-                    sqlx::query("UPDATE bootstrap_state SET version = version + 1 WHERE id = 1")
-                        .execute(&mut *tx)
-                        .await?;
+                    sqlx::query(
+                        "UPDATE bootstrap_state SET version = version + 1, \
+                         peer_rows = peer_rows - $1 WHERE id = 1",
+                    )
+                    .bind(i64::try_from(deleted).unwrap_or(0))
+                    .execute(&mut *tx)
+                    .await?;
                 }
                 tx.commit().await?;
                 Ok(deleted)
