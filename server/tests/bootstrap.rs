@@ -174,6 +174,43 @@ async fn announces_are_checked_and_listed_in_trustless_mode() {
         .unwrap();
     assert!((1..=61).contains(&wait), "{wait}");
 
+    // Gzip, made once per snapshot, for clients that take it.
+    let plain = c
+        .get(s.url("/api/v1/bootstrap/peers"))
+        .send()
+        .await
+        .unwrap();
+    assert!(plain.headers().get(header::CONTENT_ENCODING).is_none());
+    let plain_etag = plain.headers()[header::ETAG].clone();
+    let plain = plain.bytes().await.unwrap();
+    let zipped = c
+        .get(s.url("/api/v1/bootstrap/peers"))
+        .header(header::ACCEPT_ENCODING, "br;q=1.0, gzip;q=0.8")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(zipped.headers()[header::CONTENT_ENCODING], "gzip");
+    assert_eq!(zipped.headers()[header::VARY], "accept-encoding");
+    assert_eq!(
+        zipped.headers()[header::ETAG],
+        plain_etag,
+        "one snapshot, one tag"
+    );
+    let mut unzipped = Vec::new();
+    std::io::Read::read_to_end(
+        &mut flate2::read::GzDecoder::new(&zipped.bytes().await.unwrap()[..]),
+        &mut unzipped,
+    )
+    .expect("gzip");
+    assert_eq!(unzipped, plain);
+    let refused = c
+        .get(s.url("/api/v1/bootstrap/peers"))
+        .header(header::ACCEPT_ENCODING, "gzip;q=0")
+        .send()
+        .await
+        .unwrap();
+    assert!(refused.headers().get(header::CONTENT_ENCODING).is_none());
+
     // Conditional GET, and the public IP.
     let r = c
         .get(s.url("/api/v1/bootstrap/peers"))

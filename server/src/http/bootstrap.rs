@@ -95,6 +95,16 @@ async fn peers(State(state): State<AppState>, headers: HeaderMap) -> Response {
         .is_some_and(|v| v.split(',').any(|tag| tag.trim() == served.etag));
     let mut response = if matches {
         StatusCode::NOT_MODIFIED.into_response()
+    } else if accepts_gzip(&headers) {
+        // Already gzipped: the compression layer leaves it as it is.
+        (
+            [
+                (header::CONTENT_TYPE, "application/json"),
+                (header::CONTENT_ENCODING, "gzip"),
+            ],
+            served.body_gzip.clone(),
+        )
+            .into_response()
     } else {
         (
             [(header::CONTENT_TYPE, "application/json")],
@@ -102,6 +112,9 @@ async fn peers(State(state): State<AppState>, headers: HeaderMap) -> Response {
         )
             .into_response()
     };
+    response
+        .headers_mut()
+        .insert(header::VARY, HeaderValue::from_static("accept-encoding"));
     if let Some(etag) = etag {
         response.headers_mut().insert(header::ETAG, etag);
     }
@@ -109,6 +122,25 @@ async fn peers(State(state): State<AppState>, headers: HeaderMap) -> Response {
         .headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     response
+}
+
+/// Whether the client takes gzip (`Accept-Encoding: gzip`, not `q=0`).
+fn accepts_gzip(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::ACCEPT_ENCODING)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|item| {
+            let mut parts = item.split(';').map(str::trim);
+            let coding = parts.next().unwrap_or_default();
+            let refused = parts.any(|p| {
+                p.strip_prefix("q=")
+                    .and_then(|q| q.parse::<f32>().ok())
+                    .is_some_and(|q| q <= 0.0)
+            });
+            (coding.eq_ignore_ascii_case("gzip") || coding == "*") && !refused
+        })
 }
 
 /// `PUT /api/Bootstrap/peers` (and `POST .../announce`): stores a record.
