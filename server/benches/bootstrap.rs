@@ -5,8 +5,8 @@
 //! verify one snapshot.
 //!
 //! `cargo bench -p server --bench bootstrap` (needs `wrk`: `apt-get install
-//! wrk`). The server is pinned to CPU 0 and wrk to CPU 1 when there are
-//! two (the announcing clients of this process are not pinned).
+//! wrk`). When there are two CPUs the server is pinned to CPU 0, and the
+//! load (this process's announcing clients, then wrk) to CPU 1.
 //!
 //! The release server runs as its own process on loopback.
 
@@ -31,6 +31,8 @@ const WRK_SECONDS: u32 = 10;
 const CONNECTIONS: u32 = 64;
 
 fn main() -> Result<()> {
+    // Before the runtime starts its threads, which inherit the affinity.
+    pin_self(1);
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?
@@ -246,6 +248,23 @@ fn pinned(cpu: usize, program: &str) -> Command {
             c
         }
         _ => Command::new(program),
+    }
+}
+
+/// Pins this process's main thread (and the threads it starts later) to
+/// `cpu`, when there are two CPUs and taskset is there.
+fn pin_self(cpu: usize) {
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if let Some(taskset) = which("taskset").filter(|_| cpus > 1) {
+        let _ = Command::new(taskset)
+            .args([
+                "-p",
+                "-c",
+                &cpu.to_string(),
+                &std::process::id().to_string(),
+            ])
+            .stdout(Stdio::null())
+            .status();
     }
 }
 
