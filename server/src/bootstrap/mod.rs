@@ -21,6 +21,7 @@
 //! so a client pinned to an older key can follow them.
 
 mod authority;
+mod batch;
 pub mod config;
 pub mod tasks;
 mod views;
@@ -109,7 +110,7 @@ pub enum AnnounceError {
     Full,
     /// The store failed (500).
     #[error(transparent)]
-    Store(#[from] StoreError),
+    Store(Arc<StoreError>),
 }
 
 /// Why no snapshot could be served.
@@ -133,6 +134,8 @@ pub struct BootstrapService {
     /// Replaced whole when the key rotates.
     authority: std::sync::RwLock<Option<Arc<Authority>>>,
     announces: ClientBuckets,
+    /// Writes announces in batches.
+    writer: batch::Batcher,
     served: Mutex<Option<Arc<Served>>>,
     /// One make at a time; the others serve what is there.
     making: tokio::sync::Mutex<()>,
@@ -147,8 +150,10 @@ impl BootstrapService {
         store: Arc<dyn Store>,
         authority: Option<Authority>,
     ) -> Self {
+        let max_peers = i64::try_from(config.max_peers).unwrap_or(i64::MAX);
         Self {
             announces: ClientBuckets::new(config.announces_per_minute),
+            writer: batch::Batcher::start(store.clone(), max_peers),
             config,
             store,
             authority: std::sync::RwLock::new(authority.map(Arc::new)),
@@ -218,9 +223,12 @@ impl BootstrapService {
             observed_ip: Some(from.to_canonical().to_string()),
             announced_at_ms: crate::state::now_ms(),
         };
-        let max_peers = i64::try_from(self.config.max_peers).unwrap_or(i64::MAX);
-        let now_s = i64::try_from(now).unwrap_or(i64::MAX);
-        match self.store.announce(&stored, max_peers, now_s).await? {
+        match self
+            .writer
+            .announce(stored)
+            .await
+            .map_err(AnnounceError::Store)?
+        {
             Announced::Stored { .. } => {
                 tracing::debug!(peer = %r.peer, seq = r.seq, "bootstrap announce stored");
                 Ok(AnnounceOutcome::Stored)

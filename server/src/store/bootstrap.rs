@@ -47,17 +47,18 @@ pub enum Announced {
 /// The bootstrap registry.
 #[async_trait]
 pub trait BootstrapStore: Send + Sync + 'static {
-    /// Stores `record` if its peer has none or an older one (one
-    /// transaction: the record and the version's rise land together). A
-    /// peer not stored yet is refused while `max_peers` records are held
-    /// once those expired at `now_s` are deleted. Announces run one at a
-    /// time (the state row is taken first), which keeps the count exact.
-    async fn announce(
+    /// Stores each record whose peer has none or an older one, in order,
+    /// in one transaction (the records and the version's rise land
+    /// together); what became of each. A peer not stored yet is refused
+    /// while `max_peers` records are held once those expired at `now_s` are
+    /// deleted. Batches run one at a time (the state row is taken first),
+    /// which keeps the count exact.
+    async fn announce_batch(
         &self,
-        record: &AnnouncedRecord,
+        records: &[AnnouncedRecord],
         max_peers: i64,
         now_s: i64,
-    ) -> Result<Announced, StoreError>;
+    ) -> Result<Vec<Announced>, StoreError>;
     /// The registry's version.
     async fn bootstrap_version(&self) -> Result<i64, StoreError>;
     /// The records unexpired at `now_s`, by peer id, and the version they
@@ -74,88 +75,94 @@ macro_rules! bootstrap_store {
     ($store:ty) => {
         #[async_trait::async_trait]
         impl $crate::store::BootstrapStore for $store {
-            async fn announce(
+            async fn announce_batch(
                 &self,
-                r: &$crate::store::AnnouncedRecord,
+                records: &[$crate::store::AnnouncedRecord],
                 max_peers: i64,
                 now_s: i64,
-            ) -> Result<$crate::store::Announced, $crate::store::StoreError> {
+            ) -> Result<Vec<$crate::store::Announced>, $crate::store::StoreError> {
                 use $crate::store::Announced;
                 let mut tx = self.pool.begin().await?;
                 // Write first: the version's rise takes the write lock (a
                 // row lock on PostgreSQL, so announces to every instance
-                // run one at a time) before anything is read, so a SQLite
-                // transaction never has to upgrade a read snapshot (which
-                // fails at once under concurrency instead of waiting).
-                // Returning early drops the transaction, and the rise with
-                // it.
+                // run one batch at a time) before anything is read, so a
+                // SQLite transaction never has to upgrade a read snapshot
+                // (which fails at once under concurrency instead of
+                // waiting). A batch that changes nothing is dropped, and
+                // the rise with it.
                 let (version, mut peer_rows): (i64, i64) = sqlx::query_as(
                     "UPDATE bootstrap_state SET version = version + 1 WHERE id = 1 \
                      RETURNING version, peer_rows",
                 )
                 .fetch_one(&mut *tx)
                 .await?;
-                let stored: Option<(i64, String)> =
-                    sqlx::query_as("SELECT seq, record FROM bootstrap_peers WHERE peer_id = $1")
-                        .bind(&r.peer_id)
-                        .fetch_optional(&mut *tx)
-                        .await?;
-                match stored {
-                    Some((_, text)) if text == r.record => return Ok(Announced::Unchanged),
-                    Some((seq, _)) if seq >= r.seq => {
-                        return Ok(Announced::Stale { stored_seq: seq });
-                    }
-                    Some(_) => {}
-                    None => {
-                        // Full: make room from the expired ones first.
-                        if peer_rows >= max_peers {
-                            let expired =
-                                sqlx::query("DELETE FROM bootstrap_peers WHERE expires_at <= $1")
-                                    .bind(now_s)
-                                    .execute(&mut *tx)
-                                    .await?
-                                    .rows_affected();
-                            peer_rows -= i64::try_from(expired).unwrap_or(0);
+                let rows_before = peer_rows;
+                let mut outcomes = Vec::with_capacity(records.len());
+                for r in records {
+                    let stored: Option<(i64, String)> = sqlx::query_as(
+                        "SELECT seq, record FROM bootstrap_peers WHERE peer_id = $1",
+                    )
+                    .bind(&r.peer_id)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                    match stored {
+                        Some((_, text)) if text == r.record => {
+                            outcomes.push(Announced::Unchanged);
+                            continue;
                         }
-                        if peer_rows >= max_peers {
-                            return Ok(Announced::Full);
+                        Some((seq, _)) if seq >= r.seq => {
+                            outcomes.push(Announced::Stale { stored_seq: seq });
+                            continue;
                         }
-                        peer_rows += 1;
+                        Some(_) => {}
+                        None => {
+                            // Full: make room from the expired ones first.
+                            if peer_rows >= max_peers {
+                                let expired = sqlx::query(
+                                    "DELETE FROM bootstrap_peers WHERE expires_at <= $1",
+                                )
+                                .bind(now_s)
+                                .execute(&mut *tx)
+                                .await?
+                                .rows_affected();
+                                peer_rows -= i64::try_from(expired).unwrap_or(0);
+                            }
+                            if peer_rows >= max_peers {
+                                outcomes.push(Announced::Full);
+                                continue;
+                            }
+                            peer_rows += 1;
+                        }
                     }
-                }
-                // The WHERE keeps a concurrent, newer record (another
-                // instance on the same database) from being overwritten.
-                let written = sqlx::query(
-                    "INSERT INTO bootstrap_peers (peer_id, record, seq, expires_at, observed_ip, \
-                     announced_at_ms) VALUES ($1, $2, $3, $4, $5, $6) \
-                     ON CONFLICT (peer_id) DO UPDATE SET record = excluded.record, \
-                     seq = excluded.seq, expires_at = excluded.expires_at, \
-                     observed_ip = excluded.observed_ip, announced_at_ms = excluded.announced_at_ms \
-                     WHERE bootstrap_peers.seq < excluded.seq",
-                )
-                .bind(&r.peer_id)
-                .bind(&r.record)
-                .bind(r.seq)
-                .bind(r.expires_at)
-                .bind(&r.observed_ip)
-                .bind(r.announced_at_ms)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-                if written == 0 {
-                    let seq: i64 =
-                        sqlx::query_scalar("SELECT seq FROM bootstrap_peers WHERE peer_id = $1")
-                            .bind(&r.peer_id)
-                            .fetch_one(&mut *tx)
-                            .await?;
-                    return Ok(Announced::Stale { stored_seq: seq });
-                }
-                sqlx::query("UPDATE bootstrap_state SET peer_rows = $1 WHERE id = 1")
-                    .bind(peer_rows)
+                    sqlx::query(
+                        "INSERT INTO bootstrap_peers (peer_id, record, seq, expires_at, observed_ip, \
+                         announced_at_ms) VALUES ($1, $2, $3, $4, $5, $6) \
+                         ON CONFLICT (peer_id) DO UPDATE SET record = excluded.record, \
+                         seq = excluded.seq, expires_at = excluded.expires_at, \
+                         observed_ip = excluded.observed_ip, announced_at_ms = excluded.announced_at_ms",
+                    )
+                    .bind(&r.peer_id)
+                    .bind(&r.record)
+                    .bind(r.seq)
+                    .bind(r.expires_at)
+                    .bind(&r.observed_ip)
+                    .bind(r.announced_at_ms)
                     .execute(&mut *tx)
                     .await?;
-                tx.commit().await?;
-                Ok(Announced::Stored { version })
+                    outcomes.push(Announced::Stored { version });
+                }
+                let changed = outcomes
+                    .iter()
+                    .any(|o| matches!(o, Announced::Stored { .. }));
+                // Expired rows deleted to make room change the list too.
+                if changed || peer_rows != rows_before {
+                    sqlx::query("UPDATE bootstrap_state SET peer_rows = $1 WHERE id = 1")
+                        .bind(peer_rows)
+                        .execute(&mut *tx)
+                        .await?;
+                    tx.commit().await?;
+                }
+                Ok(outcomes)
             }
 
             async fn bootstrap_version(&self) -> Result<i64, $crate::store::StoreError> {
