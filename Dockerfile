@@ -4,7 +4,7 @@
 
 FROM rust:1-bookworm AS builder
 RUN apt-get update && apt-get install -y --no-install-recommends \
-        libclang-dev pkg-config nodejs npm \
+        libclang-dev nettle-dev libgmp-dev pkg-config nodejs npm \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
@@ -15,7 +15,9 @@ RUN rustup target add wasm32-unknown-unknown \
     && scripts/build-site.sh release
 
 FROM debian:bookworm-slim
+# libnettle8, libhogweed6, libgmp10: the OpenPGP backend the server links.
 RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates curl \
+        libnettle8 libhogweed6 libgmp10 \
     && rm -rf /var/lib/apt/lists/* \
     && useradd --system --uid 10001 --home-dir /var/lib/p2pnet --create-home p2pnet \
     && mkdir -p /var/lib/p2pnet/data /var/lib/p2pnet/keys \

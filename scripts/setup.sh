@@ -8,8 +8,11 @@ say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 
 # 1. Debian packages (only the missing ones; apt-get update only if needed).
-packages=(build-essential pkg-config libssl-dev libclang-dev curl ca-certificates
-          chromium iproute2 iputils-ping procps mesa-vulkan-drivers libvulkan1)
+# nettle-dev, libgmp-dev and libclang-dev build sequoia's crypto backend;
+# gnupg is the independent OpenPGP implementation the interop tests run.
+packages=(build-essential pkg-config libssl-dev libclang-dev nettle-dev libgmp-dev curl
+          ca-certificates chromium gnupg iproute2 iputils-ping procps mesa-vulkan-drivers
+          libvulkan1)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
