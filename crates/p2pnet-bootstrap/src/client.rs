@@ -26,8 +26,10 @@ use p2pnet::{GrantRequest, PeerNetwork};
 use tokio::sync::{broadcast, watch};
 use tokio_util::sync::CancellationToken;
 
+use p2pnet::proto::record::SignedRecord;
+
 use crate::{
-    authority::PinnedAuthority,
+    authority::{AuthorityError, PinnedAuthority},
     snapshot::ListedPeer,
     task::{SignedTask, TaskAction, check_task},
     verify::{self, AuthorityDoc, BootstrapPolicy, PeersResponse, TrustState, Verified},
@@ -262,9 +264,21 @@ impl Runner {
     async fn round(&mut self) -> Option<Duration> {
         let mut next = self.config.fetch_interval;
         let mut any_ok = false;
+        // One record a round, announced to every server: signed, and its
+        // sequence persisted, once.
+        let record = if self.config.announce {
+            Some(self.sign_own_record())
+        } else {
+            None
+        };
         let servers = self.config.servers.clone();
         for server in &servers {
-            match self.serve_one(server).await {
+            let result = match &record {
+                Some(Err(e)) => Err(e.clone()),
+                Some(Ok(record)) => self.serve_one(server, Some(record)).await,
+                None => self.serve_one(server, None).await,
+            };
+            match result {
                 Ok(reannounce) => {
                     any_ok = true;
                     if let Some(after) = reannounce {
@@ -286,13 +300,16 @@ impl Runner {
         any_ok.then_some(next)
     }
 
-    /// Announces to and fetches from one server; the server's
-    /// `Reannounce-After`, if it gave one.
-    async fn serve_one(&mut self, server: &str) -> Result<Option<Duration>, String> {
-        let reannounce = if self.config.announce {
-            self.announce(server).await?
-        } else {
-            None
+    /// Announces `record` (if any) to and fetches from one server; the
+    /// server's `Reannounce-After`, if it gave one.
+    async fn serve_one(
+        &mut self,
+        server: &str,
+        record: Option<&SignedRecord>,
+    ) -> Result<Option<Duration>, String> {
+        let reannounce = match record {
+            Some(record) => self.announce(server, record).await?,
+            None => None,
         };
         let response: PeersResponse = self
             .get_json(&format!("{server}/api/v1/bootstrap/peers"))
@@ -311,10 +328,13 @@ impl Runner {
             now,
             skew,
         );
-        if matches!(result, Err(verify::VerifyError::NeedAuthority))
-            || (response.mode == "authority" && result.is_err() && state.pin.is_some())
-        {
-            // A first pin, or perhaps a rotation: fetch the certificate.
+        if matches!(
+            result,
+            Err(verify::VerifyError::NeedAuthority
+                | verify::VerifyError::Authority(AuthorityError::SignedByOtherKey { .. }))
+        ) {
+            // A first pin, or another key (perhaps a rotation the pinned key
+            // signed): fetch the certificate and its rotations.
             let doc: AuthorityDoc = self
                 .get_json(&format!("{server}/api/v1/bootstrap/authority"))
                 .await?;
@@ -361,7 +381,8 @@ impl Runner {
         Ok(reannounce)
     }
 
-    async fn announce(&mut self, server: &str) -> Result<Option<Duration>, String> {
+    /// This node's record for the round, its sequence persisted.
+    fn sign_own_record(&mut self) -> Result<SignedRecord, String> {
         let addresses = if self.config.addresses.is_empty() {
             let port = self
                 .network
@@ -372,14 +393,10 @@ impl Runner {
         } else {
             self.config.addresses.clone()
         };
-        let now = SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
+        let at = SystemTime::now();
+        let now = crate::unix_secs(at);
         // Rises across restarts: the clock in ms, or one more than the last.
-        let clock = SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
-        let seq = clock.max(self.state.record_seq + 1);
+        let seq = crate::unix_ms(at).max(self.state.record_seq + 1);
         let record = self
             .network
             .sign_record(
@@ -393,6 +410,15 @@ impl Runner {
         state.record_seq = seq;
         self.persist(&state)?;
         self.state = state;
+        Ok(record)
+    }
+
+    /// Announces `record` to `server`; its `Reannounce-After`.
+    async fn announce(
+        &self,
+        server: &str,
+        record: &SignedRecord,
+    ) -> Result<Option<Duration>, String> {
         let response = self
             .http
             .post(format!("{server}/api/v1/bootstrap/announce"))
@@ -427,12 +453,9 @@ impl Runner {
         let authority = PinnedAuthority::from_armored(&pin.certificate)
             .map_err(|e| e.to_string())?
             .with_rotation_seq(pin.rotation_seq);
-        let now_ms = SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
         let heartbeat = self
             .network
-            .sign_heartbeat(now_ms, self.state.last_task)
+            .sign_heartbeat(crate::unix_ms(SystemTime::now()), self.state.last_task)
             .map_err(|e| e.to_string())?;
         let response = self
             .http
@@ -628,7 +651,7 @@ fn jitter(wait: Duration) -> Duration {
     let spread = wait.as_millis() / 10;
     let nanos = u128::from(
         SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
+            .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.subsec_nanos()),
     );
     let offset = if spread == 0 { 0 } else { nanos % (2 * spread) };

@@ -28,3 +28,15 @@ pub mod task;
 pub mod verify;
 
 pub use error::{Error, Result};
+
+/// Seconds since the Unix epoch at `at` (0 before it).
+pub(crate) fn unix_secs(at: std::time::SystemTime) -> u64 {
+    at.duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// Milliseconds since the Unix epoch at `at` (0 before it).
+pub(crate) fn unix_ms(at: std::time::SystemTime) -> u64 {
+    at.duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}

@@ -247,10 +247,7 @@ pub fn check_task(
             last: last_applied,
         });
     }
-    let now_secs = now
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    if task.expires_at <= now_secs {
+    if task.expires_at <= crate::unix_secs(now) {
         return Err(TaskError::Expired {
             seq: task.seq,
             expires_at: task.expires_at,

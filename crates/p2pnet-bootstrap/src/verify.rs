@@ -156,9 +156,7 @@ pub fn verify(
     if response.snapshot.len() > MAX_SNAPSHOT_LEN {
         return Err(SnapshotError::TooLarge(response.snapshot.len()).into());
     }
-    let now_secs = now
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
+    let now_secs = crate::unix_secs(now);
     match response.mode.as_str() {
         "trustless" => {
             if policy.must_be_authority {
