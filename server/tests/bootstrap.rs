@@ -7,7 +7,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::server::{Running, client, config};
+use common::server::{Running, client, config, get_json};
 use p2pnet::proto::{
     Keypair,
     record::{PeerRecord, SignedRecord},
@@ -54,14 +54,7 @@ async fn announce(c: &Client, s: &Running, path: &str, record: &str) -> reqwest:
 /// `want` peers are listed.
 async fn snapshot_with(c: &Client, s: &Running, want: usize) -> (Value, Snapshot) {
     for _ in 0..40 {
-        let body: Value = c
-            .get(s.url("/api/Bootstrap/peers"))
-            .send()
-            .await
-            .expect("get")
-            .json()
-            .await
-            .expect("json");
+        let body: Value = get_json(c, s, "/api/Bootstrap/peers").await;
         let snapshot: Snapshot =
             serde_json::from_str(body["snapshot"].as_str().expect("snapshot text")).expect("parse");
         if snapshot.peers.len() == want {
@@ -225,14 +218,7 @@ async fn announces_are_checked_and_listed_in_trustless_mode() {
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::NOT_MODIFIED);
-    let ip: Value = c
-        .get(s.url("/api/Bootstrap/publicip"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let ip: Value = get_json(&c, &s, "/api/Bootstrap/publicip").await;
     assert_eq!(ip["ip"], "127.0.0.1");
     let r = c
         .get(s.url("/api/Bootstrap/authority"))
@@ -244,14 +230,7 @@ async fn announces_are_checked_and_listed_in_trustless_mode() {
         StatusCode::NOT_FOUND,
         "no authority in trustless mode"
     );
-    let doc: Value = c
-        .get(s.url("/api/v1/bootstrap/openapi.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let doc: Value = get_json(&c, &s, "/api/v1/bootstrap/openapi.json").await;
     assert!(doc["paths"]["/api/v1/bootstrap/announce"].is_object());
     s.shutdown().await;
 }
@@ -265,14 +244,7 @@ async fn authority_mode_signs_what_the_pin_and_gpg_verify() {
     };
     let s = Running::start(config(dir.path(), authority_config)).await;
     let c = client();
-    let served: Value = c
-        .get(s.url("/api/Bootstrap/authority"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let served: Value = get_json(&c, &s, "/api/Bootstrap/authority").await;
     let certificate = served["certificate"].as_str().expect("certificate");
     let pin = PinnedAuthority::from_armored(certificate).expect("a certificate");
     assert_eq!(served["fingerprint"], pin.fingerprint());
@@ -340,14 +312,7 @@ async fn authority_mode_signs_what_the_pin_and_gpg_verify() {
 
     // The key persists, encrypted: a restart serves the same fingerprint.
     let s = Running::start(config(dir.path(), authority_config)).await;
-    let again: Value = c
-        .get(s.url("/api/Bootstrap/authority"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let again: Value = get_json(&c, &s, "/api/Bootstrap/authority").await;
     assert_eq!(again["fingerprint"], served["fingerprint"]);
 
     // A rotation: the list is signed by the new key at once, and a client
@@ -356,27 +321,13 @@ async fn authority_mode_signs_what_the_pin_and_gpg_verify() {
         .bootstrap()
         .rotate_authority(&dir.path().join("keys"))
         .expect("rotate");
-    let rotated: Value = c
-        .get(s.url("/api/Bootstrap/authority"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let rotated: Value = get_json(&c, &s, "/api/Bootstrap/authority").await;
     assert_eq!(rotated["fingerprint"], next.key.fingerprint());
     assert_ne!(rotated["fingerprint"], served["fingerprint"]);
     let rotations: Vec<p2pnet_bootstrap::authority::Rotation> =
         serde_json::from_value(rotated["rotations"].clone()).unwrap();
     assert_eq!(rotations.len(), 1);
-    let body: Value = c
-        .get(s.url("/api/Bootstrap/peers"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let body: Value = get_json(&c, &s, "/api/Bootstrap/peers").await;
     let (text, signature) = (
         body["snapshot"].as_str().unwrap(),
         body["signature"].as_str().unwrap(),
@@ -393,14 +344,7 @@ async fn authority_mode_signs_what_the_pin_and_gpg_verify() {
     s.shutdown().await;
     // After a restart the new key and its rotation are served.
     let s = Running::start(config(dir.path(), authority_config)).await;
-    let reloaded: Value = c
-        .get(s.url("/api/Bootstrap/authority"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let reloaded: Value = get_json(&c, &s, "/api/Bootstrap/authority").await;
     assert_eq!(reloaded["fingerprint"], next.key.fingerprint());
     assert_eq!(reloaded["rotations"].as_array().unwrap().len(), 1);
     s.shutdown().await;

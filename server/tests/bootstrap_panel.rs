@@ -6,7 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::server::{Running, Session, client, config, login, page_html, terminal};
+use common::server::{Running, Session, client, config, get_json, login, page_html, terminal};
 use p2pnet::proto::{
     Keypair,
     record::{PeerRecord, SignedRecord},
@@ -331,14 +331,7 @@ async fn the_terminal_lists_exports_and_rotates_the_authority_key() {
     assert_eq!(keys[2], "rotations 1");
     assert_eq!(keys[3], format!("  #1 {first} → {second}"));
     // The API serves the new key, and the next snapshot is signed with it.
-    let served: Value = c
-        .get(s.url("/api/v1/bootstrap/authority"))
-        .send()
-        .await
-        .expect("authority")
-        .json()
-        .await
-        .expect("json");
+    let served: Value = get_json(&c, &s, "/api/v1/bootstrap/authority").await;
     assert_eq!(served["fingerprint"], second.as_str());
     let status = ok(&c, &s, &session, "bootstrap").await;
     assert_eq!(line(&status, "authority"), format!("authority {second}"));

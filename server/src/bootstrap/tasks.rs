@@ -294,8 +294,7 @@ impl BootstrapService {
 
     /// The ids of the peers registered now.
     async fn registered_ids(&self) -> Result<Vec<String>, StoreError> {
-        let now_s = i64::try_from(unix_now()).unwrap_or(i64::MAX);
-        let (_, records) = self.store.live_records(now_s).await?;
+        let records = self.registered_records().await?;
         Ok(records.into_iter().map(|r| r.peer_id).collect())
     }
 

@@ -11,7 +11,7 @@ use p2pnet::proto::record::SignedRecord;
 use p2pnet_bootstrap::authority::KEY_FILE;
 
 use super::{BootstrapService, ServeError, unix_now};
-use crate::store::AnnouncedRecord;
+use crate::store::{AnnouncedRecord, StoreError};
 
 impl BootstrapService {
     /// The service, the snapshot it serves (made now if one is due) and the
@@ -53,7 +53,7 @@ impl BootstrapService {
     }
 
     /// The records unexpired now, by peer id.
-    async fn registered_records(&self) -> Result<Vec<AnnouncedRecord>, ServeError> {
+    pub(super) async fn registered_records(&self) -> Result<Vec<AnnouncedRecord>, StoreError> {
         let now_s = i64::try_from(unix_now()).unwrap_or(i64::MAX);
         Ok(self.store.live_records(now_s).await?.1)
     }

@@ -30,7 +30,7 @@ pub struct NewSignature {
 }
 
 /// One entry of the signing history.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, sqlx::FromRow)]
 pub struct HistoryEntry {
     /// Its position, from 1.
     pub seq: i64,
@@ -51,7 +51,7 @@ pub struct HistoryEntry {
 }
 
 /// A queued task, as stored.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, sqlx::FromRow)]
 pub struct StoredTask {
     /// Its sequence.
     pub seq: i64,
@@ -331,7 +331,7 @@ macro_rules! signing_store {
                 now_s: i64,
                 limit: i64,
             ) -> Result<Vec<$crate::store::StoredTask>, $crate::store::StoreError> {
-                let rows: Vec<(i64, String, String, String, i64, String, i64)> = sqlx::query_as(
+                Ok(sqlx::query_as(
                     "SELECT seq, target, task, signature, expires_at, queued_by, queued_at_ms \
                      FROM bootstrap_tasks WHERE seq > $2 AND (target = $1 OR target = '*') \
                      AND expires_at > $3 ORDER BY seq LIMIT $4",
@@ -341,50 +341,46 @@ macro_rules! signing_store {
                 .bind(now_s)
                 .bind(limit)
                 .fetch_all(&self.pool)
-                .await?;
-                Ok(rows.into_iter().map($crate::store::signing::task_row).collect())
+                .await?)
             }
 
             async fn recent_tasks(
                 &self,
                 limit: i64,
             ) -> Result<Vec<$crate::store::StoredTask>, $crate::store::StoreError> {
-                let rows: Vec<(i64, String, String, String, i64, String, i64)> = sqlx::query_as(
+                Ok(sqlx::query_as(
                     "SELECT seq, target, task, signature, expires_at, queued_by, queued_at_ms \
                      FROM bootstrap_tasks ORDER BY seq DESC LIMIT $1",
                 )
                 .bind(limit)
                 .fetch_all(&self.pool)
-                .await?;
-                Ok(rows.into_iter().map($crate::store::signing::task_row).collect())
+                .await?)
             }
 
             async fn find_signature(
                 &self,
                 digest: &str,
             ) -> Result<Vec<$crate::store::HistoryEntry>, $crate::store::StoreError> {
-                let rows: Vec<$crate::store::signing::HistoryRow> = sqlx::query_as(
+                Ok(sqlx::query_as(
                     "SELECT seq, at_ms, kind, digest, fingerprint, signature, prev_hash, entry_hash \
                      FROM signing_history WHERE digest = $1 OR signature_digest = $1 ORDER BY seq",
                 )
                 .bind(digest)
                 .fetch_all(&self.pool)
-                .await?;
-                Ok(rows.into_iter().map($crate::store::signing::history_row).collect())
+                .await?)
             }
 
             async fn latest_signatures(
                 &self,
                 limit: i64,
             ) -> Result<Vec<$crate::store::HistoryEntry>, $crate::store::StoreError> {
-                let rows: Vec<$crate::store::signing::HistoryRow> = sqlx::query_as(
+                Ok(sqlx::query_as(
                     "SELECT seq, at_ms, kind, digest, fingerprint, signature, prev_hash, entry_hash \
                      FROM signing_history ORDER BY seq DESC LIMIT $1",
                 )
                 .bind(limit)
                 .fetch_all(&self.pool)
-                .await?;
-                Ok(rows.into_iter().map($crate::store::signing::history_row).collect())
+                .await?)
             }
 
             async fn signing_history(
@@ -392,50 +388,19 @@ macro_rules! signing_store {
                 after: i64,
                 limit: i64,
             ) -> Result<Vec<$crate::store::HistoryEntry>, $crate::store::StoreError> {
-                let rows: Vec<$crate::store::signing::HistoryRow> = sqlx::query_as(
+                Ok(sqlx::query_as(
                     "SELECT seq, at_ms, kind, digest, fingerprint, signature, prev_hash, entry_hash \
                      FROM signing_history WHERE seq > $1 ORDER BY seq LIMIT $2",
                 )
                 .bind(after)
                 .bind(limit)
                 .fetch_all(&self.pool)
-                .await?;
-                Ok(rows.into_iter().map($crate::store::signing::history_row).collect())
+                .await?)
             }
         }
     };
 }
 pub(crate) use signing_store;
-
-/// A `signing_history` row as read.
-pub(crate) type HistoryRow = (i64, i64, String, String, String, String, String, String);
-
-pub(crate) fn history_row(r: HistoryRow) -> HistoryEntry {
-    let (seq, at_ms, kind, digest, fingerprint, signature, prev_hash, entry_hash) = r;
-    HistoryEntry {
-        seq,
-        at_ms,
-        kind,
-        digest,
-        fingerprint,
-        signature,
-        prev_hash,
-        entry_hash,
-    }
-}
-
-pub(crate) fn task_row(r: (i64, String, String, String, i64, String, i64)) -> StoredTask {
-    let (seq, target, task, signature, expires_at, queued_by, queued_at_ms) = r;
-    StoredTask {
-        seq,
-        target,
-        task,
-        signature,
-        expires_at,
-        queued_by,
-        queued_at_ms,
-    }
-}
 
 /// The database type of a store, for the helper that appends inside a
 /// transaction.

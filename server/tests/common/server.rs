@@ -172,6 +172,18 @@ pub async fn form_action(
         .to_owned()
 }
 
+/// `GET path` without a session, its body as JSON.
+#[allow(dead_code)] // not every test binary uses it
+pub async fn get_json(c: &Client, s: &Running, path: &str) -> serde_json::Value {
+    c.get(s.url(path))
+        .send()
+        .await
+        .expect("request")
+        .json()
+        .await
+        .expect("a JSON body")
+}
+
 /// A panel page's HTML, with the session `cookie`.
 pub async fn page_html(c: &Client, s: &Running, cookie: &str, page: &str) -> String {
     c.get(s.url(page))
