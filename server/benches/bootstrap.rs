@@ -10,14 +10,16 @@
 //!
 //! The release server runs as its own process on loopback.
 
+mod common;
+
 use std::{
-    net::TcpListener,
-    process::{Child, Command, Stdio},
+    process::{Command, Stdio},
     sync::Arc,
     time::{Duration, Instant, SystemTime},
 };
 
 use anyhow::{Context, Result, bail};
+use common::{ServerProcess, free_port, server_command};
 use p2pnet::proto::{
     Keypair,
     record::{PeerRecord, SignedRecord},
@@ -32,7 +34,7 @@ const CONNECTIONS: u32 = 64;
 
 fn main() -> Result<()> {
     // Before the runtime starts its threads, which inherit the affinity.
-    pin_self(1);
+    pin_process(std::process::id(), 1);
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?
@@ -41,8 +43,16 @@ fn main() -> Result<()> {
 
 async fn run() -> Result<()> {
     let data = tempfile::tempdir()?;
-    let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-    let mut server = start_server(data.path(), port)?;
+    let port = free_port()?;
+    let mut command = server_command(data.path(), port);
+    command
+        .env("P2PNET_AUTH__ADMIN_PASSWORD", "bootstrap-bench-admin")
+        .env("P2PNET_NODE__ENABLED", "false")
+        .env("P2PNET_BOOTSTRAP__MODE", "authority")
+        .env("P2PNET_BOOTSTRAP__PASSPHRASE", PASSPHRASE)
+        .env("P2PNET_BOOTSTRAP__ANNOUNCES_PER_MINUTE", "1000000");
+    let mut server = ServerProcess::spawn(command)?;
+    pin_process(server.id(), 0);
     let base = format!("http://127.0.0.1:{port}");
     wait_ready(&base).await?;
 
@@ -138,7 +148,7 @@ async fn run() -> Result<()> {
             .map(|_| ())
             .map_err(anyhow::Error::from)
     })?;
-    let rss = rss_kib(&server.0)?;
+    let rss = server.rss_kib()?;
 
     println!(
         "bootstrap API, authority mode, {PEERS} peers (snapshot {} bytes of JSON)\n",
@@ -187,7 +197,7 @@ async fn run() -> Result<()> {
             rate / base_rate
         );
     }
-    println!("\nserver RSS at the end: {} KiB", rss_kib(&server.0)?);
+    println!("\nserver RSS at the end: {} KiB", server.rss_kib()?);
     server.stop();
     Ok(())
 }
@@ -251,23 +261,6 @@ fn pinned(cpu: usize, program: &str) -> Command {
     }
 }
 
-/// Pins this process's main thread (and the threads it starts later) to
-/// `cpu`, when there are two CPUs and taskset is there.
-fn pin_self(cpu: usize) {
-    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
-    if let Some(taskset) = which("taskset").filter(|_| cpus > 1) {
-        let _ = Command::new(taskset)
-            .args([
-                "-p",
-                "-c",
-                &cpu.to_string(),
-                &std::process::id().to_string(),
-            ])
-            .stdout(Stdio::null())
-            .status();
-    }
-}
-
 fn which(program: &str) -> Option<String> {
     std::env::var_os("PATH").and_then(|paths| {
         std::env::split_paths(&paths)
@@ -294,44 +287,14 @@ async fn wait_ready(base: &str) -> Result<()> {
     Ok(())
 }
 
-fn rss_kib(child: &Child) -> Result<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{}/status", child.id()))?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .context("VmRSS")
-}
-
-struct ServerProcess(Child);
-
-impl ServerProcess {
-    fn stop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
+/// Pins every thread of process `pid` to `cpu` (threads started later
+/// inherit it), when there are two CPUs and taskset is there.
+fn pin_process(pid: u32, cpu: usize) {
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if let Some(taskset) = which("taskset").filter(|_| cpus > 1) {
+        let _ = Command::new(taskset)
+            .args(["-a", "-p", "-c", &cpu.to_string(), &pid.to_string()])
+            .stdout(Stdio::null())
+            .status();
     }
-}
-
-impl Drop for ServerProcess {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
-fn start_server(data: &std::path::Path, port: u16) -> Result<ServerProcess> {
-    let child = pinned(0, env!("CARGO_BIN_EXE_p2pnet-server"))
-        .args(["--listen", &format!("127.0.0.1:{port}")])
-        .arg("--data-dir")
-        .arg(data)
-        .args(["--log-filter", "warn"])
-        .env("P2PNET_AUTH__ADMIN_PASSWORD", "bootstrap-bench-admin")
-        .env("P2PNET_NODE__ENABLED", "false")
-        .env("P2PNET_BOOTSTRAP__MODE", "authority")
-        .env("P2PNET_BOOTSTRAP__PASSPHRASE", PASSPHRASE)
-        .env("P2PNET_BOOTSTRAP__ANNOUNCES_PER_MINUTE", "1000000")
-        .stdout(Stdio::null())
-        .spawn()
-        .context("start p2pnet-server")?;
-    Ok(ServerProcess(child))
 }

@@ -13,9 +13,10 @@
 //! and the latency from send to arrival, and the server's RSS. The rate
 //! sustained is the highest step every client followed in full.
 
+mod common;
+
 use std::{
-    net::{SocketAddr, TcpListener},
-    process::{Child, Command, Stdio},
+    net::SocketAddr,
     sync::{
         Arc,
         atomic::{AtomicU64, Ordering},
@@ -24,6 +25,7 @@ use std::{
 };
 
 use anyhow::{Context, Result, bail};
+use common::{ServerProcess, free_port, server_command};
 use p2pnet::{PeerId, PeerNetwork};
 use tokio::sync::Mutex;
 
@@ -54,7 +56,13 @@ async fn run() -> Result<()> {
     let data = tempfile::tempdir()?;
     let http_port = free_port()?;
     let node_port = free_port()?;
-    let mut server = ServerProcess::start(data.path(), http_port, node_port)?;
+    let mut command = server_command(data.path(), http_port);
+    command
+        .env("P2PNET_AUTH__ADMIN_PASSWORD", PASSWORD)
+        .env("P2PNET_NODE__LISTEN", format!("127.0.0.1:{node_port}"))
+        .env("P2PNET_NODE__DISCOVERY__ENABLED", "false")
+        .env("P2PNET_NODE__TRUST__AUTO_ACCEPT", "true");
+    let mut server = ServerProcess::spawn(command)?;
     let base = format!("http://127.0.0.1:{http_port}");
     let cookie = login(&base).await?;
 
@@ -264,10 +272,6 @@ async fn login(base: &str) -> Result<String> {
     }
 }
 
-fn free_port() -> Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
-}
-
 fn per_second(count: u64, over: Duration) -> u64 {
     (u128::from(count) * 1_000_000 / over.as_micros().max(1))
         .try_into()
@@ -283,54 +287,4 @@ fn percentile(sorted: &[u64], p: usize) -> u64 {
 
 fn millis(us: u64) -> String {
     format!("{}.{}", us / 1000, us % 1000 / 100)
-}
-
-/// The release server, run as its own process.
-struct ServerProcess(Child);
-
-impl ServerProcess {
-    fn start(data: &std::path::Path, http_port: u16, node_port: u16) -> Result<Self> {
-        let child = Command::new(env!("CARGO_BIN_EXE_p2pnet-server"))
-            .args(["--listen", &format!("127.0.0.1:{http_port}")])
-            .arg("--data-dir")
-            .arg(data)
-            .args(["--log-filter", "warn"])
-            .env("P2PNET_AUTH__ADMIN_PASSWORD", PASSWORD)
-            .env("P2PNET_NODE__LISTEN", format!("127.0.0.1:{node_port}"))
-            .env("P2PNET_NODE__DISCOVERY__ENABLED", "false")
-            .env("P2PNET_NODE__TRUST__AUTO_ACCEPT", "true")
-            .stdout(Stdio::null())
-            .spawn()
-            .context("start p2pnet-server")?;
-        Ok(Self(child))
-    }
-
-    fn status_kib(&self, field: &str) -> Result<u64> {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.0.id()))?;
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(field))
-            .and_then(|rest| rest.split_whitespace().next())
-            .and_then(|kib| kib.parse().ok())
-            .with_context(|| format!("{field} in /proc/PID/status"))
-    }
-
-    fn rss_kib(&self) -> Result<u64> {
-        self.status_kib("VmRSS:")
-    }
-
-    fn peak_rss_kib(&self) -> Result<u64> {
-        self.status_kib("VmHWM:")
-    }
-
-    fn stop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-impl Drop for ServerProcess {
-    fn drop(&mut self) {
-        self.stop();
-    }
 }

@@ -333,51 +333,32 @@ async fn authority_tasks_reach_their_peer_and_forgeries_do_not() {
     let history = s.bootstrap().history(0, 1000).await.unwrap();
     assert!(history.iter().any(|e| e.kind == "snapshot"));
     assert_eq!(verify_chain(&history), Ok(()));
+    let verify = |body: serde_json::Value| {
+        let request = c.post(s.url("/api/v1/bootstrap/verify")).json(&body);
+        async move {
+            let answer: serde_json::Value = request
+                .send()
+                .await
+                .expect("verify")
+                .json()
+                .await
+                .expect("a JSON body");
+            answer
+        }
+    };
     let digest = sha256_hex(task.to_text().unwrap().as_bytes());
-    let answer: serde_json::Value = c
-        .post(s.url("/api/v1/bootstrap/verify"))
-        .json(&serde_json::json!({ "digest": digest }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let answer: serde_json::Value = verify(serde_json::json!({ "digest": digest })).await;
     assert_eq!(answer["issued"], true, "{answer}");
-    let unknown: serde_json::Value = c
-        .post(s.url("/api/v1/bootstrap/verify"))
-        .json(&serde_json::json!({ "digest": "0".repeat(64) }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let unknown: serde_json::Value = verify(serde_json::json!({ "digest": "0".repeat(64) })).await;
     assert_eq!(unknown["issued"], false);
     // By signature too, whatever its line endings.
     let stored = s.bootstrap().recent_tasks(1).await.unwrap().pop().unwrap();
     let crlf = stored.signature.replace('\n', "\r\n");
-    let by_signature: serde_json::Value = c
-        .post(s.url("/api/v1/bootstrap/verify"))
-        .json(&serde_json::json!({ "signature": crlf }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let by_signature: serde_json::Value = verify(serde_json::json!({ "signature": crlf })).await;
     assert_eq!(by_signature["issued"], true, "{by_signature}");
     assert_eq!(by_signature["entries"][0]["kind"], "task");
     let stranger = forger.sign_detached(b"never served").unwrap();
-    let not_ours: serde_json::Value = c
-        .post(s.url("/api/v1/bootstrap/verify"))
-        .json(&serde_json::json!({ "signature": stranger }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let not_ours: serde_json::Value = verify(serde_json::json!({ "signature": stranger })).await;
     assert_eq!(not_ours["issued"], false);
     let bad = c
         .post(s.url("/api/v1/bootstrap/verify"))

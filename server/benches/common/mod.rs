@@ -1,0 +1,81 @@
+//! What the server's benches share: the release server run as its own
+//! process (so its memory is its own), its memory, a free port.
+
+use std::{
+    net::TcpListener,
+    path::Path,
+    process::{Child, Command, Stdio},
+};
+
+use anyhow::{Context, Result};
+
+/// The release server, run as its own process; killed when dropped.
+pub(crate) struct ServerProcess(Child);
+
+impl ServerProcess {
+    /// Starts `command` (from [`server_command`], configured further),
+    /// its standard output discarded.
+    pub(crate) fn spawn(mut command: Command) -> Result<Self> {
+        let child = command
+            .stdout(Stdio::null())
+            .spawn()
+            .context("start p2pnet-server")?;
+        Ok(Self(child))
+    }
+
+    /// Its process id.
+    #[allow(dead_code)] // not every bench needs it
+    pub(crate) fn id(&self) -> u32 {
+        self.0.id()
+    }
+
+    /// Its resident memory, KiB.
+    pub(crate) fn rss_kib(&self) -> Result<u64> {
+        self.status_kib("VmRSS:")
+    }
+
+    /// Its peak resident memory, KiB.
+    #[allow(dead_code)] // not every bench reports it
+    pub(crate) fn peak_rss_kib(&self) -> Result<u64> {
+        self.status_kib("VmHWM:")
+    }
+
+    fn status_kib(&self, field: &str) -> Result<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.0.id()))?;
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(field))
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|kib| kib.parse().ok())
+            .with_context(|| format!("{field} in /proc/PID/status"))
+    }
+
+    /// Kills it and waits for it.
+    pub(crate) fn stop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// The release server listening on `127.0.0.1:port` over `data`, logging
+/// warnings only; the caller adds the environment it needs.
+pub(crate) fn server_command(data: &Path, port: u16) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_p2pnet-server"));
+    command
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .arg("--data-dir")
+        .arg(data)
+        .args(["--log-filter", "warn"]);
+    command
+}
+
+/// A loopback port nothing listens on now.
+pub(crate) fn free_port() -> Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
