@@ -32,6 +32,17 @@ pub(crate) enum Intent {
     Application,
     /// Discovery dialled a peer it heard of: gated like an inbound peer.
     Discovery,
+    /// The application dialled an address a scan found, for discovery:
+    /// gated like an inbound peer, as [`Intent::Discovery`] is.
+    Scanned,
+}
+
+impl Intent {
+    /// Whether the dial is discovery's, not the application's own wish:
+    /// the channel then waits for approval as an inbound one would.
+    pub(crate) fn is_discovery(self) -> bool {
+        matches!(self, Self::Discovery | Self::Scanned)
+    }
 }
 
 /// Where a connection comes from, for per-source bounds: an IPv4 address,
@@ -154,7 +165,7 @@ pub(crate) fn after_handshake(facts: Facts, limits: &Limits) -> Verdict {
 pub(crate) fn direction_of(intent: Intent) -> Direction {
     match intent {
         Intent::Inbound => Direction::Inbound,
-        Intent::Application | Intent::Discovery => Direction::Outbound,
+        Intent::Application | Intent::Discovery | Intent::Scanned => Direction::Outbound,
     }
 }
 

@@ -438,6 +438,18 @@ impl PeerNetwork {
             .await
     }
 
+    /// Dials an address where a scan (widescan) found another instance,
+    /// gated as discovery's dials are: the channel waits for approval
+    /// unless the trust policy or an earlier decision says otherwise. The
+    /// scan gave an address only; the handshake says who is there, and the
+    /// peer is known from then on with source [`PeerSource::Widescan`]
+    /// (unless it was known before). Returns its id once the channel is
+    /// open or waits for approval.
+    pub async fn dial_scanned(&self, addr: SocketAddr) -> Result<PeerId> {
+        self.dial(addr, None, crate::admission::Intent::Scanned)
+            .await
+    }
+
     /// Signs this node's own record for bootstrap servers: its id and
     /// network, `seq`, the time span and `addresses`.
     pub fn sign_record(

@@ -29,6 +29,9 @@ pub enum PeerSource {
     /// A bootstrap server's list (WAN discovery): the peer signed its
     /// record, the addresses are as it claimed them.
     Bootstrap,
+    /// An address scan (widescan) found an instance there; the channel
+    /// this node dialled to it proved who it is.
+    Widescan,
 }
 
 /// The id of a peer's base grant: what its approval (or, without one, the

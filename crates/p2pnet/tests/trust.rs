@@ -347,3 +347,39 @@ async fn a_failing_or_panicking_handler_is_reported_and_the_channel_lives_on() {
     alice.shutdown().await;
     bob.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_scanned_address_is_dialled_as_discovery_and_known_as_widescan() {
+    // A scan gives an address only: the handshake names the peer, and the
+    // channel is gated as discovery's (the default policy defers it).
+    let scanner = start(local()).await;
+    let found = start(local()).await;
+    let mut events = scanner.subscribe();
+    let found_id = scanner.dial_scanned(addr(&found)).await.unwrap();
+    assert_eq!(found_id, found.local_peer_id());
+    let peer = wait_for(&mut events, "approval request", |e| match e {
+        NetworkEvent::ApprovalRequested { peer, .. } => Some(*peer),
+        _ => None,
+    })
+    .await;
+    assert_eq!(peer, found_id, "the scanner's own policy gates the channel");
+    let known = scanner.known_peer(&found_id).expect("known");
+    assert_eq!(known.source, p2pnet::PeerSource::Widescan);
+    assert!(known.addresses.contains(&addr(&found)));
+    assert_eq!(
+        scanner.channel(&found_id).map(|c| c.state),
+        Some(p2pnet::proto::ChannelState::PendingApproval),
+        "not open before approval"
+    );
+
+    // A blocked network is never dialled.
+    scanner.block_network("127.0.0.0/8".parse().unwrap());
+    let other = start(local()).await;
+    assert!(matches!(
+        scanner.dial_scanned(addr(&other)).await,
+        Err(Error::Denied(_))
+    ));
+    for n in [scanner, found, other] {
+        n.shutdown().await;
+    }
+}

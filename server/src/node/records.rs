@@ -30,6 +30,7 @@ pub fn source_word(source: PeerSource) -> String {
         PeerSource::Shared { by } => format!("shared:{by}"),
         PeerSource::Discovery { via } => format!("discovery:{}", via_word(via)),
         PeerSource::Bootstrap => "bootstrap".into(),
+        PeerSource::Widescan => "widescan".into(),
         _ => "other".into(),
     }
 }
@@ -57,6 +58,7 @@ fn parse_source(word: &str) -> PeerSource {
         },
         _ if word == "inbound" => PeerSource::Inbound,
         _ if word == "bootstrap" => PeerSource::Bootstrap,
+        _ if word == "widescan" => PeerSource::Widescan,
         _ => PeerSource::Manual,
     }
 }
@@ -192,6 +194,7 @@ mod tests {
                 via: DiscoveryVia::Multicast,
             },
             PeerSource::Bootstrap,
+            PeerSource::Widescan,
         ] {
             assert_eq!(parse_source(&source_word(source)), source);
         }

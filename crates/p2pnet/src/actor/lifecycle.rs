@@ -103,6 +103,7 @@ impl Actor {
                     via: p2pnet_proto::discovery::DiscoveryVia::Unicast,
                 },
             ),
+            (Direction::Outbound, Intent::Scanned) => (Some(self.addr), PeerSource::Widescan),
             (Direction::Outbound, _) => (Some(self.addr), PeerSource::Manual),
             (Direction::Inbound, _) => (
                 listening_port.map(|port| SocketAddr::new(self.addr.ip(), port)),
@@ -198,7 +199,7 @@ impl Actor {
                         // A discovery dial is done once its channel waits:
                         // it must not hold a dial slot for the approval
                         // timeout.
-                        if self.intent == Intent::Discovery
+                        if self.intent.is_discovery()
                             && let Some(opened) = self.opened.take()
                         {
                             let _ = opened.send(Ok(peer));
