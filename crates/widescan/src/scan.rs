@@ -16,7 +16,7 @@
 //! scan built with the same targets and seed and `resume_from(checkpoint)` continues
 //! exactly there, with no gap and no repeat.
 
-use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -299,6 +299,8 @@ impl Scan {
             listener: listener.as_ref().map(Listener::counters),
             started: Instant::now(),
             send_elapsed: Mutex::new(None),
+            generated: AtomicU64::new(0),
+            generate_busy_ns: AtomicU64::new(0),
         });
         let (work_tx, work_rx) = bounded::<AddrBatch>(self.queue);
         let (recycle_tx, recycle_rx) = bounded::<Vec<Octets>>(self.queue + 3);
@@ -346,6 +348,10 @@ struct Shared {
     listener: Option<Arc<ListenerCounters>>,
     started: Instant,
     send_elapsed: Mutex<Option<Duration>>,
+    /// Addresses generated, and the time spent generating them: the
+    /// generator's own rate, whatever the send rate lets it do.
+    generated: AtomicU64,
+    generate_busy_ns: AtomicU64,
 }
 
 impl Shared {
@@ -386,7 +392,11 @@ fn generate(
             .try_recv()
             .unwrap_or_else(|_| Vec::with_capacity(batch_len));
         addrs.resize(len, [0; 16]);
+        let began = Instant::now();
         generator.fill(next, &mut addrs)?;
+        let busy = u64::try_from(began.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        shared.generate_busy_ns.fetch_add(busy, Ordering::Relaxed);
+        shared.generated.fetch_add(len as u64, Ordering::Relaxed);
         let mut batch = AddrBatch { start: next, addrs };
         loop {
             match work.send_timeout(batch, Duration::from_millis(50)) {
@@ -503,6 +513,10 @@ pub struct Progress {
     pub peers: u64,
     /// ICMPv6 errors about our probes, per type (never hits).
     pub errors: ErrorCounts,
+    /// Addresses generated so far (ahead of `done` by what is queued).
+    pub generated: u64,
+    /// Time the generator spent generating them.
+    pub generate_busy: Duration,
 }
 
 /// Rates between two [`Progress`] snapshots.
@@ -532,6 +546,17 @@ impl Progress {
         let per_index = self.elapsed.as_secs_f64() / self.done as f64;
         let left = (self.total - self.done.min(self.total)) as f64 * per_index;
         (left.is_finite() && left < 1e12).then(|| Duration::from_secs_f64(left))
+    }
+
+    /// Addresses the generator makes a second while it works (0 before
+    /// its first batch).
+    pub fn generated_per_sec(&self) -> f64 {
+        let busy = self.generate_busy.as_secs_f64();
+        if busy > 0.0 {
+            self.generated as f64 / busy
+        } else {
+            0.0
+        }
     }
 
     /// Rates since an earlier snapshot of the same scan.
@@ -645,6 +670,8 @@ impl ScanHandle {
             hits: l.hits,
             peers: l.peers,
             errors: l.errors,
+            generated: s.generated.load(Ordering::Relaxed),
+            generate_busy: Duration::from_nanos(s.generate_busy_ns.load(Ordering::Relaxed)),
         }
     }
 
@@ -783,8 +810,11 @@ mod tests {
             hits: 3,
             peers: 1,
             errors: ErrorCounts::default(),
+            generated: 1000,
+            generate_busy: Duration::from_millis(2),
         };
         assert!((p.fraction() - 0.25).abs() < 1e-9);
+        assert!((p.generated_per_sec() - 500_000.0).abs() < 1e-6);
         assert_eq!(p.eta(), Some(Duration::from_secs(30)));
         let earlier = Progress {
             elapsed: Duration::from_secs(5),
