@@ -1,7 +1,8 @@
 //! Persistent state: one trait per concern, one file each (`accounts.rs`
 //! admins and sessions, `settings.rs`, `audit.rs`, `peers.rs` the node's
 //! peers and access list, `bootstrap.rs` the bootstrap registry,
-//! `signing.rs` tasks, heartbeats and the signing history), gathered by [`Store`], with SQLite and
+//! `signing.rs` tasks, heartbeats and the signing history, `widescan.rs`
+//! scan jobs and their findings), gathered by [`Store`], with SQLite and
 //! PostgreSQL behind it. `url.rs` shows database URLs without secrets.
 //!
 //! Both backends run the same SQL (`$n` placeholders, `ON CONFLICT`,
@@ -19,6 +20,7 @@ mod settings;
 pub(crate) mod signing;
 mod sqlite;
 mod url;
+mod widescan;
 
 use std::time::Duration;
 
@@ -37,6 +39,9 @@ pub use signing::{
 };
 pub use sqlite::SqliteStore;
 pub use url::{SECRET_PARAMETER_MARKERS, redact_url};
+pub use widescan::{
+    NewScanJob, ScanJobRecord, ScanProgressUpdate, ScanResultRecord, ScanStore, StoredFindings,
+};
 
 /// What can go wrong talking to the database.
 #[derive(Debug, thiserror::Error)]
@@ -91,6 +96,7 @@ pub trait Store:
     + PeerStore
     + BootstrapStore
     + SigningStore
+    + ScanStore
     + Send
     + Sync
     + 'static
@@ -138,6 +144,7 @@ macro_rules! sql_store {
         $crate::store::peers::peer_store!($store);
         $crate::store::bootstrap::bootstrap_store!($store);
         $crate::store::signing::signing_store!($store);
+        $crate::store::widescan::scan_store!($store);
 
         #[async_trait::async_trait]
         impl $crate::store::Store for $store {
