@@ -64,6 +64,8 @@ pub struct RawConfig {
     pub node: RawNode,
     /// `[bootstrap]`
     pub bootstrap: crate::bootstrap::RawBootstrap,
+    /// `[widescan]`
+    pub widescan: crate::widescan::RawWidescan,
 }
 
 /// `[server]`
@@ -252,6 +254,8 @@ pub struct Config {
     pub node: NodeConfig,
     /// The bootstrap API.
     pub bootstrap: crate::bootstrap::BootstrapConfig,
+    /// Scan jobs.
+    pub widescan: crate::widescan::WidescanConfig,
     /// The merged raw form, kept to show the effective configuration.
     raw: RawConfig,
 }
@@ -429,6 +433,7 @@ impl Config {
         };
         let node = raw.node.validate(&raw.server.data_dir, &keys_dir)?;
         let bootstrap = raw.bootstrap.validate()?;
+        let widescan = raw.widescan.validate()?;
         Ok(Self {
             listen,
             allowed_hosts,
@@ -451,6 +456,7 @@ impl Config {
             node_name,
             node,
             bootstrap,
+            widescan,
             raw,
         })
     }

@@ -8,6 +8,7 @@
 //! - [`http`]: the router and its middleware; [`panel`] answers the Leptos
 //!   server functions; [`terminal`] parses and runs terminal commands.
 //! - [`settings`]: run-time settings persisted in the store.
+//! - [`widescan`]: scan jobs run in the background, stored and resumable.
 //! - [`telemetry`], [`shutdown`]: process concerns used by the binary.
 
 // The panel's pages are nested view types; rendering them on the server
@@ -27,6 +28,7 @@ pub mod state;
 pub mod store;
 pub mod telemetry;
 pub mod terminal;
+pub mod widescan;
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
@@ -139,6 +141,11 @@ impl Server {
         } else {
             None
         };
+        let widescan = Arc::new(widescan::WidescanService::new(
+            config.widescan.clone(),
+            store.clone(),
+            node.clone(),
+        ));
         let shared = Shared {
             login_limiter: auth::rate_limit::LoginLimiter::new(config.login_attempts_per_minute),
             bootstrap,
@@ -149,6 +156,7 @@ impl Server {
             transcripts: terminal::Transcripts::default(),
             metrics: http::metrics::HttpMetrics::default(),
             node,
+            widescan,
             settings_at_start,
             shutdown: CancellationToken::new(),
         };
@@ -181,6 +189,11 @@ impl Server {
     /// The bootstrap service, when `[bootstrap] enabled`.
     pub fn bootstrap(&self) -> Option<Arc<bootstrap::BootstrapService>> {
         self.state.shared.bootstrap.clone()
+    }
+
+    /// The scan jobs (for tests and tools).
+    pub fn widescan(&self) -> Arc<widescan::WidescanService> {
+        self.state.shared.widescan.clone()
     }
 
     /// The store (for tests and tools).
@@ -216,6 +229,10 @@ impl Server {
         for addr in &self.state.shared.listen_addresses {
             tracing::info!(%addr, "listening");
         }
+        // Jobs a stop interrupted continue where they were.
+        if let Err(e) = self.state.shared.widescan.restore().await {
+            tracing::warn!(error = %e, "cannot restore the scan jobs");
+        }
         let mut result = Ok(());
         while let Some(joined) = tasks.join_next().await {
             let outcome = match joined {
@@ -230,8 +247,10 @@ impl Server {
         }
         shutdown.cancel();
         let _ = sweeper.await;
-        // Order: HTTP has drained; the node stops (and saves) before the
-        // store it saves to closes.
+        // Order: HTTP has drained; scan jobs store their checkpoints (and
+        // stop handing peers to the node); the node stops (and saves)
+        // before the store it saves to closes.
+        self.state.shared.widescan.shutdown().await;
         if let Some(node) = &self.state.shared.node {
             node.stop().await;
         }

@@ -40,6 +40,8 @@ pub struct Shared {
     pub bootstrap: Option<Arc<crate::bootstrap::BootstrapService>>,
     /// The embedded peer node (`None` when `[node] enabled = false`).
     pub node: Option<Arc<NodeService>>,
+    /// Scan jobs.
+    pub widescan: Arc<crate::widescan::WidescanService>,
     /// The settings the server started with (stored over the file), to
     /// tell which stored changes wait for a restart.
     pub settings_at_start: app::api::EditableSettings,

@@ -145,6 +145,13 @@ impl NodeService {
                     "a bootstrap task is queued by the bootstrap service, not the node".into(),
                 ));
             }
+            NodeAction::ScanStart { .. }
+            | NodeAction::ScanStop { .. }
+            | NodeAction::ScanResume { .. } => {
+                return Err(ActionError::Invalid(
+                    "scan jobs are run by the widescan service, not the node".into(),
+                ));
+            }
             NodeAction::Approve { peer } => {
                 let peer = self.resolve(&peer)?;
                 network.approve(peer, None).await.map_err(failed)?;

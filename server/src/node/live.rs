@@ -146,6 +146,24 @@ impl LiveFeed {
         seq
     }
 
+    /// Sends an event to the subscribers without keeping it for late ones:
+    /// a figure that the next one replaces (a scan's progress, once a
+    /// second), which would otherwise push every other event out of the
+    /// replay, as traffic samples would.
+    pub fn publish_transient(&self, draft: Draft) -> u64 {
+        let mut recent = self.recent();
+        let seq = recent.take_seq();
+        let _ = self.sender.send(Arc::new(LiveEvent {
+            seq,
+            at_ms: now_ms(),
+            kind: draft.kind.to_owned(),
+            peer: draft.peer.map(|p| p.to_string()),
+            text: bounded_text(&draft.text),
+            traffic: None,
+        }));
+        seq
+    }
+
     /// Adds a `traffic` event and keeps its sample for the chart's history.
     pub fn publish_traffic(&self, traffic: Traffic) -> u64 {
         let mut recent = self.recent();
