@@ -46,6 +46,8 @@ pub enum Command {
     Task(TaskCommand),
     /// `key list|export|rotate|gen`: the bootstrap authority key.
     Key(KeyCommand),
+    /// `scan start|list|show|stop|resume …`: widescan jobs.
+    Scan(super::scan::ScanCommand),
 }
 
 /// What `key` does with the bootstrap authority key.
@@ -77,7 +79,7 @@ pub enum TaskCommand {
 
 /// Every command with its one-line description, in `help` order. An ID
 /// may be any unambiguous prefix of a peer id.
-pub const COMMANDS: [(&str, &str); 25] = [
+pub const COMMANDS: [(&str, &str); 26] = [
     ("help", "list commands, or `help <command>` for one"),
     ("version", "show the server version"),
     ("whoami", "show the logged-in administrator"),
@@ -136,6 +138,13 @@ pub const COMMANDS: [(&str, &str); 25] = [
         "the bootstrap authority key: `key list` (fingerprint, rotations), \
          `key export` (public certificate), `key rotate` (a new key the old \
          one certifies), `key gen` (create the key file where there is none)",
+    ),
+    (
+        "scan",
+        "widescan jobs: `scan start -p PREFIX [-x EXCLUDE] [--rate N] \
+         [--per-subnet-rate N] [--hardware auto|gpu|cpu] [--transport kernel|packet] \
+         [--seed N] [--shard K/N] [--contact TEXT] [--interface IF]`, `scan list`, \
+         `scan show ID`, `scan stop ID`, `scan resume ID` (from its checkpoint)",
     ),
 ];
 
@@ -288,6 +297,7 @@ pub fn parse(line: &str) -> Result<Command, ParseError> {
             },
             _ => Err(KEY_ARGUMENTS),
         },
+        "scan" => super::scan::parse(line.trim_start()[name.len()..].trim()).map(Command::Scan),
         "routine" => match args.as_slice() {
             [verb, name] if verb.eq_ignore_ascii_case("start") => {
                 Ok(Command::Action(NodeAction::RoutineStart {

@@ -3,6 +3,7 @@
 mod bootstrap;
 pub mod command;
 mod run;
+pub mod scan;
 mod transcript;
 
 pub use command::{Command, KeyCommand, ParseError, TaskCommand, parse};

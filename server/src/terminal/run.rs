@@ -28,6 +28,9 @@ pub enum RunError {
     /// A bootstrap command refused or failed; the message says why.
     #[error("{0}")]
     Bootstrap(String),
+    /// A scan command refused or failed; the message says why.
+    #[error("{0}")]
+    Scan(String),
 }
 
 /// Runs one line for `session`; the lines to show.
@@ -63,6 +66,9 @@ pub async fn run(
             bootstrap::task(&session.username, bootstrap()?.as_ref(), task).await?
         }
         Command::Key(key) => bootstrap::key(state, &session.username, bootstrap()?, key).await?,
+        Command::Scan(scan) => {
+            super::scan::run(&state.shared.widescan, &session.username, scan).await?
+        }
     })
 }
 
