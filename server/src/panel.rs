@@ -3,7 +3,7 @@
 use app::{
     api::{
         BootstrapView, DoctorReport, EditableSettings, NodeAction, Overview, PanelError, PeersView,
-        RoutineRow, SettingsView,
+        RoutineRow, SettingsView, WidescanView,
     },
     ssr::PanelBackend,
 };
@@ -13,6 +13,7 @@ use crate::{
     settings,
     state::{AppState, now_ms},
     store::{NewAudit, StoreError},
+    widescan::ScanError,
 };
 
 /// Answers the panel's server functions from the server state.
@@ -65,6 +66,14 @@ fn action_error(e: ActionError) -> PanelError {
         ActionError::Invalid(message) => PanelError::Invalid(message),
         ActionError::Failed(message) => PanelError::Internal(message),
         ActionError::Store(e) => internal(e),
+    }
+}
+
+fn scan_error(e: ScanError) -> PanelError {
+    match e {
+        ScanError::Fields(fields) => PanelError::Fields(fields),
+        ScanError::Store(e) => internal(e),
+        other => PanelError::Invalid(other.to_string()),
     }
 }
 
@@ -154,8 +163,26 @@ impl PanelBackend for Panel {
     }
 
     async fn node_action(&self, actor: &str, action: NodeAction) -> Result<String, PanelError> {
-        if let NodeAction::QueueTask { target, task } = action {
-            return self.queue_task(actor, &target, &task).await;
+        match action {
+            NodeAction::QueueTask { target, task } => {
+                return self.queue_task(actor, &target, &task).await;
+            }
+            NodeAction::ScanStart { request } => {
+                let service = &self.state.shared.widescan;
+                let id = service.start(actor, &request).await.map_err(scan_error)?;
+                return Ok(format!("scan job {id} started"));
+            }
+            NodeAction::ScanStop { job } => {
+                let service = &self.state.shared.widescan;
+                service.stop(actor, job).await.map_err(scan_error)?;
+                return Ok(format!("scan job {job} stopping"));
+            }
+            NodeAction::ScanResume { job } => {
+                let service = &self.state.shared.widescan;
+                service.resume(actor, job).await.map_err(scan_error)?;
+                return Ok(format!("scan job {job} resumed"));
+            }
+            _ => {}
         }
         self.node()?.run(actor, action).await.map_err(action_error)
     }
@@ -172,5 +199,9 @@ impl PanelBackend for Panel {
             tracing::error!(error = %e, "the bootstrap view failed");
             PanelError::Internal("the bootstrap registry is unavailable; see the server log".into())
         })
+    }
+
+    async fn widescan_view(&self, job: Option<i64>) -> Result<WidescanView, PanelError> {
+        self.state.shared.widescan.view(job).await.map_err(internal)
     }
 }

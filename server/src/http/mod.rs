@@ -14,6 +14,7 @@ pub mod live;
 pub mod metrics;
 pub mod parser;
 pub mod path;
+pub mod widescan;
 
 use std::time::Duration;
 
@@ -51,6 +52,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/parser/output", get(parser::output))
         .route("/api/live", get(live::stream))
         .merge(bootstrap::routes())
+        .merge(widescan::routes())
         .leptos_routes_with_context(&state, routes, move || provide_context(panel.clone()), {
             let options = state.leptos.clone();
             move || app::shell(options.clone())
