@@ -27,6 +27,7 @@ pub fn Layout() -> impl IntoView {
                 <A href="/peers">"Peers"</A>
                 <A href="/routines">"Routines"</A>
                 <A href="/bootstrap">"Bootstrap"</A>
+                <A href="/widescan">"Widescan"</A>
                 <A href="/settings">"Settings"</A>
                 <A href="/terminal">"Terminal"</A>
             </nav>

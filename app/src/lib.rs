@@ -38,7 +38,7 @@ use leptos_router::{
 use crate::layout::Layout;
 use crate::pages::{
     BootstrapPage, LoginPage, NotFound, OverviewPage, PeersPage, RoutinesPage, SettingsPage,
-    TerminalPage,
+    TerminalPage, WidescanPage,
 };
 
 /// The HTML document around the application, rendered on the server only.
@@ -83,6 +83,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("peers") view=PeersPage />
                     <Route path=path!("routines") view=RoutinesPage />
                     <Route path=path!("bootstrap") view=BootstrapPage />
+                    <Route path=path!("widescan") view=WidescanPage />
                     <Route path=path!("settings") view=SettingsPage />
                     <Route path=path!("terminal") view=TerminalPage />
                 </ParentRoute>

@@ -20,7 +20,7 @@ use std::collections::VecDeque;
 
 use leptos::prelude::*;
 
-use crate::api::{LAGGED, LiveEvent, TRAFFIC, TrafficSample};
+use crate::api::{LAGGED, LiveEvent, SCAN_PROGRESS, TRAFFIC, TrafficSample};
 
 /// Feed entries kept in the page.
 pub const FEED_LEN: usize = 100;
@@ -81,6 +81,9 @@ pub struct Live {
     pub traffic: RwSignal<VecDeque<TrafficSample>>,
     /// Whether the stream is up.
     pub status: RwSignal<LiveStatus>,
+    /// Goes up with every scan job's progress event (once a second per
+    /// running job): the Widescan page refetches on it, the others do not.
+    pub scan_ticks: RwSignal<u64>,
     cursor: StoredValue<Cursor>,
 }
 
@@ -102,6 +105,8 @@ enum Applied {
     Skip,
     /// A traffic sample.
     Sample(TrafficSample),
+    /// A scan job's figures changed.
+    ScanTick,
     /// A feed entry; the snapshot is stale.
     Feed(FeedItem),
 }
@@ -120,6 +125,9 @@ impl Cursor {
                 return event
                     .traffic_sample()
                     .map_or(Applied::Skip, Applied::Sample);
+            }
+            if event.kind == SCAN_PROGRESS {
+                return Applied::ScanTick;
             }
         }
         self.next_key += 1;
@@ -144,6 +152,7 @@ impl Live {
             changes: RwSignal::new(0),
             traffic: RwSignal::new(VecDeque::new()),
             status: RwSignal::new(LiveStatus::Connecting),
+            scan_ticks: RwSignal::new(0),
             cursor: StoredValue::new(Cursor::default()),
         }
     }
@@ -157,6 +166,7 @@ impl Live {
             Applied::Sample(sample) => self
                 .traffic
                 .update(|t| push_bounded(t, sample, TRAFFIC_LEN)),
+            Applied::ScanTick => self.scan_ticks.update(|n| *n += 1),
             Applied::Feed(item) => {
                 self.events.update(|e| push_bounded(e, item, FEED_LEN));
                 self.refetch_soon();
@@ -384,11 +394,20 @@ mod tests {
         ));
         assert!(matches!(cursor.apply(event(6, TRAFFIC)), Applied::Sample(s) if s.bytes_sent == 6));
         assert_eq!(
+            cursor.apply(event(7, SCAN_PROGRESS)),
+            Applied::ScanTick,
+            "no feed entry"
+        );
+        assert_eq!(
             cursor.apply(event(5, "peer.added")),
             Applied::Skip,
             "a replayed duplicate"
         );
-        assert_eq!(cursor.last_seq, Some(6), "traffic moves the resume point");
+        assert_eq!(
+            cursor.last_seq,
+            Some(7),
+            "traffic and progress move the resume point"
+        );
         assert!(matches!(cursor.apply(event(0, LAGGED)), Applied::Feed(_)));
         // A restarted server counts from 1 again.
         let Applied::Feed(item) = cursor.apply(event(1, "peer.added")) else {

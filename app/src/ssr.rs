@@ -6,7 +6,7 @@ use leptos::prelude::use_context;
 
 use crate::api::{
     BootstrapView, DoctorReport, EditableSettings, NodeAction, Overview, PanelError, PeersView,
-    RoutineRow, SettingsView,
+    RoutineRow, SettingsView, WidescanView,
 };
 pub use crate::session::PanelSession;
 
@@ -36,6 +36,8 @@ pub trait PanelBackend: Send + Sync + 'static {
     async fn routines(&self) -> Result<Vec<RoutineRow>, PanelError>;
     /// The bootstrap service: mode, authority, snapshot, registered peers.
     async fn bootstrap_view(&self) -> Result<BootstrapView, PanelError>;
+    /// The scan jobs, and the latest results of `job` (default: the newest).
+    async fn widescan_view(&self, job: Option<i64>) -> Result<WidescanView, PanelError>;
 }
 
 /// The backend provided by the server for this request.

@@ -16,6 +16,9 @@ use serde::{Deserialize, Serialize};
 pub const LAGGED: &str = "lagged";
 /// The event kind carrying the node's byte counters, once a second.
 pub const TRAFFIC: &str = "traffic";
+/// The event kind of a scan job's figures, once a second while it runs: the
+/// Widescan page fetches its view again; it is no feed entry.
+pub const SCAN_PROGRESS: &str = "widescan.progress";
 
 /// One event of the live stream.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -15,6 +15,7 @@ mod peers;
 mod routines;
 mod settings;
 mod terminal;
+mod widescan;
 
 use serde::{Deserialize, Serialize};
 use server_fn::error::{FromServerFnError, ServerFnErrorErr};
@@ -27,6 +28,7 @@ pub use peers::*;
 pub use routines::*;
 pub use settings::*;
 pub use terminal::*;
+pub use widescan::*;
 
 /// Why a panel call failed.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]

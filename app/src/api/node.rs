@@ -92,6 +92,13 @@ pub enum NodeAction {
     /// `task` as the terminal's `task` takes it, e.g. `block ID`). The
     /// panel sends it through the same controls as the node's actions.
     QueueTask { target: String, task: String },
+    /// Not the node's: start a widescan job (see `ScanRequest`).
+    ScanStart { request: super::ScanRequest },
+    /// Not the node's: stop a running scan job (it can be resumed).
+    ScanStop { job: i64 },
+    /// Not the node's: resume a stopped, interrupted or failed scan job
+    /// from its checkpoint.
+    ScanResume { job: i64 },
 }
 
 impl NodeAction {
@@ -112,6 +119,9 @@ impl NodeAction {
             Self::RoutineStop { .. } => "node.routine_stop",
             Self::RoutineInterval { .. } => "node.routine_interval",
             Self::QueueTask { .. } => "bootstrap.task",
+            Self::ScanStart { .. } => "widescan.start",
+            Self::ScanStop { .. } => "widescan.stop",
+            Self::ScanResume { .. } => "widescan.resume",
         }
     }
 }

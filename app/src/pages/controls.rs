@@ -110,7 +110,8 @@ impl Controls {
 }
 
 /// One field of an action form: its label, its name (the input's id is
-/// `{form}-{name}`), its placeholder.
+/// `{form}-{name}`), its placeholder. A field is required unless its
+/// label ends with `(optional)`.
 pub(super) type Field = (&'static str, &'static str, &'static str);
 /// What a form does with its context and its fields' values.
 pub(super) type FormAction = fn(&str, Vec<String>) -> NodeAction;
@@ -205,8 +206,13 @@ impl Controls {
         let inputs: String = fields
             .iter()
             .map(|(label, name, placeholder)| {
+                let required = if label.ends_with("(optional)") {
+                    ""
+                } else {
+                    " required"
+                };
                 format!(
-                    r#"<label>{label}<input id="{}-{name}" name="{name}" required placeholder="{placeholder}"></label>"#,
+                    r#"<label>{label}<input id="{}-{name}" name="{name}"{required} placeholder="{placeholder}"></label>"#,
                     key.replace('"', "")
                 )
             })

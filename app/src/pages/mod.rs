@@ -11,6 +11,7 @@ mod routines;
 mod settings;
 mod terminal;
 mod throughput;
+mod widescan;
 
 pub(crate) use bootstrap::BootstrapPage;
 pub(crate) use login::LoginPage;
@@ -20,6 +21,7 @@ pub(crate) use peers::PeersPage;
 pub(crate) use routines::RoutinesPage;
 pub(crate) use settings::SettingsPage;
 pub(crate) use terminal::TerminalPage;
+pub(crate) use widescan::WidescanPage;
 
 use leptos::prelude::*;
 
