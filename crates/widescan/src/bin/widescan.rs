@@ -7,6 +7,10 @@
 //! widescan listen --port 4000
 //! ```
 //!
+//! `widescan listen` answers probes only from global unicast sources outside the
+//! reserved ranges (a probe's source can be forged, and an answer goes there), and
+//! reports no hits, since it probes nothing.
+//!
 //! Nothing is scanned without explicit prefixes, and only inside `2000::/3` minus
 //! the reserved ranges (so documentation prefixes such as `2001:db8::/32` are
 //! refused). Ctrl-C stops cleanly and prints the checkpoint to resume from.
@@ -25,7 +29,8 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use widescan::{
     AddressSpace, Contact, Error, ErrorCounts, ErrorType, Event, Generator, HardwareMode, Identity,
     Listener, ListenerOptions, MacAddr, OutputFormat, Prefix, ProbeCodec, ResultWriter, RunKey,
-    Scan, Shard, TargetSet, Transport, prefix::parse_prefix_list,
+    Scan, Shard, TargetSet, Transport,
+    prefix::{AddressPolicy, parse_prefix_list},
 };
 
 #[derive(Parser, Debug)]
@@ -137,6 +142,10 @@ struct ScanArgs {
 
 #[derive(Args, Debug)]
 struct ListenArgs {
+    /// Answer probes from sources outside 2000::/3 and in reserved ranges. Only for
+    /// networks you own (test namespaces, labs).
+    #[arg(long, hide = true)]
+    test_mode: bool,
     #[command(flatten)]
     announce: Announce,
 }
@@ -386,6 +395,11 @@ fn dry_run(targets: TargetSet, args: &ScanArgs) -> CliResult {
 
 fn listen(args: ListenArgs) -> CliResult {
     let codec = ProbeCodec::new(RunKey::random()?, identity(&args.announce)?);
+    if args.test_mode {
+        eprintln!(
+            "widescan: TEST MODE: probes from outside 2000::/3 and reserved ranges are answered"
+        );
+    }
     eprintln!(
         "widescan: listening as instance {:016x}, announcing TCP port {}",
         codec.identity().instance_id(),
@@ -397,6 +411,7 @@ fn listen(args: ListenArgs) -> CliResult {
         codec,
         ListenerOptions {
             interface: args.announce.interface.clone(),
+            answer_policy: Some(AddressPolicy::default().test_mode(args.test_mode)),
             ..ListenerOptions::default()
         },
     )?;
@@ -413,11 +428,13 @@ fn listen(args: ListenArgs) -> CliResult {
         out.write(&ev)?;
     }
     out.flush()?;
+    // No hits: a listener alone probes nothing (see `ListenerOptions::hit_targets`).
     eprintln!(
-        "widescan: {} peers, {} hits, {} answers sent, {}",
+        "widescan: {} peers, {} answers sent ({} suppressed, {} probes refused by policy), {}",
         stats.peers,
-        stats.hits,
         stats.answers_sent,
+        stats.answers_suppressed,
+        stats.answers_refused_policy,
         describe_errors(&stats.errors)
     );
     Ok(())
