@@ -166,7 +166,31 @@ fn parse_hardware(s: &str) -> Result<HardwareMode, String> {
     s.parse().map_err(|e: Error| e.to_string())
 }
 
+/// Turns off Mesa's device-select Vulkan layer unless the user steers it.
+///
+/// The Vulkan loader loads that layer into every instance, implicitly. When the
+/// instance enables `VK_KHR_wayland_surface`, which wgpu always does and offers no
+/// way not to, the layer asks libwayland for a display, and on a machine without
+/// `XDG_RUNTIME_DIR` (a server, a container, an SSH session) libwayland prints
+/// "error: XDG_RUNTIME_DIR is invalid or not set in the environment." on stderr,
+/// once per instance. The layer only orders GPUs by the display they drive;
+/// widescan presents nothing and picks its adapter itself, so nothing is lost.
+/// `NODEVICE_SELECT` is the layer's own off switch (its manifest's
+/// `disable_environment`). A user who sets it, or picks a device through the layer
+/// with `MESA_VK_DEVICE_SELECT`, keeps the layer as configured.
+#[allow(unsafe_code)] // std::env::set_var
+fn quiet_vulkan_device_select() {
+    if std::env::var_os("NODEVICE_SELECT").is_none()
+        && std::env::var_os("MESA_VK_DEVICE_SELECT").is_none()
+    {
+        // SAFETY: main calls this first, before any thread exists, so nothing reads
+        // or writes the environment concurrently.
+        unsafe { std::env::set_var("NODEVICE_SELECT", "1") };
+    }
+}
+
 fn main() -> ExitCode {
+    quiet_vulkan_device_select();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Scan(args) => scan(*args),
