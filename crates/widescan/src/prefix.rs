@@ -13,6 +13,11 @@
 //! * test mode, which must be enabled explicitly, lifts the `2000::/3` rule and the
 //!   [`RESERVED`] list so tests can scan ULA prefixes inside network namespaces they
 //!   create.
+//!
+//! The same policy, without prefixes, is an [`AddressPolicy`]: it says whether one
+//! address may be sent to at all. The listener uses it for the sources of other
+//! instances' probes, because answering a probe sends to its (possibly forged)
+//! source.
 
 use std::fmt;
 use std::net::Ipv6Addr;
@@ -304,7 +309,7 @@ pub struct TargetSet {
     prefixes: Vec<Prefix>,
     starts: Vec<u128>,
     total: u128,
-    test_mode: bool,
+    policy: AddressPolicy,
 }
 
 impl TargetSet {
@@ -330,7 +335,14 @@ impl TargetSet {
 
     /// Whether this set was built in test mode.
     pub fn is_test_mode(&self) -> bool {
-        self.test_mode
+        self.policy.test_mode
+    }
+
+    /// The policy this set was built under (test mode and user exclusions), for
+    /// addresses outside the set: a scan answers other instances' probes only from
+    /// sources it admits.
+    pub fn policy(&self) -> &AddressPolicy {
+        &self.policy
     }
 
     /// Whether `addr` is a target of this set.
@@ -437,6 +449,10 @@ impl TargetSetBuilder {
             set = next;
         }
         let set = merge(set);
+        let policy = AddressPolicy {
+            test_mode: self.test_mode,
+            excludes: merge(self.excludes),
+        };
         if set.is_empty() {
             return Err(Error::EmptyTargetSet(
                 "every prefix was removed by the exclusions".into(),
@@ -453,7 +469,7 @@ impl TargetSetBuilder {
             prefixes: set,
             starts,
             total,
-            test_mode: self.test_mode,
+            policy,
         })
     }
 
@@ -483,6 +499,74 @@ impl TargetSetBuilder {
             return Err(refuse(format!("lies inside reserved {}", r.name)));
         }
         Ok(())
+    }
+}
+
+/// The scan policy for single addresses: whether an address may be sent to at all.
+///
+/// The default admits only global unicast (`2000::/3`) minus [`RESERVED`]; test mode
+/// admits everything but [`ALWAYS_BLOCKED`]; exclusions are refused either way. This
+/// is what a [`TargetSetBuilder`] applies to prefixes, and what
+/// [`TargetSet::policy`] hands on. The listener answers other instances' probes only
+/// from sources its policy admits: an answer goes to the probe's source, which
+/// anyone can forge.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AddressPolicy {
+    test_mode: bool,
+    /// Merged: sorted and disjoint, so a lookup is a binary search.
+    excludes: Vec<Prefix>,
+}
+
+impl AddressPolicy {
+    /// Test mode lifts the `2000::/3` rule and the [`RESERVED`] list (as
+    /// [`TargetSetBuilder::test_mode`] does). Only for networks the caller owns.
+    pub fn test_mode(mut self, enabled: bool) -> Self {
+        self.test_mode = enabled;
+        self
+    }
+
+    /// Refuses a range (a user block list entry).
+    pub fn exclude(self, p: Prefix) -> Self {
+        self.excludes([p])
+    }
+
+    /// Refuses several ranges.
+    pub fn excludes<I: IntoIterator<Item = Prefix>>(mut self, ps: I) -> Self {
+        let mut all = std::mem::take(&mut self.excludes);
+        all.extend(ps);
+        self.excludes = merge(all);
+        self
+    }
+
+    /// Whether this policy is in test mode.
+    pub fn is_test_mode(&self) -> bool {
+        self.test_mode
+    }
+
+    /// Whether `addr` may be sent to.
+    pub fn admits(&self, addr: Ipv6Addr) -> bool {
+        self.refusal(addr).is_none()
+    }
+
+    /// Why `addr` may not be sent to, or `None` when it may.
+    pub fn refusal(&self, addr: Ipv6Addr) -> Option<&'static str> {
+        if let Some(r) = ALWAYS_BLOCKED.iter().find(|r| r.prefix.contains(addr)) {
+            return Some(r.name);
+        }
+        if !self.test_mode {
+            if !GLOBAL_UNICAST.contains(addr) {
+                return Some("outside global unicast 2000::/3");
+            }
+            if let Some(r) = RESERVED.iter().find(|r| r.prefix.contains(addr)) {
+                return Some(r.name);
+            }
+        }
+        let a = u128::from(addr);
+        let j = self.excludes.partition_point(|p| p.network <= a);
+        self.excludes[..j]
+            .last()
+            .filter(|p| p.contains(addr))
+            .map(|_| "excluded")
     }
 }
 
@@ -706,6 +790,54 @@ mod tests {
             let inside = pieces.iter().filter(|q| q.contains(addr)).count();
             assert_eq!(inside, usize::from(a != 0x37), "{addr}");
         }
+    }
+
+    #[test]
+    fn address_policy_matches_the_prefix_policy() {
+        let a = |s: &str| s.parse::<Ipv6Addr>().expect("addr");
+        let global = AddressPolicy::default();
+        assert!(global.admits(a("2a00:1450::1")));
+        for (bad, why) in [
+            ("2001:db8::1", "documentation"),
+            ("3fff::1", "documentation"),
+            ("2002:c000:204::1", "6to4"),
+            ("fe80::1", "link-local"),
+            ("ff02::1", "multicast"),
+            ("::", "unspecified"),
+            ("::1", "outside global unicast"),
+            ("fd00:5ca7:1::1", "outside global unicast"),
+            ("::ffff:192.0.2.1", "outside global unicast"),
+        ] {
+            let got = global.refusal(a(bad));
+            assert!(got.is_some_and(|r| r.contains(why)), "{bad}: {got:?}");
+        }
+        let test = AddressPolicy::default()
+            .test_mode(true)
+            .exclude(p("fd00:5ca7:9::/48"));
+        assert!(test.is_test_mode());
+        for ok in ["fd00:5ca7:1::1", "::1", "2001:db8::1"] {
+            assert!(test.admits(a(ok)), "{ok}");
+        }
+        for bad in ["fe80::1", "ff02::1", "::", "fd00:5ca7:9::1"] {
+            assert!(!test.admits(a(bad)), "{bad}");
+        }
+        assert_eq!(test.refusal(a("fd00:5ca7:9:1::1")), Some("excluded"));
+
+        // A target set hands on the policy it was built under.
+        let set = TargetSet::builder()
+            .prefix(p("2a00::/120"))
+            .exclude(p("2a00:1::/64"))
+            .build()
+            .expect("build");
+        assert_eq!(
+            set.policy(),
+            &AddressPolicy::default().exclude(p("2a00:1::/64"))
+        );
+        assert!(!set.policy().admits(a("2a00:1::5")));
+        assert!(
+            set.policy().admits(a("2a00:2::5")),
+            "outside the set, admitted"
+        );
     }
 
     #[test]

@@ -114,7 +114,9 @@ impl ScanBuilder {
         self
     }
 
-    /// All listener options at once.
+    /// All listener options at once. The scan sets
+    /// [`ListenerOptions::hit_targets`] to its own targets, and an unset
+    /// [`ListenerOptions::answer_policy`] to their policy.
     pub fn listener_options(mut self, options: ListenerOptions) -> Self {
         self.listener = options;
         self
@@ -162,9 +164,7 @@ impl ScanBuilder {
         if self.batch_len == 0 {
             return Err(Error::InvalidConfig("batch length must be positive".into()));
         }
-        if self.listener.answer_rate == 0 {
-            return Err(Error::InvalidConfig("answer rate must be positive".into()));
-        }
+        self.listener.validate()?;
         let seed = match self.seed {
             Some(s) => s,
             None => {
@@ -259,6 +259,23 @@ impl Scan {
         &self.codec
     }
 
+    /// The listener's options with this scan's policy: replies count only from its
+    /// targets, and probes are answered from the sources its policy admits unless
+    /// the caller chose an answer policy.
+    fn listener_options(&self) -> ListenerOptions {
+        let targets = self.space.targets();
+        ListenerOptions {
+            answer_policy: Some(
+                self.listener
+                    .answer_policy
+                    .clone()
+                    .unwrap_or_else(|| targets.policy().clone()),
+            ),
+            hit_targets: Some(targets.clone()),
+            ..self.listener.clone()
+        }
+    }
+
     /// Opens the sockets and the generator, then starts the threads. Fails fast on
     /// missing permissions or an unavailable explicit GPU.
     pub fn start(self) -> Result<ScanHandle> {
@@ -269,7 +286,7 @@ impl Scan {
         let listener = if self.listen {
             Some(Listener::start_with(
                 self.codec.clone(),
-                self.listener.clone(),
+                self.listener_options(),
                 event_tx,
             )?)
         } else {
@@ -782,6 +799,44 @@ mod tests {
                 .shard(Shard::new(0, 2).expect("shard"))
                 .resume_from(200)),
             Error::InvalidRange(_)
+        ));
+    }
+
+    #[test]
+    fn the_listener_gets_the_scans_targets_and_policy() {
+        let test_targets = TargetSet::builder()
+            .prefix("fd00:5ca7:1::/120".parse().expect("prefix"))
+            .exclude("fd00:5ca7:1::1/128".parse().expect("prefix"))
+            .test_mode(true)
+            .build()
+            .expect("targets");
+        let s = Scan::builder(test_targets.clone(), identity())
+            .build()
+            .expect("scan");
+        let o = s.listener_options();
+        assert_eq!(o.hit_targets.as_ref(), Some(&test_targets));
+        assert_eq!(o.answer_policy.as_ref(), Some(test_targets.policy()));
+
+        // A chosen answer policy stays; the hit targets are always the scan's own.
+        let s = Scan::builder(targets(), identity())
+            .listener_options(ListenerOptions {
+                answer_policy: Some(crate::prefix::AddressPolicy::default().test_mode(true)),
+                hit_targets: Some(test_targets),
+                ..ListenerOptions::default()
+            })
+            .build()
+            .expect("scan");
+        let o = s.listener_options();
+        assert!(o.answer_policy.is_some_and(|p| p.is_test_mode()));
+        assert_eq!(o.hit_targets, Some(targets()));
+        assert!(matches!(
+            Scan::builder(targets(), identity())
+                .listener_options(ListenerOptions {
+                    subnet_answers_per_minute: 0,
+                    ..ListenerOptions::default()
+                })
+                .build(),
+            Err(Error::InvalidConfig(_))
         ));
     }
 

@@ -1,4 +1,4 @@
-//! The command-line entry: refusals and dry runs (no network).
+//! The command-line entry: refusals, dry runs and a quiet stderr (no network).
 #![cfg(feature = "cli")]
 
 use std::process::{Command, Output};
@@ -8,7 +8,6 @@ use widescan::{AddressSpace, Prefix, TargetSet};
 fn widescan(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_widescan"))
         .args(args)
-        .env("XDG_RUNTIME_DIR", std::env::temp_dir())
         .output()
         .expect("run widescan")
 }
@@ -133,4 +132,40 @@ fn dry_run_prints_the_library_order_and_sends_nothing() {
         .collect();
     assert_eq!(got, want);
     assert!(stderr(&o).contains("nothing sent"));
+}
+
+/// A run prints only what the user asked for. Opening a Vulkan instance (GPU mode,
+/// and Auto, which looks for a hardware adapter) used to add "error:
+/// XDG_RUNTIME_DIR is invalid or not set in the environment." twice: Mesa's
+/// device-select layer asks libwayland for a display. The environment here is a
+/// headless server's, whatever the machine running the test has.
+#[test]
+fn gpu_and_auto_runs_print_no_vulkan_noise() {
+    for hardware in ["gpu", "auto"] {
+        let o = Command::new(env!("CARGO_BIN_EXE_widescan"))
+            .args(["scan", "--port", "4000", "-p", "2a00::/120", "--dry-run"])
+            .args(["--hardware", hardware])
+            .env_remove("XDG_RUNTIME_DIR")
+            .env_remove("WAYLAND_DISPLAY")
+            .env_remove("DISPLAY")
+            .env_remove("NODEVICE_SELECT")
+            .env_remove("MESA_VK_DEVICE_SELECT")
+            .output()
+            .expect("run widescan");
+        let err = stderr(&o);
+        if !o.status.success() && err.contains("GPU unavailable") {
+            eprintln!("SKIPPED --hardware {hardware}: no wgpu adapter here (CI has lavapipe)");
+            continue;
+        }
+        assert!(o.status.success(), "--hardware {hardware}: {err}");
+        assert_eq!(String::from_utf8_lossy(&o.stdout).lines().count(), 256);
+        let stray: Vec<&str> = err
+            .lines()
+            .filter(|l| !l.starts_with("widescan: "))
+            .collect();
+        assert!(
+            stray.is_empty(),
+            "--hardware {hardware} printed lines of others: {stray:?}"
+        );
+    }
 }

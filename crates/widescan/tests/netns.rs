@@ -10,15 +10,20 @@
 //!   peer    ::40 ┘   runs a second widescan listener
 //! ```
 //!
+//! A forger in the silent host's namespace sends probes with made-up sources; the
+//! live host `::20` also holds `::1:20`, outside the targets, as their victim.
+//!
 //! One test function runs every scenario in sequence, so namespaces are never
 //! built concurrently.
 
 use std::collections::BTreeSet;
-use std::net::Ipv6Addr;
+use std::net::{Ipv6Addr, SocketAddrV6};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use netns_lab::{Lab, can_run, run};
+use socket2::{Domain, Protocol, Socket, Type};
+use widescan::prefix::AddressPolicy;
 use widescan::{
     Contact, Error, Event, HardwareMode, Identity, Listener, ListenerOptions, MacAddr, Peer,
     PeerVia, Prefix, ProbeCodec, ProbeSender, RunKey, Scan, ScanBuilder, ScanReport, SenderOptions,
@@ -114,7 +119,7 @@ fn netns_scenarios() {
         tag = lab.tag().to_string();
         let scanner = lab.host("s", &["fd00:5ca7:1::1/64"]);
         let router = lab.host("t1", &["fd00:5ca7:1::10/64"]);
-        lab.host("t2", &["fd00:5ca7:1::20/64"]);
+        let victim = lab.host("t2", &["fd00:5ca7:1::20/64", "fd00:5ca7:1::1:20/64"]);
         let silent = lab.host("t3", &["fd00:5ca7:1::30/64"]);
         let peer_ns = lab.host("t4", &["fd00:5ca7:1::40/64"]);
         lab.silence(&silent);
@@ -123,6 +128,7 @@ fn netns_scenarios() {
         rate_limits_hold(&lab, &scanner);
         stop_and_resume_cover_everything_once(&lab, &scanner);
         sender_refuses_addresses_outside_its_targets(&lab, &scanner);
+        forged_probes_are_not_reflected_nor_hits(&lab, &scanner, &silent, &victim);
         command_line_scan_and_listen(&scanner, &peer_ns);
         packet_transport_through_the_router(&lab, &scanner, &router);
         icmp_errors_are_counted_never_hits(&lab, &scanner, &router);
@@ -143,8 +149,13 @@ fn discovery_hits_and_silence(lab: &Lab, scanner: &str, peer_ns: &str) {
     )
     .expect("id");
     let b_codec = ProbeCodec::new(RunKey::random().expect("key"), b_identity);
+    // The lab is a ULA network: B answers it only in test mode.
+    let b_options = ListenerOptions {
+        answer_policy: Some(AddressPolicy::default().test_mode(true)),
+        ..ListenerOptions::default()
+    };
     let (b_listener, b_events) = lab.within(peer_ns, || {
-        Listener::start(b_codec, ListenerOptions::default()).expect("listener B starts")
+        Listener::start(b_codec, b_options).expect("listener B starts")
     });
 
     let (report, events) = scan_in(lab, scanner, || {
@@ -182,8 +193,8 @@ fn discovery_hits_and_silence(lab: &Lab, scanner: &str, peer_ns: &str) {
     );
     assert_eq!(p.contact, "instance-b");
 
-    // ... and B learns the scanner from its probe, and sees the scanner as live
-    // (the scanner's kernel echoed B's answer).
+    // ... and B learns the scanner from its probe. The scanner's kernel echoes B's
+    // answer, but B probed nothing, so that is no hit.
     let b_peers = peers(&b_seen);
     assert_eq!(b_peers.len(), 1, "{b_peers:?}");
     let q = &b_peers[0];
@@ -192,7 +203,8 @@ fn discovery_hits_and_silence(lab: &Lab, scanner: &str, peer_ns: &str) {
         (a("fd00:5ca7:1::1"), 4000, 0xaaaa_0001, PeerVia::Probe)
     );
     assert_eq!(q.contact, "https://example.invalid/widescan-test");
-    assert_eq!(hits(&b_seen), [a("fd00:5ca7:1::1")].into());
+    assert!(hits(&b_seen).is_empty(), "{b_seen:?}");
+    assert_eq!(b_stats.replies_outside_targets, 1, "{b_stats:?}");
     assert_eq!(b_stats.answers_sent, 1, "{b_stats:?}");
     assert_eq!(b_stats.bad_mac, 0);
 }
@@ -332,6 +344,7 @@ fn command_line_scan_and_listen(scanner: &str, peer_ns: &str) {
             peer_ns,
             bin,
             "listen",
+            "--test-mode",
             "--port",
             "5001",
             "--contact",
@@ -447,6 +460,124 @@ fn sender_refuses_addresses_outside_its_targets(lab: &Lab, scanner: &str) {
     let err = result.expect_err("outside the target set");
     assert!(matches!(err, Error::PrefixRefused { .. }), "{err}");
     assert_eq!(sent, 1, "only the probe before the stray address went out");
+}
+
+/// The ICMPv6 checksum (RFC 4443 §2.3) of `msg` from `src` to `dst`.
+fn icmpv6_checksum(src: Ipv6Addr, dst: Ipv6Addr, msg: &[u8]) -> u16 {
+    let len = u32::try_from(msg.len()).expect("short message");
+    let mut bytes = Vec::with_capacity(40 + msg.len() + 1);
+    bytes.extend_from_slice(&src.octets());
+    bytes.extend_from_slice(&dst.octets());
+    bytes.extend_from_slice(&len.to_be_bytes());
+    bytes.extend_from_slice(&[0, 0, 0, 58]);
+    bytes.extend_from_slice(msg);
+    if bytes.len() % 2 == 1 {
+        bytes.push(0);
+    }
+    let mut sum: u32 = bytes
+        .chunks(2)
+        .map(|w| u32::from(u16::from_be_bytes([w[0], w[1]])))
+        .sum();
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    !(sum as u16)
+}
+
+/// Sends ICMPv6 message `msg` to `dst` with a hand-made IPv6 header that names
+/// `src` as its source, whoever owns it: what a forger does. An `IPPROTO_RAW`
+/// socket takes the header as given.
+fn send_forged(src: Ipv6Addr, dst: Ipv6Addr, msg: &[u8]) {
+    let mut msg = msg.to_vec();
+    msg[2..4].fill(0);
+    let sum = icmpv6_checksum(src, dst, &msg);
+    msg[2..4].copy_from_slice(&sum.to_be_bytes());
+    let mut packet = vec![0x60, 0, 0, 0];
+    packet.extend_from_slice(&u16::try_from(msg.len()).expect("short").to_be_bytes());
+    packet.extend_from_slice(&[58, 64]); // ICMPv6, hop limit
+    packet.extend_from_slice(&src.octets());
+    packet.extend_from_slice(&dst.octets());
+    packet.extend_from_slice(&msg);
+    let sock = Socket::new(
+        Domain::IPV6,
+        Type::RAW,
+        Some(Protocol::from(libc::IPPROTO_RAW)),
+    )
+    .expect("raw socket");
+    sock.send_to(&packet, &SocketAddrV6::new(dst, 0, 0, 0).into())
+        .expect("send the forged probe");
+}
+
+/// A forger probes the scanner's listener in another host's name. A victim inside
+/// the policy but outside the targets is answered once (then the per-/64 cap
+/// holds), and its kernel's echo of the answer is no hit; a link-local source is
+/// not answered, nor reported. A listener outside test mode answers no ULA source.
+fn forged_probes_are_not_reflected_nor_hits(
+    lab: &Lab,
+    scanner: &str,
+    forger: &str,
+    victim_ns: &str,
+) {
+    let scanner_addr = a("fd00:5ca7:1::1");
+    let victim = a("fd00:5ca7:1::1:20");
+    assert!(!targets().contains(victim));
+    let probe = |key: u8| {
+        let forger_id = Identity::new(0xf0f0, 6000, Contact::default()).expect("id");
+        let codec = ProbeCodec::new(RunKey::from_bytes([key; 16]), forger_id);
+        let mut buf = [0u8; 128];
+        let n = codec.encode_probe(&scanner_addr.octets(), &mut buf);
+        buf[..n].to_vec()
+    };
+    // What a scan of `targets()` hands its listener.
+    let scan_like = ListenerOptions {
+        answer_policy: Some(targets().policy().clone()),
+        hit_targets: Some(targets()),
+        ..ListenerOptions::default()
+    };
+    let listen = |options: ListenerOptions, forged: &[(Ipv6Addr, u8)]| {
+        let codec = ProbeCodec::new(RunKey::random().expect("key"), scanner_identity());
+        let (listener, events) = lab.within(scanner, || {
+            Listener::start(codec, options).expect("listener starts")
+        });
+        // The answer budget starts empty and fills at `answer_rate`.
+        std::thread::sleep(Duration::from_millis(200));
+        lab.within(forger, || {
+            for &(src, key) in forged {
+                send_forged(src, scanner_addr, &probe(key));
+            }
+        });
+        std::thread::sleep(Duration::from_millis(700));
+        let stats = listener.join().expect("listener");
+        (stats, events.try_iter().collect::<Vec<Event>>())
+    };
+
+    let link_local = a("fe80::5ca7:66");
+    let (stats, events) = listen(scan_like, &[(victim, 1), (link_local, 2), (victim, 3)]);
+    assert_eq!(
+        stats.received, 4,
+        "three probes and the victim's echo: {stats:?}"
+    );
+    assert_eq!(stats.answers_sent, 1, "{stats:?}");
+    assert_eq!(stats.answers_suppressed, 1, "per-/64 cap: {stats:?}");
+    assert_eq!(stats.answers_refused_policy, 1, "link-local: {stats:?}");
+    assert_eq!(stats.replies_outside_targets, 1, "{stats:?}");
+    assert_eq!(stats.hits, 0, "{stats:?}");
+    assert!(hits(&events).is_empty(), "{events:?}");
+    let hints: BTreeSet<Ipv6Addr> = peers(&events).iter().map(|p| p.addr).collect();
+    assert_eq!(hints, [victim].into(), "a peer hint, never link-local");
+
+    // Outside test mode nothing in this ULA lab is answered.
+    let (stats, events) = listen(ListenerOptions::default(), &[(victim, 4)]);
+    assert_eq!(
+        (stats.answers_sent, stats.answers_refused_policy),
+        (0, 1),
+        "{stats:?}"
+    );
+    assert!(events.is_empty(), "{events:?}");
+    // The victim's address was really reachable: it answers pings.
+    run(&[
+        "ip", "netns", "exec", victim_ns, "ping", "-6", "-c1", "-W1", "-q", "::1",
+    ]);
 }
 
 /// The packet transport: frames to the router's MAC reach the two addresses it

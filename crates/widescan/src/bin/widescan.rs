@@ -7,6 +7,10 @@
 //! widescan listen --port 4000
 //! ```
 //!
+//! `widescan listen` answers probes only from global unicast sources outside the
+//! reserved ranges (a probe's source can be forged, and an answer goes there), and
+//! reports no hits, since it probes nothing.
+//!
 //! Nothing is scanned without explicit prefixes, and only inside `2000::/3` minus
 //! the reserved ranges (so documentation prefixes such as `2001:db8::/32` are
 //! refused). Ctrl-C stops cleanly and prints the checkpoint to resume from.
@@ -25,7 +29,8 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use widescan::{
     AddressSpace, Contact, Error, ErrorCounts, ErrorType, Event, Generator, HardwareMode, Identity,
     Listener, ListenerOptions, MacAddr, OutputFormat, Prefix, ProbeCodec, ResultWriter, RunKey,
-    Scan, Shard, TargetSet, Transport, prefix::parse_prefix_list,
+    Scan, Shard, TargetSet, Transport,
+    prefix::{AddressPolicy, parse_prefix_list},
 };
 
 #[derive(Parser, Debug)]
@@ -137,6 +142,10 @@ struct ScanArgs {
 
 #[derive(Args, Debug)]
 struct ListenArgs {
+    /// Answer probes from sources outside 2000::/3 and in reserved ranges. Only for
+    /// networks you own (test namespaces, labs).
+    #[arg(long, hide = true)]
+    test_mode: bool,
     #[command(flatten)]
     announce: Announce,
 }
@@ -157,7 +166,31 @@ fn parse_hardware(s: &str) -> Result<HardwareMode, String> {
     s.parse().map_err(|e: Error| e.to_string())
 }
 
+/// Turns off Mesa's device-select Vulkan layer unless the user steers it.
+///
+/// The Vulkan loader loads that layer into every instance, implicitly. When the
+/// instance enables `VK_KHR_wayland_surface`, which wgpu always does and offers no
+/// way not to, the layer asks libwayland for a display, and on a machine without
+/// `XDG_RUNTIME_DIR` (a server, a container, an SSH session) libwayland prints
+/// "error: XDG_RUNTIME_DIR is invalid or not set in the environment." on stderr,
+/// once per instance. The layer only orders GPUs by the display they drive;
+/// widescan presents nothing and picks its adapter itself, so nothing is lost.
+/// `NODEVICE_SELECT` is the layer's own off switch (its manifest's
+/// `disable_environment`). A user who sets it, or picks a device through the layer
+/// with `MESA_VK_DEVICE_SELECT`, keeps the layer as configured.
+#[allow(unsafe_code)] // std::env::set_var
+fn quiet_vulkan_device_select() {
+    if std::env::var_os("NODEVICE_SELECT").is_none()
+        && std::env::var_os("MESA_VK_DEVICE_SELECT").is_none()
+    {
+        // SAFETY: main calls this first, before any thread exists, so nothing reads
+        // or writes the environment concurrently.
+        unsafe { std::env::set_var("NODEVICE_SELECT", "1") };
+    }
+}
+
 fn main() -> ExitCode {
+    quiet_vulkan_device_select();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Scan(args) => scan(*args),
@@ -386,6 +419,11 @@ fn dry_run(targets: TargetSet, args: &ScanArgs) -> CliResult {
 
 fn listen(args: ListenArgs) -> CliResult {
     let codec = ProbeCodec::new(RunKey::random()?, identity(&args.announce)?);
+    if args.test_mode {
+        eprintln!(
+            "widescan: TEST MODE: probes from outside 2000::/3 and reserved ranges are answered"
+        );
+    }
     eprintln!(
         "widescan: listening as instance {:016x}, announcing TCP port {}",
         codec.identity().instance_id(),
@@ -397,6 +435,7 @@ fn listen(args: ListenArgs) -> CliResult {
         codec,
         ListenerOptions {
             interface: args.announce.interface.clone(),
+            answer_policy: Some(AddressPolicy::default().test_mode(args.test_mode)),
             ..ListenerOptions::default()
         },
     )?;
@@ -413,11 +452,13 @@ fn listen(args: ListenArgs) -> CliResult {
         out.write(&ev)?;
     }
     out.flush()?;
+    // No hits: a listener alone probes nothing (see `ListenerOptions::hit_targets`).
     eprintln!(
-        "widescan: {} peers, {} hits, {} answers sent, {}",
+        "widescan: {} peers, {} answers sent ({} suppressed, {} probes refused by policy), {}",
         stats.peers,
-        stats.hits,
         stats.answers_sent,
+        stats.answers_suppressed,
+        stats.answers_refused_policy,
         describe_errors(&stats.errors)
     );
     Ok(())

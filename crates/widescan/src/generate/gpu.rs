@@ -86,6 +86,11 @@ impl GpuGenerator {
         if hardware_only {
             desc.backends = wgpu::Backends::PRIMARY;
         }
+        // wgpu enables every WSI extension the loader offers, Wayland's included,
+        // and Mesa's implicit device-select layer then asks libwayland for a
+        // display, which prints an XDG_RUNTIME_DIR error on headless machines. No
+        // descriptor setting avoids it; the process environment does
+        // (`NODEVICE_SELECT=1`, set by the binary; see the README, "Vulkan noise").
         let instance = wgpu::Instance::new(desc.with_env());
         let adapter = pollster::block_on(instance.request_adapter(&wgpu::RequestAdapterOptions {
             power_preference: wgpu::PowerPreference::HighPerformance,
