@@ -1,6 +1,6 @@
 //! `p2pnet-server`: see `p2pnet-server --help` and config.example.toml.
 
-use std::process::ExitCode;
+use std::{ffi::OsStr, os::unix::process::CommandExt, process::ExitCode};
 
 use clap::Parser;
 use server::{
@@ -10,8 +10,50 @@ use server::{
 };
 use tokio_util::sync::CancellationToken;
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
+    quiet_vulkan_layers();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(serve())
+}
+
+/// The variable that switches Mesa's Vulkan device-select layer off.
+const NODEVICE_SELECT: &str = "NODEVICE_SELECT";
+
+/// On a headless machine, Mesa's Vulkan device-select layer asks
+/// libwayland for a display whenever a GPU scan opens a wgpu instance, and
+/// libwayland prints `XDG_RUNTIME_DIR is invalid or not set` to stderr,
+/// twice per instance: noise nobody asked for. The layer's off switch is
+/// an environment variable the Vulkan loader reads; setting it in this
+/// process would need `unsafe` (another thread may read the environment
+/// meanwhile), so the server restarts itself once with it set, before any
+/// thread exists. It loses nothing: widescan picks adapters itself. An
+/// operator's own setting (or `MESA_VK_DEVICE_SELECT`) is kept.
+fn quiet_vulkan_layers() {
+    if std::env::var_os(NODEVICE_SELECT).is_some()
+        || std::env::var_os("MESA_VK_DEVICE_SELECT").is_some()
+    {
+        return;
+    }
+    let Ok(exe) = std::env::current_exe() else {
+        return;
+    };
+    let error = std::process::Command::new(exe)
+        .args(std::env::args_os().skip(1))
+        .env(NODEVICE_SELECT, OsStr::new("1"))
+        .exec();
+    // Only reached when the exec failed: run on, noisy but working.
+    eprintln!(
+        "warning: cannot restart with {NODEVICE_SELECT}=1 ({error}); GPU scans may print Vulkan layer noise"
+    );
+}
+
+async fn serve() -> ExitCode {
     let cli = Cli::parse();
     let config = match Config::load(&cli) {
         Ok(config) => config,

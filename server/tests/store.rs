@@ -331,6 +331,164 @@ async fn suite(store: &dyn Store, backend: Backend) {
         "nothing is written for an entry that was not there"
     );
     assert_eq!(store.access_list().await.expect("list").len(), 1);
+    scan_jobs(store).await;
+}
+
+/// Scan jobs: created with their audit entry, moved between states only
+/// from the states named, progress written, findings stored once each and
+/// capped.
+async fn scan_jobs(store: &dyn Store) {
+    use server::store::{NewScanJob, ScanProgressUpdate, ScanResultRecord};
+    let audits = store.recent_audit(1000).await.expect("audit").len();
+    let huge = (u128::MAX - 5).to_string();
+    let id = store
+        .create_scan_job(
+            &NewScanJob {
+                created_at_ms: 10,
+                created_by: "admin".into(),
+                spec: "{}".into(),
+                range_start: "0".into(),
+                range_end: huge.clone(),
+            },
+            &NewAudit {
+                at_ms: 10,
+                actor: "admin".into(),
+                action: "widescan.start".into(),
+                detail: "prefixes=2a00::/8".into(),
+            },
+        )
+        .await
+        .expect("create");
+    let audit = store.recent_audit(1000).await.expect("audit");
+    assert_eq!(
+        audit.len(),
+        audits + 1,
+        "the audit entry is in the same transaction"
+    );
+    assert!(
+        audit
+            .iter()
+            .any(|a| a.entry.detail == format!("job={id} prefixes=2a00::/8"))
+    );
+    let job = store.scan_job(id).await.expect("read").expect("stored");
+    assert_eq!(
+        (job.state.as_str(), job.runs, job.checkpoint.as_str()),
+        ("running", 1, "0")
+    );
+    assert_eq!(
+        job.range_end, huge,
+        "indices beyond 64 bits survive as text"
+    );
+
+    let progress = ScanProgressUpdate {
+        checkpoint: (u128::MAX - 9).to_string(),
+        sent: 300,
+        received: 12,
+        send_errors: 1,
+        adapter: "CPU (2 threads)".into(),
+        generated_per_sec: 5_000_000,
+        at_ms: 20,
+    };
+    store
+        .update_scan_progress(id, &progress)
+        .await
+        .expect("progress");
+    let job = store.scan_job(id).await.expect("read").expect("stored");
+    assert_eq!(job.checkpoint, progress.checkpoint);
+    assert_eq!((job.sent, job.received, job.send_errors), (300, 12, 1));
+    assert_eq!(job.adapter, "CPU (2 threads)");
+
+    // State moves only from the states named.
+    assert!(
+        !store
+            .set_scan_state(id, &["stopped"], "running", None, 30)
+            .await
+            .expect("set")
+    );
+    assert!(
+        store
+            .set_scan_state(id, &["running"], "failed", Some("no CAP_NET_RAW"), 30)
+            .await
+            .expect("set")
+    );
+    assert!(
+        store
+            .set_scan_state(id, &["failed"], "running", None, 31)
+            .await
+            .expect("set")
+    );
+    let job = store.scan_job(id).await.expect("read").expect("stored");
+    assert_eq!(
+        (job.state.as_str(), job.error, job.runs),
+        ("running", None, 2)
+    );
+    assert_eq!(store.scan_jobs_in(&["running"]).await.expect("in").len(), 1);
+    assert!(
+        store
+            .scan_jobs_in(&["stopped"])
+            .await
+            .expect("in")
+            .is_empty()
+    );
+    assert!(
+        !store
+            .set_scan_state(id + 99, &["running"], "stopped", None, 1)
+            .await
+            .expect("set")
+    );
+
+    let finding = |kind: &str, addr: &str, instance: &str| ScanResultRecord {
+        id: 0,
+        kind: kind.into(),
+        addr: addr.into(),
+        instance_id: instance.into(),
+        port: if kind == "peer" { 4000 } else { 0 },
+        contact: String::new(),
+        via: String::new(),
+        at_ms: 40,
+    };
+    let batch = [
+        finding("hit", "2a00::1", ""),
+        finding("hit", "2a00::2", ""),
+        finding("hit", "2a00::1", ""),
+        finding("peer", "2a00::1", "00000000000000aa"),
+    ];
+    let stored = store
+        .store_scan_results(id, &batch, 10)
+        .await
+        .expect("store");
+    assert_eq!(
+        (stored.hits, stored.peers, stored.dropped),
+        (2, 1, 0),
+        "one row per finding"
+    );
+    // A resumed run finds the same host again: nothing new; the cap holds.
+    let again = [
+        finding("hit", "2a00::2", ""),
+        finding("hit", "2a00::3", ""),
+        finding("hit", "2a00::4", ""),
+    ];
+    let stored = store
+        .store_scan_results(id, &again, 4)
+        .await
+        .expect("store");
+    assert_eq!((stored.hits, stored.peers, stored.dropped), (1, 0, 1));
+    let job = store.scan_job(id).await.expect("read").expect("stored");
+    assert_eq!((job.hits, job.peers, job.results_dropped), (3, 1, 1));
+    let all = store.scan_results_after(id, 0, 100).await.expect("all");
+    assert_eq!(
+        all.iter().map(|r| r.addr.as_str()).collect::<Vec<_>>(),
+        ["2a00::1", "2a00::2", "2a00::1", "2a00::3"]
+    );
+    let page = store
+        .scan_results_after(id, all[1].id, 1)
+        .await
+        .expect("page");
+    assert_eq!(page.len(), 1);
+    assert_eq!(page[0].id, all[2].id, "pages follow row ids");
+    let latest = store.latest_scan_results(id, 2).await.expect("latest");
+    assert_eq!(latest[0].addr, "2a00::3", "newest first");
+    assert_eq!(store.scan_jobs(10).await.expect("jobs")[0].id, id);
 }
 
 #[tokio::test]
