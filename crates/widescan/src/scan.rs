@@ -183,7 +183,15 @@ impl ScanBuilder {
             range = range.resume_from(c)?;
         }
         // Three batches live at once outside the queue (generating, sending, spare).
-        let batch_len = self.batch_len.min(self.memory_limit / 16 / 4).max(64);
+        // The checkpoint moves once per batch sent, so a batch is at most a
+        // tenth of a second of probes: progress (and the checkpoint a crash
+        // would resume from) stays current at any rate.
+        let per_tenth = (self.sender.rate_pps / 10) as usize;
+        let batch_len = self
+            .batch_len
+            .min(self.memory_limit / 16 / 4)
+            .min(per_tenth)
+            .max(64);
         let queue = (self.memory_limit / (batch_len * 16))
             .saturating_sub(3)
             .max(1);
@@ -841,10 +849,25 @@ mod tests {
     }
 
     #[test]
+    fn batches_hold_a_tenth_of_a_second_of_probes() {
+        let batch = |rate| {
+            Scan::builder(targets(), identity())
+                .rate(rate)
+                .build()
+                .expect("scan")
+                .batch_len
+        };
+        assert_eq!(batch(10_000), 1000);
+        assert_eq!(batch(20), 64, "never below 64");
+        assert_eq!(batch(10_000_000), 1 << 16, "never above the batch length");
+    }
+
+    #[test]
     fn memory_limit_bounds_batches_and_queue() {
         let s = Scan::builder(targets(), identity())
             .memory_limit(1 << 20)
             .batch_len(1 << 20)
+            .rate(100_000_000)
             .build()
             .expect("scan");
         assert!(s.batch_len * 16 * (s.queue + 3) <= 1 << 20 || s.queue == 1);
