@@ -229,10 +229,19 @@ impl Server {
         for addr in &self.state.shared.listen_addresses {
             tracing::info!(%addr, "listening");
         }
-        // Jobs a stop interrupted continue where they were.
+        // Jobs a stop interrupted continue where they were; at shutdown
+        // they stop at once (storing their checkpoints), while HTTP drains.
         if let Err(e) = self.state.shared.widescan.restore().await {
             tracing::warn!(error = %e, "cannot restore the scan jobs");
         }
+        let scans = tokio::spawn({
+            let widescan = self.state.shared.widescan.clone();
+            let token = shutdown.clone();
+            async move {
+                token.cancelled().await;
+                widescan.shutdown().await;
+            }
+        });
         let mut result = Ok(());
         while let Some(joined) = tasks.join_next().await {
             let outcome = match joined {
@@ -247,10 +256,10 @@ impl Server {
         }
         shutdown.cancel();
         let _ = sweeper.await;
-        // Order: HTTP has drained; scan jobs store their checkpoints (and
-        // stop handing peers to the node); the node stops (and saves)
-        // before the store it saves to closes.
-        self.state.shared.widescan.shutdown().await;
+        let _ = scans.await;
+        // Order: HTTP has drained and the scan jobs have stored their
+        // checkpoints (and stopped handing peers to the node); the node
+        // stops (and saves) before the store it saves to closes.
         if let Some(node) = &self.state.shared.node {
             node.stop().await;
         }
