@@ -35,6 +35,7 @@ pub struct Running {
     bootstrap: Option<Arc<server::bootstrap::BootstrapService>>,
     #[allow(dead_code)] // not every test binary uses it
     pub store: Arc<dyn server::store::Store>,
+    widescan: Arc<server::widescan::WidescanService>,
     stop: CancellationToken,
     task: tokio::task::JoinHandle<()>,
 }
@@ -46,6 +47,7 @@ impl Running {
         let node = server.node();
         let bootstrap = server.bootstrap();
         let store = server.store();
+        let widescan = server.widescan();
         let stop = CancellationToken::new();
         let token = stop.clone();
         let task = tokio::spawn(async move { server.serve(token).await.expect("serve") });
@@ -54,6 +56,7 @@ impl Running {
             node,
             bootstrap,
             store,
+            widescan,
             stop,
             task,
         }
@@ -63,6 +66,12 @@ impl Running {
     #[allow(dead_code)] // not every test binary uses it
     pub fn bootstrap(&self) -> &server::bootstrap::BootstrapService {
         self.bootstrap.as_deref().expect("[bootstrap] enabled")
+    }
+
+    /// The scan jobs.
+    #[allow(dead_code)] // not every test binary uses it
+    pub fn widescan(&self) -> Arc<server::widescan::WidescanService> {
+        self.widescan.clone()
     }
 
     pub fn url(&self, path: &str) -> String {
