@@ -204,6 +204,13 @@ impl Server {
     /// Serves until `shutdown` is cancelled, then drains connections and
     /// closes the store.
     pub async fn serve(self, shutdown: CancellationToken) -> Result<(), ServerError> {
+        // Jobs a stop interrupted continue where they were, before any
+        // request can start one (a job started meanwhile is no leftover);
+        // at shutdown they stop at once, storing their checkpoints, while
+        // HTTP drains.
+        if let Err(e) = self.state.shared.widescan.restore().await {
+            tracing::warn!(error = %e, "cannot restore the scan jobs");
+        }
         let router = http::router(self.state.clone());
         let mut tasks = JoinSet::new();
         for listener in self.listeners {
@@ -228,11 +235,6 @@ impl Server {
         ));
         for addr in &self.state.shared.listen_addresses {
             tracing::info!(%addr, "listening");
-        }
-        // Jobs a stop interrupted continue where they were; at shutdown
-        // they stop at once (storing their checkpoints), while HTTP drains.
-        if let Err(e) = self.state.shared.widescan.restore().await {
-            tracing::warn!(error = %e, "cannot restore the scan jobs");
         }
         let scans = tokio::spawn({
             let widescan = self.state.shared.widescan.clone();

@@ -332,3 +332,148 @@ async fn scenario(peer: &PeerInstance, targets: &[String]) {
     }
     server.shutdown().await;
 }
+
+/// The server binary without `CAP_NET_RAW` (an unprivileged user, every
+/// capability dropped), in a namespace of its own: a scan job fails at
+/// once and says why, and the server keeps serving.
+#[test]
+fn without_cap_net_raw_a_job_fails_at_once_with_the_reason() {
+    if !can_run("without_cap_net_raw_a_job_fails_at_once_with_the_reason") {
+        return;
+    }
+    use std::{io::BufRead, os::unix::fs::PermissionsExt, process::Stdio};
+    let mut lab = Lab::new("c");
+    let ns = lab.host("s", &["fd00:5ca7:3::1/64"]);
+    let data = tempfile::tempdir().expect("tempdir");
+    std::fs::set_permissions(data.path(), std::fs::Permissions::from_mode(0o777)).expect("chmod");
+    let mut child = std::process::Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &ns,
+            "setpriv",
+            "--reuid=65534",
+            "--regid=65534",
+        ])
+        .args([
+            "--clear-groups",
+            "--inh-caps=-all",
+            "--bounding-set=-all",
+            "--",
+        ])
+        .arg(env!("CARGO_BIN_EXE_p2pnet-server"))
+        .args(["--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(data.path())
+        .env("P2PNET_AUTH__ADMIN_PASSWORD", common::server::PASSWORD)
+        .env("P2PNET_NODE__LISTEN", "127.0.0.1:0")
+        .env("P2PNET_NODE__DISCOVERY__ENABLED", "false")
+        .env("P2PNET_WIDESCAN__TEST_MODE", "true")
+        .env("P2PNET_LOG__FILTER", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("server starts");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut lines = std::io::BufReader::new(stdout).lines();
+    let base = loop {
+        let line = lines
+            .next()
+            .expect("the server prints its address")
+            .expect("utf-8");
+        if let Some(rest) = line.trim().strip_prefix("Control panel: ") {
+            break rest.trim_end_matches('/').to_owned();
+        }
+    };
+    // Keep reading: a full pipe would block the server's next write.
+    std::thread::spawn(move || lines.for_each(drop));
+    let outcome = lab.within(&ns, || {
+        tokio::runtime::Runtime::new()
+            .expect("runtime")
+            .block_on(fails_for_want_of_the_capability(&base))
+    });
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let status = child.wait().expect("server exits");
+    outcome.unwrap_or_else(|e| panic!("{e}"));
+    assert!(status.success(), "the server stops cleanly: {status}");
+}
+
+async fn fails_for_want_of_the_capability(base: &str) -> Result<(), String> {
+    use reqwest::header;
+    let c = common::server::client();
+    let r = c
+        .post(format!("{base}/auth/login"))
+        .form(&[
+            ("username", "admin"),
+            ("password", common::server::PASSWORD),
+            ("next", "/"),
+        ])
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
+    let cookie = r.headers()[header::SET_COOKIE]
+        .to_str()
+        .map_err(|e| e.to_string())?
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    let html = c
+        .get(format!("{base}/"))
+        .header(header::COOKIE, &cookie)
+        .send()
+        .await
+        .map_err(|e| e.to_string())?
+        .text()
+        .await
+        .map_err(|e| e.to_string())?;
+    let csrf = html
+        .split("name=\"csrf-token\" content=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .ok_or("no CSRF token")?
+        .to_owned();
+    let terminal = |line: &'static str| {
+        let (c, cookie, csrf) = (c.clone(), cookie.clone(), csrf.clone());
+        async move {
+            let body: serde_json::Value = c
+                .post(format!("{base}/api/parser/input"))
+                .header(header::COOKIE, cookie)
+                .header("x-csrf-token", csrf)
+                .header(header::ORIGIN, base)
+                .json(&serde_json::json!({ "line": line }))
+                .send()
+                .await
+                .map_err(|e| e.to_string())?
+                .json()
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok::<String, String>(body["lines"].to_string())
+        }
+    };
+    let started = terminal("scan start -p fd00:5ca7:3::/120 --hardware cpu").await?;
+    if !started.contains("scan job 1 started") {
+        return Err(format!("not started: {started}"));
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let shown = terminal("scan show 1").await?;
+        if shown.contains("failed") {
+            if !shown.contains("CAP_NET_RAW") {
+                return Err(format!("no reason given: {shown}"));
+            }
+            break;
+        }
+        if Instant::now() > deadline {
+            return Err(format!("did not fail at once: {shown}"));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Nothing was probed, and the server still answers.
+    let listed = terminal("scan list").await?;
+    if !listed.contains("failed") {
+        return Err(format!("the list does not say so: {listed}"));
+    }
+    Ok(())
+}

@@ -251,29 +251,29 @@ macro_rules! scan_store {
                 error: Option<&str>,
                 at_ms: i64,
             ) -> Result<bool, $crate::store::StoreError> {
-                let mut tx = self.pool.begin().await?;
-                let state: Option<String> =
-                    sqlx::query_scalar("SELECT state FROM scan_jobs WHERE id = $1")
-                        .bind(id)
-                        .fetch_optional(&mut *tx)
-                        .await?;
-                if !state.is_some_and(|s| from.contains(&s.as_str())) {
+                // One conditional statement: of two callers moving a job
+                // from the same state, exactly one wins.
+                let placeholders: Vec<String> =
+                    (0..from.len()).map(|i| format!("${}", i + 6)).collect();
+                let sql = format!(
+                    "UPDATE scan_jobs SET state = $2, error = $3, runs = runs + $4, \
+                     updated_at_ms = $5 WHERE id = $1 AND state IN ({})",
+                    placeholders.join(", ")
+                );
+                if from.is_empty() {
                     return Ok(false);
                 }
-                let run = i64::from(to == "running");
-                sqlx::query(
-                    "UPDATE scan_jobs SET state = $2, error = $3, runs = runs + $4, \
-                     updated_at_ms = $5 WHERE id = $1",
-                )
-                .bind(id)
-                .bind(to)
-                .bind(error)
-                .bind(run)
-                .bind(at_ms)
-                .execute(&mut *tx)
-                .await?;
-                tx.commit().await?;
-                Ok(true)
+                // Only placeholders are formatted in; the states are bound.
+                let mut query = sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .bind(id)
+                    .bind(to)
+                    .bind(error)
+                    .bind(i64::from(to == "running"))
+                    .bind(at_ms);
+                for state in from {
+                    query = query.bind(*state);
+                }
+                Ok(query.execute(&self.pool).await?.rows_affected() > 0)
             }
 
             async fn update_scan_progress(
