@@ -93,7 +93,7 @@ pub enum NodeAction {
     /// panel sends it through the same controls as the node's actions.
     QueueTask { target: String, task: String },
     /// Not the node's: start a widescan job (see `ScanRequest`).
-    ScanStart { request: super::ScanRequest },
+    ScanStart { request: Box<super::ScanRequest> },
     /// Not the node's: stop a running scan job (it can be resumed).
     ScanStop { job: i64 },
     /// Not the node's: resume a stopped, interrupted or failed scan job

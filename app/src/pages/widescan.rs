@@ -33,7 +33,7 @@ const FIELDS: &[Field] = &[
 
 fn request(_: &str, v: Vec<String>) -> NodeAction {
     NodeAction::ScanStart {
-        request: ScanRequest {
+        request: Box::new(ScanRequest {
             prefixes: nth(&v, 0),
             excludes: nth(&v, 1),
             rate: nth(&v, 2),
@@ -44,7 +44,7 @@ fn request(_: &str, v: Vec<String>) -> NodeAction {
             shard: nth(&v, 7),
             contact: nth(&v, 8),
             ..ScanRequest::default()
-        },
+        }),
     }
 }
 

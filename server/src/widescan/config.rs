@@ -163,7 +163,8 @@ mod tests {
 
     #[test]
     fn each_bad_value_names_its_key() {
-        let cases: [(&str, fn(&mut RawWidescan)); 6] = [
+        type Spoil = fn(&mut RawWidescan);
+        let cases: [(&str, Spoil); 6] = [
             ("widescan.max_jobs", |r| r.max_jobs = 0),
             ("widescan.max_rate", |r| r.max_rate = 0),
             ("widescan.default_rate", |r| r.default_rate = r.max_rate + 1),
