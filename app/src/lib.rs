@@ -10,6 +10,7 @@
 //! - [`csrf_client`]: the server-function client that attaches the session's
 //!   CSRF token to every call.
 //! - [`session`]: who is logged in, as seen by the rendered page.
+//! - [`format`]: times, durations and byte counts in words.
 //! - [`live`]: the live stream (`/api/live`) as signals the pages read.
 //! - `layout`, `pages`: the components.
 //! - [`ssr`] (server only): the [`ssr::PanelBackend`] trait the server
@@ -21,6 +22,7 @@
 
 pub mod api;
 pub mod csrf_client;
+pub mod format;
 mod layout;
 pub mod live;
 mod pages;

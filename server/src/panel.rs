@@ -13,7 +13,7 @@ use crate::{
     settings,
     state::{AppState, now_ms},
     store::{NewAudit, StoreError},
-    widescan::ScanError,
+    widescan::{ScanError, ScanRequest},
 };
 
 /// Answers the panel's server functions from the server state.
@@ -167,7 +167,8 @@ impl PanelBackend for Panel {
             NodeAction::QueueTask { target, task } => {
                 return self.queue_task(actor, &target, &task).await;
             }
-            NodeAction::ScanStart { request } => {
+            NodeAction::ScanStart { fields } => {
+                let request = ScanRequest::from_fields(&fields).map_err(PanelError::Fields)?;
                 let service = &self.state.shared.widescan;
                 let id = service.start(actor, &request).await.map_err(scan_error)?;
                 return Ok(format!("scan job {id} started"));

@@ -25,11 +25,11 @@ use std::{
     time::{Duration, Instant},
 };
 
-use app::api::ScanRequest;
 use common::server::{Running, config};
 use netns_lab::{Lab, can_run, enter};
 use p2pnet::{PeerId, PeerNetwork, PeerSource};
 use server::store::{ScanJobRecord, Store};
+use server::widescan::ScanRequest;
 use widescan::{
     Contact, Identity, Listener, ListenerOptions, ProbeCodec, RunKey, prefix::AddressPolicy,
 };

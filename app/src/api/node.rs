@@ -92,8 +92,11 @@ pub enum NodeAction {
     /// `task` as the terminal's `task` takes it, e.g. `block ID`). The
     /// panel sends it through the same controls as the node's actions.
     QueueTask { target: String, task: String },
-    /// Not the node's: start a widescan job (see `ScanRequest`).
-    ScanStart { request: Box<super::ScanRequest> },
+    /// Not the node's: start a widescan job. The form's fields by name
+    /// (`prefixes`, `excludes`, `rate`, `per_subnet_rate`, `hardware`,
+    /// `transport`, `seed`, `shard`, `contact`); an empty value takes the
+    /// server's default.
+    ScanStart { fields: Vec<(String, String)> },
     /// Not the node's: stop a running scan job (it can be resumed).
     ScanStop { job: i64 },
     /// Not the node's: resume a stopped, interrupted or failed scan job

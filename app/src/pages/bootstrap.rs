@@ -19,7 +19,7 @@ use crate::{
 
 /// The bootstrap service and its registered peers.
 #[component]
-pub fn BootstrapPage() -> impl IntoView {
+pub fn BootstrapPage() -> AnyView {
     let live = use_live();
     // Every fifth traffic sample (one a second) is the poll.
     let every_5s = move || {
@@ -41,6 +41,7 @@ pub fn BootstrapPage() -> impl IntoView {
             })}
         </Transition>
     }
+    .into_any()
 }
 
 fn service_view(v: BootstrapView) -> impl IntoView {

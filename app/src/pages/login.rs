@@ -6,7 +6,7 @@ use leptos_router::hooks::use_query_map;
 
 /// `/login`: posts to `/auth/login`, which sets the session cookie.
 #[component]
-pub fn LoginPage() -> impl IntoView {
+pub fn LoginPage() -> AnyView {
     let query = use_query_map();
     let message = move || {
         query.with(|q| match q.get("error").as_deref() {
@@ -31,4 +31,5 @@ pub fn LoginPage() -> impl IntoView {
             </form>
         </main>
     }
+    .into_any()
 }

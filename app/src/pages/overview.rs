@@ -14,7 +14,7 @@ use crate::{
 
 /// The dashboard.
 #[component]
-pub fn OverviewPage() -> impl IntoView {
+pub fn OverviewPage() -> AnyView {
     let live = use_live();
     let refreshes = RwSignal::new(0u32);
     let data = Resource::new(
@@ -65,6 +65,7 @@ pub fn OverviewPage() -> impl IntoView {
         </Transition>
         {feed(live)}
     }
+    .into_any()
 }
 
 fn node_view(node: NodeSummary) -> impl IntoView {

@@ -47,7 +47,7 @@ impl Page {
 
 /// The peer list and everything done to peers.
 #[component]
-pub fn PeersPage() -> impl IntoView {
+pub fn PeersPage() -> AnyView {
     let page = Page {
         controls: Controls::new(),
         reports: RwSignal::new(ByKey::default()),
@@ -82,6 +82,7 @@ pub fn PeersPage() -> impl IntoView {
         </Transition>
         {action_forms(page.controls)}
     }
+    .into_any()
 }
 
 fn pending_section(rows: Vec<PendingRow>, page: Page) -> impl IntoView {

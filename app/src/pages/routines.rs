@@ -16,7 +16,7 @@ use crate::{
 
 /// The routines table.
 #[component]
-pub fn RoutinesPage() -> impl IntoView {
+pub fn RoutinesPage() -> AnyView {
     let live = use_live();
     let controls = Controls::new();
     // The stream's traffic sample comes every second: every fifth is the
@@ -45,6 +45,7 @@ pub fn RoutinesPage() -> impl IntoView {
             })}
         </Transition>
     }
+    .into_any()
 }
 
 fn routine_row(row: RoutineRow) -> Row {

@@ -22,7 +22,7 @@ const PLACEMENTS: [(&str, &str); 3] = [
 
 /// The form; the configuration below it.
 #[component]
-pub fn SettingsPage() -> impl IntoView {
+pub fn SettingsPage() -> AnyView {
     let save = ServerAction::<UpdateSettings>::new();
     // Reload after each save so the page shows what the store now holds.
     let data = Resource::new(move || save.version().get(), |_| load_settings());
@@ -103,6 +103,7 @@ pub fn SettingsPage() -> impl IntoView {
             }}
         </Transition>
     }
+    .into_any()
 }
 
 /// Escapes text for an HTML attribute or element.

@@ -15,7 +15,7 @@ const POLL_INTERVAL: std::time::Duration = std::time::Duration::from_millis(1000
 
 /// The terminal view.
 #[component]
-pub fn TerminalPage() -> impl IntoView {
+pub fn TerminalPage() -> AnyView {
     let lines = RwSignal::new(Vec::<TerminalLine>::new());
     let input = RwSignal::new(String::new());
     let problem = RwSignal::new(None::<String>);
@@ -92,6 +92,7 @@ pub fn TerminalPage() -> impl IntoView {
             {move || problem.get().map(|p| view! { <p class="alert" role="alert">{p}</p> })}
         </section>
     }
+    .into_any()
 }
 
 /// Appends the lines of a transcript fetch that are not shown yet. The poll and

@@ -3,22 +3,22 @@
 //! the live stream, once a second while a job runs) with Stop and Resume;
 //! below it, what one job found, with CSV and NDJSON downloads. Instances
 //! a job finds are dialled by the node and appear on the Peers page
-//! (source `widescan`).
+//! (source `widescan`). The server sends every cell formatted.
 
 use leptos::{either::Either, prelude::*};
 use leptos_meta::Title;
 use leptos_router::hooks::use_query_map;
 
 use super::{
-    controls::{Controls, Field, Row, nth},
-    error_view, facts, format_duration, format_unix_ms,
+    controls::{Controls, Field, Row},
+    error_view, facts,
 };
 use crate::{
-    api::{NodeAction, ScanJobRow, ScanRequest, ScanResultRow, WidescanView, load_widescan},
+    api::{NodeAction, WidescanView, load_widescan},
     live::use_live,
 };
 
-/// The start form's fields, in the order [`request`] reads them.
+/// The start form's fields; their names are what the server reads.
 const FIELDS: &[Field] = &[
     ("Prefixes", "prefixes", "2a01:db8:1::/120, …"),
     ("Exclude (optional)", "excludes", "ranges never probed"),
@@ -31,26 +31,19 @@ const FIELDS: &[Field] = &[
     ("Contact (optional)", "contact", "URL explaining the scan"),
 ];
 
-fn request(_: &str, v: Vec<String>) -> NodeAction {
+fn start(_: &str, values: Vec<String>) -> NodeAction {
     NodeAction::ScanStart {
-        request: Box::new(ScanRequest {
-            prefixes: nth(&v, 0),
-            excludes: nth(&v, 1),
-            rate: nth(&v, 2),
-            per_subnet_rate: nth(&v, 3),
-            hardware: nth(&v, 4),
-            transport: nth(&v, 5),
-            seed: nth(&v, 6),
-            shard: nth(&v, 7),
-            contact: nth(&v, 8),
-            ..ScanRequest::default()
-        }),
+        fields: FIELDS
+            .iter()
+            .zip(values)
+            .map(|((_, name, _), value)| ((*name).to_owned(), value))
+            .collect(),
     }
 }
 
-/// The jobs, the start form and one job's results.
+/// The jobs, the start form and one job's findings.
 #[component]
-pub fn WidescanPage() -> impl IntoView {
+pub fn WidescanPage() -> AnyView {
     let live = use_live();
     let controls = Controls::new();
     let query = use_query_map();
@@ -72,7 +65,7 @@ pub fn WidescanPage() -> impl IntoView {
         <p class="muted">"IPv6 scans for live hosts and other instances; the instances found are dialled by the node and gated by its trust policy."</p>
         <section class="card" id="scan-start">
             <h2>"New scan"</h2>
-            {controls.form("scan".into(), String::new(), FIELDS, "Start", request)}
+            {controls.form("scan".into(), String::new(), FIELDS, "Start", start)}
         </section>
         <Transition fallback=|| view! { <p>"Loading…"</p> }>
             {move || data.get().map(|result| match result {
@@ -81,32 +74,33 @@ pub fn WidescanPage() -> impl IntoView {
             })}
         </Transition>
     }
+    .into_any()
 }
 
 fn jobs_view(controls: Controls, v: WidescanView) -> impl IntoView {
-    let policy = if v.test_mode {
-        "test mode: test and documentation ranges are admitted".to_owned()
-    } else {
-        "global unicast inside 2000::/3, reserved ranges refused".to_owned()
-    };
-    let limits = format!(
-        "{} jobs at once · at most {} probes/s",
-        v.max_jobs, v.max_rate
-    );
     let results = v.selected.map(|job| {
         let links = format!(
-            r#"<a id="scan-csv" href="/api/v1/widescan/jobs/{job}/results.csv">CSV</a> · <a id="scan-ndjson" href="/api/v1/widescan/jobs/{job}/results.ndjson">NDJSON</a>"#
+            r#"Job <span id="scan-selected">{job}</span>: download <a id="scan-csv" href="/api/v1/widescan/jobs/{job}/results.csv">CSV</a> · <a id="scan-ndjson" href="/api/v1/widescan/jobs/{job}/results.ndjson">NDJSON</a>"#
         );
+        let rows = v
+            .results
+            .into_iter()
+            .map(|cells| {
+                let addr = cells.get(1).cloned().unwrap_or_default();
+                Row {
+                    key: format!("result-{addr}-{}", cells.get(2).map_or("", |c| c.as_str())),
+                    id: addr,
+                    cells: columns(&RESULT_CLASSES, cells),
+                    buttons: Vec::new(),
+                    form: None,
+                }
+            })
+            .collect();
         view! {
             <section class="card" id="scan-results">
-                <h2>"Found by job "<span id="scan-selected">{job}</span></h2>
-                <p class="muted">"Download everything: "<span inner_html=links></span></p>
-                {controls.table(
-                    "scan-results",
-                    "Nothing found yet.",
-                    &["Kind", "Address", "Instance", "Port", "Contact", "Via", "When", ""],
-                    v.results.into_iter().map(result_row).collect(),
-                )}
+                <h2>"Found"</h2>
+                <p class="muted" inner_html=links></p>
+                {controls.table("scan-results", "Nothing found yet.", &RESULT_HEADERS, rows)}
             </section>
         }
     });
@@ -114,12 +108,12 @@ fn jobs_view(controls: Controls, v: WidescanView) -> impl IntoView {
         <section class="card" id="scan-jobs">
             <h2>"Jobs"</h2>
             <dl class="facts plain">
-                {facts(vec![("Targets", "scan-policy", policy), ("Limits", "scan-limits", limits)])}
+                {facts(vec![("Targets", "scan-policy", v.policy), ("Limits", "scan-limits", v.limits)])}
             </dl>
             {controls.table(
                 "scan-jobs",
                 "No scan yet.",
-                &["#", "State", "Prefixes", "Done", "Sent", "Received", "Hits", "Peers", "Left", "Generator", ""],
+                &JOB_HEADERS,
                 v.jobs.into_iter().map(job_row).collect(),
             )}
         </section>
@@ -127,66 +121,62 @@ fn jobs_view(controls: Controls, v: WidescanView) -> impl IntoView {
     }
 }
 
-fn job_row(j: ScanJobRow) -> Row {
-    let id = j.id;
-    let buttons = match j.state.as_str() {
+/// The jobs table: headers, and the class of each cell the server sends.
+const JOB_HEADERS: [&str; 11] = [
+    "#",
+    "State",
+    "Prefixes",
+    "Done",
+    "Sent",
+    "Received",
+    "Hits",
+    "Peers",
+    "Left",
+    "Generator",
+    "",
+];
+const JOB_CLASSES: [&str; 10] = [
+    "mono",
+    "state",
+    "mono prefixes",
+    "done",
+    "sent",
+    "received",
+    "hits",
+    "peers",
+    "eta",
+    "generator",
+];
+/// The findings table, as the jobs table.
+const RESULT_HEADERS: [&str; 8] = [
+    "Kind", "Address", "Instance", "Port", "Contact", "Via", "When", "",
+];
+const RESULT_CLASSES: [&str; 7] = ["kind", "mono addr", "mono instance", "port", "", "via", ""];
+
+/// Cells with the classes of their columns.
+fn columns(classes: &[&'static str], cells: Vec<String>) -> Vec<(&'static str, String)> {
+    classes.iter().copied().zip(cells).collect()
+}
+
+fn job_row(mut cells: Vec<String>) -> Row {
+    let id = cells
+        .first()
+        .and_then(|c| c.parse::<i64>().ok())
+        .unwrap_or(0);
+    let state = cells.get(1).cloned().unwrap_or_default();
+    let buttons = match state.as_str() {
         "running" => vec![("stop secondary", "Stop", NodeAction::ScanStop { job: id })],
         "stopped" | "interrupted" | "failed" => {
             vec![("resume", "Resume", NodeAction::ScanResume { job: id })]
         }
         _ => Vec::new(),
     };
-    let state = match j.error {
-        Some(e) => format!("{}: {e}", j.state),
-        None => j.state,
-    };
-    let generator = if j.generated_per_sec > 0 {
-        format!("{} · {} M/s", j.adapter, j.generated_per_sec / 1_000_000)
-    } else {
-        j.adapter
-    };
+    let shown = cells.split_off(2.min(cells.len()));
     Row {
         key: format!("scan-{id}"),
-        cells: vec![
-            ("mono", id.to_string()),
-            ("state", state),
-            ("mono prefixes", j.prefixes),
-            ("done", format!("{}.{}%", j.permille / 10, j.permille % 10)),
-            ("sent", format!("{} ({}/s)", j.sent, j.sent_per_sec)),
-            (
-                "received",
-                format!("{} ({}/s)", j.received, j.received_per_sec),
-            ),
-            ("hits", j.hits.to_string()),
-            ("peers", j.peers.to_string()),
-            ("eta", j.eta_secs.map(format_duration).unwrap_or_default()),
-            ("generator", generator),
-        ],
+        cells: columns(&JOB_CLASSES, shown),
         buttons,
         form: None,
         id: id.to_string(),
-    }
-}
-
-fn result_row(r: ScanResultRow) -> Row {
-    let port = if r.port == 0 {
-        String::new()
-    } else {
-        r.port.to_string()
-    };
-    Row {
-        key: format!("result-{}-{}", r.addr, r.instance_id),
-        cells: vec![
-            ("kind", r.kind),
-            ("mono addr", r.addr.clone()),
-            ("mono", r.instance_id),
-            ("port", port),
-            ("", r.contact),
-            ("", r.via),
-            ("", format_unix_ms(r.at_ms)),
-        ],
-        buttons: Vec::new(),
-        form: None,
-        id: r.addr,
     }
 }

@@ -8,7 +8,7 @@
 //! scan resume 3
 //! ```
 
-use app::api::ScanRequest;
+use crate::widescan::ScanRequest;
 
 use super::{ParseError, run::RunError};
 use crate::widescan::{ScanError, WidescanService, views::result_row};

@@ -28,12 +28,13 @@ use std::{
     sync::{Arc, Mutex, MutexGuard, PoisonError},
 };
 
-use app::api::{FieldError, ScanRequest};
+use app::api::FieldError;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 pub use config::{RawWidescan, WidescanConfig};
 use request::JobSpec;
+pub use request::ScanRequest;
 
 use crate::{
     node::NodeService,

@@ -7,7 +7,7 @@
 
 use std::net::Ipv6Addr;
 
-use app::api::{FieldError, ScanRequest};
+use app::api::FieldError;
 use serde::{Deserialize, Serialize};
 use widescan::{
     AddressSpace, Contact, HardwareMode, IndexRange, MacAddr, Prefix, Shard, TargetSet, Transport,
@@ -21,6 +21,74 @@ pub const RATE_CEILING: u32 = 10_000_000;
 pub const MAX_PREFIXES: usize = 1024;
 /// Longest text accepted in one field, bytes.
 pub const MAX_FIELD_BYTES: usize = 64 * 1024;
+
+/// A scan as asked for, from the panel's form or the terminal's flags:
+/// text as typed (an empty field takes the server's default).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ScanRequest {
+    /// Prefixes to scan, separated by commas or spaces.
+    pub prefixes: String,
+    /// Ranges never to probe, separated by commas or spaces.
+    pub excludes: String,
+    /// Probes a second, all targets together.
+    pub rate: String,
+    /// Probes a second into any one /64 (`0`: no cap).
+    pub per_subnet_rate: String,
+    /// `auto`, `gpu` or `cpu`.
+    pub hardware: String,
+    /// `kernel` or `packet`.
+    pub transport: String,
+    /// The scan order's seed (empty: random).
+    pub seed: String,
+    /// `k/n`: scan only shard k of n.
+    pub shard: String,
+    /// The contact string probes carry.
+    pub contact: String,
+    /// Send and listen on this interface only.
+    pub interface: String,
+    /// With the packet transport: the gateway's MAC.
+    pub gateway_mac: String,
+    /// Source address for probes.
+    pub source: String,
+}
+
+impl ScanRequest {
+    /// The panel's form fields by name; a name this server does not know
+    /// is refused (a newer page, or a forged request).
+    pub fn from_fields(fields: &[(String, String)]) -> Result<Self, Vec<FieldError>> {
+        let mut request = Self::default();
+        let mut unknown = Vec::new();
+        for (name, value) in fields {
+            let slot = match name.as_str() {
+                "prefixes" => &mut request.prefixes,
+                "excludes" => &mut request.excludes,
+                "rate" => &mut request.rate,
+                "per_subnet_rate" => &mut request.per_subnet_rate,
+                "hardware" => &mut request.hardware,
+                "transport" => &mut request.transport,
+                "seed" => &mut request.seed,
+                "shard" => &mut request.shard,
+                "contact" => &mut request.contact,
+                "interface" => &mut request.interface,
+                "gateway_mac" => &mut request.gateway_mac,
+                "source" => &mut request.source,
+                _ => {
+                    unknown.push(FieldError {
+                        field: name.chars().take(40).collect(),
+                        message: "not a field of a scan".into(),
+                    });
+                    continue;
+                }
+            };
+            value.clone_into(slot);
+        }
+        if unknown.is_empty() {
+            Ok(request)
+        } else {
+            Err(unknown)
+        }
+    }
+}
 
 /// A validated scan: what the store keeps (as JSON) and every run of the
 /// job is built from.
@@ -467,6 +535,27 @@ mod tests {
             fields(JobSpec::from_request(&request(&many), &config(false), 1)),
             ["prefixes"]
         );
+    }
+
+    #[test]
+    fn form_fields_fill_a_request_by_name() {
+        let fields = [
+            ("prefixes", "2a00::/120"),
+            ("rate", "5"),
+            ("contact", "x y"),
+        ]
+        .map(|(n, v)| (n.to_owned(), v.to_owned()));
+        let r = ScanRequest::from_fields(&fields).expect("known names");
+        assert_eq!(
+            (r.prefixes.as_str(), r.rate.as_str(), r.contact.as_str()),
+            ("2a00::/120", "5", "x y")
+        );
+        let forged = [
+            ("prefixes".to_owned(), String::new()),
+            ("test_mode".to_owned(), "1".to_owned()),
+        ];
+        let err = ScanRequest::from_fields(&forged).expect_err("unknown name");
+        assert_eq!(err[0].field, "test_mode");
     }
 
     #[test]

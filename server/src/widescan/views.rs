@@ -1,6 +1,126 @@
 //! What the panel and the terminal show of the scan jobs; changes nothing.
 
-use app::api::{MAX_SHOWN_JOBS, MAX_SHOWN_RESULTS, ScanJobRow, ScanResultRow, WidescanView};
+//! The panel gets its rows formatted, as cells: the page renders strings.
+
+use app::{
+    api::{MAX_SHOWN_JOBS, MAX_SHOWN_RESULTS, WidescanView},
+    format::{format_duration, format_unix_ms},
+};
+
+/// One scan job in figures.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ScanJobRow {
+    /// Its id.
+    pub id: i64,
+    /// `running`, `stopping`, `stopped`, `interrupted`, `completed` or `failed`.
+    pub state: String,
+    /// Why it failed, when it did.
+    pub error: Option<String>,
+    /// The prefixes, as validated.
+    pub prefixes: String,
+    /// The ranges excluded.
+    pub excludes: String,
+    /// Probes a second asked for.
+    pub rate: u32,
+    /// Its seed and shard, `seed 42 · shard 0/1`.
+    pub order: String,
+    /// Done, in tenths of a percent (0 to 1000).
+    pub permille: u32,
+    /// Addresses done (decimal: they may exceed 64 bits).
+    pub done: String,
+    /// Addresses in the job's range.
+    pub total: String,
+    /// Probes the kernel accepted, every run together.
+    pub sent: u64,
+    /// ICMPv6 messages read, every run together.
+    pub received: u64,
+    /// Probes a second over the last second (0 when not running).
+    pub sent_per_sec: u64,
+    /// Messages read a second over the last second.
+    pub received_per_sec: u64,
+    /// Distinct live hosts found.
+    pub hits: u64,
+    /// Distinct other instances found.
+    pub peers: u64,
+    /// Seconds left at the current rate (running jobs).
+    pub eta_secs: Option<u64>,
+    /// Where its addresses are generated: `GPU <adapter>` or `CPU (n threads)`.
+    pub adapter: String,
+    /// Addresses the generator makes a second while it works.
+    pub generated_per_sec: u64,
+    /// Who started it.
+    pub created_by: String,
+    /// When, Unix ms.
+    pub created_at_ms: i64,
+}
+
+impl ScanJobRow {
+    /// The row as the panel's cells (see [`WidescanView::jobs`]).
+    pub fn line(self) -> Vec<String> {
+        let state = match &self.error {
+            Some(e) => format!("{}: {e}", self.state),
+            None => self.state.clone(),
+        };
+        let generator = match (self.adapter.is_empty(), self.generated_per_sec) {
+            (true, _) => String::new(),
+            (false, 0) => self.adapter.clone(),
+            (false, rate) => format!("{} · {} M/s", self.adapter, rate / 1_000_000),
+        };
+        vec![
+            self.id.to_string(),
+            self.state,
+            self.id.to_string(),
+            state,
+            self.prefixes,
+            format!("{}.{}%", self.permille / 10, self.permille % 10),
+            format!("{} ({}/s)", self.sent, self.sent_per_sec),
+            format!("{} ({}/s)", self.received, self.received_per_sec),
+            self.hits.to_string(),
+            self.peers.to_string(),
+            self.eta_secs.map(format_duration).unwrap_or_default(),
+            generator,
+        ]
+    }
+}
+
+/// A host or an instance a job found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ScanResultRow {
+    /// `hit` (a live host) or `peer` (another instance).
+    pub kind: String,
+    /// Its address.
+    pub addr: String,
+    /// A peer's instance id (16 hex digits); empty for a hit.
+    pub instance_id: String,
+    /// The TCP port a peer's node listens on; 0 for a hit.
+    pub port: u16,
+    /// A peer's contact string.
+    pub contact: String,
+    /// How a peer was learned: `probe` or `answer`.
+    pub via: String,
+    /// When, Unix ms.
+    pub at_ms: i64,
+}
+
+impl ScanResultRow {
+    /// The row as the panel's cells (see [`WidescanView::results`]).
+    pub fn cells(self) -> Vec<String> {
+        let port = if self.port == 0 {
+            String::new()
+        } else {
+            self.port.to_string()
+        };
+        vec![
+            self.kind,
+            self.addr,
+            self.instance_id,
+            port,
+            self.contact,
+            self.via,
+            format_unix_ms(self.at_ms),
+        ]
+    }
+}
 
 use super::{WidescanService, request::JobSpec};
 use crate::store::{ScanJobRecord, ScanResultRecord, StoreError};
@@ -30,16 +150,24 @@ impl WidescanService {
                 .latest_scan_results(job, MAX_SHOWN_RESULTS as i64)
                 .await?
                 .into_iter()
-                .map(result_row)
+                .map(|r| result_row(r).cells())
                 .collect(),
             None => Vec::new(),
         };
+        let policy = match (config.enabled, config.test_mode) {
+            (false, _) => "scan jobs are off here ([widescan] enabled = false)".to_owned(),
+            (true, true) => "test mode: test and documentation ranges are admitted".to_owned(),
+            (true, false) => {
+                "global unicast inside 2000::/3; reserved ranges are refused".to_owned()
+            }
+        };
         Ok(WidescanView {
-            enabled: config.enabled,
-            test_mode: config.test_mode,
-            max_jobs: u32::try_from(config.max_jobs).unwrap_or(u32::MAX),
-            max_rate: config.max_rate,
-            jobs: jobs.iter().map(|j| self.job_row(j)).collect(),
+            policy,
+            limits: format!(
+                "{} jobs at once · at most {} probes/s each",
+                config.max_jobs, config.max_rate
+            ),
+            jobs: jobs.iter().map(|j| self.job_row(j).line()).collect(),
             selected,
             results,
         })
