@@ -16,6 +16,9 @@
 //! - [`ssr`] (server only): the [`ssr::PanelBackend`] trait the server
 //!   implements, so this crate never depends on the server.
 
+// Rendering the pages on the server (`RenderHtml::resolve` of their
+// nested view types) goes deeper than the default limit of 128.
+#![recursion_limit = "256"]
 // `#[component]` expands to `pub` props structs even for crate-private
 // components, which this lint would flag on every page.
 #![allow(unreachable_pub)]
@@ -30,6 +33,10 @@ pub mod session;
 #[cfg(feature = "ssr")]
 pub mod ssr;
 
+/// `/login`, rendered by the server alone (see `pages::login`).
+#[cfg(feature = "ssr")]
+pub use pages::login_document;
+
 use leptos::prelude::*;
 use leptos_meta::{MetaTags, Stylesheet, Title, provide_meta_context};
 use leptos_router::{
@@ -39,8 +46,8 @@ use leptos_router::{
 
 use crate::layout::Layout;
 use crate::pages::{
-    BootstrapPage, LoginPage, NotFound, OverviewPage, PeersPage, RoutinesPage, SettingsPage,
-    TerminalPage, WidescanPage,
+    BootstrapPage, NotFound, OverviewPage, PeersPage, RoutinesPage, SettingsPage, TerminalPage,
+    WidescanPage,
 };
 
 /// The HTML document around the application, rendered on the server only.
@@ -70,7 +77,8 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
     }
 }
 
-/// The panel: a login page and the authenticated pages inside one layout.
+/// The panel: the authenticated pages inside one layout. (`/login` is
+/// the server's alone: `login_document`.)
 #[component]
 pub fn App() -> impl IntoView {
     provide_meta_context();
@@ -79,7 +87,6 @@ pub fn App() -> impl IntoView {
         <Title formatter=|page: String| format!("{page} · P2PNet") />
         <Router>
             <Routes fallback=NotFound>
-                <Route path=path!("/login") view=LoginPage />
                 <ParentRoute path=path!("") view=Layout>
                     <Route path=path!("") view=OverviewPage />
                     <Route path=path!("peers") view=PeersPage />

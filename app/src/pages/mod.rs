@@ -3,6 +3,7 @@
 
 mod bootstrap;
 mod controls;
+#[cfg(feature = "ssr")]
 mod login;
 mod not_found;
 mod overview;
@@ -14,7 +15,8 @@ mod throughput;
 mod widescan;
 
 pub(crate) use bootstrap::BootstrapPage;
-pub(crate) use login::LoginPage;
+#[cfg(feature = "ssr")]
+pub use login::login_document;
 pub(crate) use not_found::NotFound;
 pub(crate) use overview::OverviewPage;
 pub(crate) use peers::PeersPage;

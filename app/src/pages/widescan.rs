@@ -11,7 +11,7 @@ use leptos_router::hooks::use_query_map;
 
 use super::{
     controls::{Controls, Field, Row},
-    error_view, facts,
+    error_view,
 };
 use crate::{
     api::{NodeAction, WidescanView, load_widescan},
@@ -78,46 +78,40 @@ pub fn WidescanPage() -> AnyView {
 }
 
 fn jobs_view(controls: Controls, v: WidescanView) -> impl IntoView {
-    let results = v.selected.map(|job| {
-        let links = format!(
-            r#"Job <span id="scan-selected">{job}</span>: download <a id="scan-csv" href="/api/v1/widescan/jobs/{job}/results.csv">CSV</a> · <a id="scan-ndjson" href="/api/v1/widescan/jobs/{job}/results.ndjson">NDJSON</a>"#
-        );
-        let rows = v
-            .results
-            .into_iter()
-            .map(|cells| {
-                let addr = cells.get(1).cloned().unwrap_or_default();
-                Row {
-                    key: format!("result-{addr}-{}", cells.get(2).map_or("", |c| c.as_str())),
-                    id: addr,
-                    cells: columns(&RESULT_CLASSES, cells),
-                    buttons: Vec::new(),
-                    form: None,
-                }
-            })
-            .collect();
-        view! {
-            <section class="card" id="scan-results">
-                <h2>"Found"</h2>
-                <p class="muted" inner_html=links></p>
-                {controls.table("scan-results", "Nothing found yet.", &RESULT_HEADERS, rows)}
-            </section>
-        }
+    // One line of markup for what only links and labels: the job shown
+    // and its downloads.
+    let found = v.selected.map_or_else(String::new, |job| {
+        format!(
+            r#"Found by job <span id="scan-selected">{job}</span> · download <a id="scan-csv" href="/api/v1/widescan/jobs/{job}/results.csv">CSV</a> · <a id="scan-ndjson" href="/api/v1/widescan/jobs/{job}/results.ndjson">NDJSON</a>"#
+        )
     });
+    let results = v
+        .results
+        .into_iter()
+        .map(|cells| {
+            let addr = cells.get(1).cloned().unwrap_or_default();
+            Row {
+                key: format!("result-{addr}-{}", cells.get(2).map_or("", |c| c.as_str())),
+                id: addr,
+                cells: columns(&RESULT_CLASSES, cells),
+                buttons: Vec::new(),
+                form: None,
+            }
+        })
+        .collect();
     view! {
         <section class="card" id="scan-jobs">
             <h2>"Jobs"</h2>
-            <dl class="facts plain">
-                {facts(vec![("Targets", "scan-policy", v.policy), ("Limits", "scan-limits", v.limits)])}
-            </dl>
+            <p class="muted" id="scan-policy">{v.policy}" · "{v.limits}</p>
             {controls.table(
                 "scan-jobs",
                 "No scan yet.",
                 &JOB_HEADERS,
                 v.jobs.into_iter().map(job_row).collect(),
             )}
+            <h2 id="scan-results" inner_html=found></h2>
+            {controls.table("scan-results", "Nothing found yet.", &RESULT_HEADERS, results)}
         </section>
-        {results}
     }
 }
 

@@ -7,7 +7,7 @@ use std::{
 
 use axum::{
     Extension, Form,
-    extract::{ConnectInfo, State},
+    extract::{ConnectInfo, Query, State},
     http::{HeaderMap, HeaderValue, StatusCode, header},
     response::{Html, IntoResponse, Redirect, Response},
 };
@@ -27,6 +27,21 @@ pub struct LoginForm {
     password: String,
     #[serde(default)]
     next: String,
+}
+
+/// The query of `GET /login`.
+#[derive(Deserialize)]
+pub struct LoginQuery {
+    /// Why the last attempt failed.
+    error: Option<String>,
+    /// Where to go after logging in.
+    #[serde(default)]
+    next: String,
+}
+
+/// `GET /login`: the login form, rendered here alone (it needs no script).
+pub async fn login_page(Query(query): Query<LoginQuery>) -> Response {
+    axum::response::Html(app::login_document(query.error.as_deref(), &query.next)).into_response()
 }
 
 /// Checks the credentials; on success sets the session cookie and redirects.
