@@ -47,4 +47,6 @@ step "end-to-end (Chromium)"
 scripts/build-site.sh dev
 # The second p2pnet node the panel tests spawn (target/debug/examples/dial_peer).
 cargo build -p p2pnet --example dial_peer --locked
+# The other instance of the widescan spec (target/debug/widescan).
+cargo build -p widescan --bin widescan --locked
 (cd end2end && playwright test)

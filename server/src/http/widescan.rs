@@ -75,7 +75,9 @@ async fn results(
             Some((Ok::<_, std::io::Error>(chunk), (next, false)))
         }
     });
-    let mut response = Body::from_stream(pages).into_response();
+    // Fused: the compression layer polls once more after the end, which a
+    // bare `unfold` answers with a panic.
+    let mut response = Body::from_stream(futures_util::StreamExt::fuse(pages)).into_response();
     let headers = response.headers_mut();
     headers.insert(
         header::CONTENT_TYPE,
