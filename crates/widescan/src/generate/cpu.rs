@@ -6,35 +6,65 @@
 //! lanes, and only the rare cycle-walking steps and the prefix lookup run per
 //! address. On x86-64 the same code is compiled a second time with AVX2 enabled and
 //! picked at run time (8 `u32` multiplies per instruction instead of SSE2's
-//! emulated 4). rayon splits a batch into [`CHUNK`]-sized tasks.
+//! emulated 4). [`fill_parallel`] shares a batch between the calling thread and
+//! rayon workers, which claim [`CLAIM`]-sized pieces as they get to them.
 //!
 //! The output must equal [`AddressSpace::address`] bit for bit; the tests below and
 //! the GPU differential test hold it to that.
 
-use rayon::prelude::*;
+use std::sync::{Mutex, PoisonError};
 
 use super::{AddressSpace, Octets, PrefixWords};
 use crate::permutation::{ROUNDS, mask64, mix32, round_wide};
 
-/// Addresses per rayon task: large enough to amortise scheduling, small enough to
-/// balance two to many cores.
-const CHUNK: usize = 1 << 14;
+/// Addresses per piece of a parallel batch: about 2 µs of work on the fastest
+/// shape, so the lock taken per piece is noise, while a 64 Ki batch still has 16
+/// pieces to balance between threads that start at different times.
+const CLAIM: usize = 1 << 12;
+
+/// Batches below this stay on the calling thread: waking a sleeping worker costs
+/// tens of microseconds on a VM, as much as generating this many addresses.
+const MIN_PARALLEL: usize = 4 * CLAIM;
 
 /// Lanes per structure-of-arrays block; 4 × 512 × 4 bytes of lanes stay in L1.
 const BLOCK: usize = 512;
 
-/// Up to this many prefixes, the narrow lookup counts starts instead of searching.
+/// Up to this many prefixes the lookup compares each lane against every start
+/// (vectorised selects) instead of searching.
 const LINEAR_PREFIXES: usize = 16;
 
-/// Fills `out` using every rayon thread.
+/// Fills `out` on the calling thread and the rayon workers.
+///
+/// Measured (issue 12): handing a 64 Ki batch to rayon as `par_chunks_mut` tasks
+/// while the caller slept made two cores slower than one. The caller, a thread
+/// outside the pool, blocked on a latch, so each batch cost about five context
+/// switches (two workers woken, the caller woken at the end), and the three
+/// threads shared two cores. Here the caller works too, and the pieces are
+/// claimed dynamically: a worker that wakes late finds less to do instead of
+/// holding up the batch, and only a batch too small to split stays serial.
 pub(crate) fn fill_parallel(space: &AddressSpace, start: u128, out: &mut [Octets]) {
-    if out.len() <= CHUNK {
+    let threads = rayon::current_num_threads();
+    if threads <= 1 || out.len() < MIN_PARALLEL {
         fill_serial(space, start, out);
         return;
     }
-    out.par_chunks_mut(CHUNK)
-        .enumerate()
-        .for_each(|(c, chunk)| fill_serial(space, start + (c * CHUNK) as u128, chunk));
+    let helpers = (out.len() / CLAIM).min(threads) - 1;
+    let pieces = Mutex::new(out.chunks_mut(CLAIM).enumerate());
+    let work = || {
+        loop {
+            // A panic inside `fill_serial` reaches the caller through the scope;
+            // the iterator itself is still sound, so a poisoned lock is taken over.
+            let next = pieces.lock().unwrap_or_else(PoisonError::into_inner).next();
+            let Some((c, piece)) = next else { break };
+            fill_serial(space, start + (c * CLAIM) as u128, piece);
+        }
+    };
+    rayon::in_place_scope(|s| {
+        for _ in 0..helpers {
+            s.spawn(|_| work());
+        }
+        work();
+    });
 }
 
 /// Fills `out` on the calling thread.
@@ -588,7 +618,7 @@ mod tests {
     #[test]
     fn chunk_boundaries_do_not_matter() {
         let space = space(&["2a00::/100"], 77);
-        let mut whole = vec![[0u8; 16]; 3 * CHUNK + 17];
+        let mut whole = vec![[0u8; 16]; 3 * CLAIM + MIN_PARALLEL + 17];
         fill_parallel(&space, 5, &mut whole);
         let mut pieces = vec![[0u8; 16]; whole.len()];
         let (a, b) = pieces.split_at_mut(BLOCK + 3);
