@@ -9,10 +9,12 @@ as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 
 # 1. Debian packages (only the missing ones; apt-get update only if needed).
 # nettle-dev, libgmp-dev and libclang-dev build sequoia's crypto backend;
-# gnupg is the independent OpenPGP implementation the interop tests run.
+# gnupg is the independent OpenPGP implementation the interop tests run;
+# iproute2 makes the tests' network namespaces, util-linux's setpriv runs
+# the server without capabilities in one.
 packages=(build-essential pkg-config libssl-dev libclang-dev nettle-dev libgmp-dev curl
           ca-certificates chromium gnupg iproute2 iputils-ping procps mesa-vulkan-drivers
-          libvulkan1)
+          libvulkan1 util-linux)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -6,7 +6,8 @@
 -- exceed 64 bits). checkpoint: the first index not yet handed to the
 -- kernel; a resumed run starts there. state: running | stopping |
 -- stopped | interrupted | completed | failed. The counters add up every
--- run of the job; hits and peers count the stored results.
+-- run of the job (send_ms: time spent sending); hits and peers count the
+-- stored results.
 CREATE TABLE scan_jobs (
     id                BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     created_at_ms     BIGINT  NOT NULL,
@@ -20,6 +21,7 @@ CREATE TABLE scan_jobs (
     sent              BIGINT  NOT NULL DEFAULT 0,
     received          BIGINT  NOT NULL DEFAULT 0,
     send_errors       BIGINT  NOT NULL DEFAULT 0,
+    send_ms           BIGINT  NOT NULL DEFAULT 0,
     hits              BIGINT  NOT NULL DEFAULT 0,
     peers             BIGINT  NOT NULL DEFAULT 0,
     results_dropped   BIGINT  NOT NULL DEFAULT 0,

@@ -6,7 +6,8 @@
 -- exceed 64 bits). checkpoint: the first index not yet handed to the
 -- kernel; a resumed run starts there. state: running | stopping |
 -- stopped | interrupted | completed | failed. The counters add up every
--- run of the job; hits and peers count the stored results.
+-- run of the job (send_ms: time spent sending); hits and peers count the
+-- stored results.
 CREATE TABLE scan_jobs (
     id                INTEGER PRIMARY KEY AUTOINCREMENT,
     created_at_ms     INTEGER NOT NULL,
@@ -20,6 +21,7 @@ CREATE TABLE scan_jobs (
     sent              INTEGER NOT NULL DEFAULT 0,
     received          INTEGER NOT NULL DEFAULT 0,
     send_errors       INTEGER NOT NULL DEFAULT 0,
+    send_ms           INTEGER NOT NULL DEFAULT 0,
     hits              INTEGER NOT NULL DEFAULT 0,
     peers             INTEGER NOT NULL DEFAULT 0,
     results_dropped   INTEGER NOT NULL DEFAULT 0,

@@ -64,7 +64,7 @@ async fn run() -> Result<()> {
         .env("P2PNET_NODE__TRUST__AUTO_ACCEPT", "true");
     let mut server = ServerProcess::spawn(command)?;
     let base = format!("http://127.0.0.1:{http_port}");
-    let cookie = login(&base).await?;
+    let cookie = common::login(&base, PASSWORD).await?;
 
     let epoch = Instant::now();
     let clients: Vec<Arc<Mutex<Seen>>> = (0..BROWSERS)
@@ -238,38 +238,6 @@ async fn wait_open(sender: &PeerNetwork, target: PeerId) -> Result<()> {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     Ok(())
-}
-
-async fn login(base: &str) -> Result<String> {
-    let client = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()?;
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        match client
-            .post(format!("{base}/auth/login"))
-            .form(&[("username", "admin"), ("password", PASSWORD), ("next", "/")])
-            .send()
-            .await
-        {
-            Ok(r) => {
-                let cookie = r
-                    .headers()
-                    .get("set-cookie")
-                    .context("no session cookie")?
-                    .to_str()?
-                    .split(';')
-                    .next()
-                    .context("cookie")?
-                    .to_owned();
-                return Ok(cookie);
-            }
-            Err(_) if Instant::now() < deadline => {
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-            Err(e) => return Err(e).context("the server never answered"),
-        }
-    }
 }
 
 fn per_second(count: u64, over: Duration) -> u64 {

@@ -385,6 +385,7 @@ async fn scan_jobs(store: &dyn Store) {
         sent: 300,
         received: 12,
         send_errors: 1,
+        send_ms: 4_500,
         adapter: "CPU (2 threads)".into(),
         generated_per_sec: 5_000_000,
         at_ms: 20,
@@ -396,6 +397,7 @@ async fn scan_jobs(store: &dyn Store) {
     let job = store.scan_job(id).await.expect("read").expect("stored");
     assert_eq!(job.checkpoint, progress.checkpoint);
     assert_eq!((job.sent, job.received, job.send_errors), (300, 12, 1));
+    assert_eq!(job.send_ms, 4_500);
     assert_eq!(job.adapter, "CPU (2 threads)");
 
     // State moves only from the states named.

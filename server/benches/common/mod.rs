@@ -7,6 +7,8 @@ use std::{
     process::{Child, Command, Stdio},
 };
 
+use std::time::{Duration, Instant};
+
 use anyhow::{Context, Result};
 
 /// The release server, run as its own process; killed when dropped.
@@ -30,6 +32,7 @@ impl ServerProcess {
     }
 
     /// Its resident memory, KiB.
+    #[allow(dead_code)] // not every bench reports it
     pub(crate) fn rss_kib(&self) -> Result<u64> {
         self.status_kib("VmRSS:")
     }
@@ -78,4 +81,39 @@ pub(crate) fn server_command(data: &Path, port: u16) -> Command {
 /// A loopback port nothing listens on now.
 pub(crate) fn free_port() -> Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// Logs in as `admin` (retrying while the server starts); the session
+/// cookie.
+#[allow(dead_code)] // not every bench logs in
+pub(crate) async fn login(base: &str, password: &str) -> Result<String> {
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()?;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        match client
+            .post(format!("{base}/auth/login"))
+            .form(&[("username", "admin"), ("password", password), ("next", "/")])
+            .send()
+            .await
+        {
+            Ok(r) => {
+                let cookie = r
+                    .headers()
+                    .get("set-cookie")
+                    .context("no session cookie")?
+                    .to_str()?
+                    .split(';')
+                    .next()
+                    .context("cookie")?
+                    .to_owned();
+                return Ok(cookie);
+            }
+            Err(_) if Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => return Err(e).context("the server never answered"),
+        }
+    }
 }

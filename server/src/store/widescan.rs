@@ -51,6 +51,8 @@ pub struct ScanJobRecord {
     pub received: i64,
     /// Probes that could not be sent.
     pub send_errors: i64,
+    /// Time spent sending, every run together, ms.
+    pub send_ms: i64,
     /// Distinct live hosts stored.
     pub hits: i64,
     /// Distinct instances stored.
@@ -78,6 +80,8 @@ pub struct ScanProgressUpdate {
     pub received: i64,
     /// Probes not sent, every run together.
     pub send_errors: i64,
+    /// Time spent sending, every run together, ms.
+    pub send_ms: i64,
     /// Where addresses are generated.
     pub adapter: String,
     /// Its generation rate.
@@ -283,8 +287,8 @@ macro_rules! scan_store {
             ) -> Result<(), $crate::store::StoreError> {
                 sqlx::query(
                     "UPDATE scan_jobs SET checkpoint = $2, sent = $3, received = $4, \
-                     send_errors = $5, adapter = $6, generated_per_sec = $7, updated_at_ms = $8 \
-                     WHERE id = $1",
+                     send_errors = $5, adapter = $6, generated_per_sec = $7, updated_at_ms = $8, \
+                     send_ms = $9 WHERE id = $1",
                 )
                 .bind(id)
                 .bind(&p.checkpoint)
@@ -294,6 +298,7 @@ macro_rules! scan_store {
                 .bind(&p.adapter)
                 .bind(p.generated_per_sec)
                 .bind(p.at_ms)
+                .bind(p.send_ms)
                 .execute(&self.pool)
                 .await?;
                 Ok(())

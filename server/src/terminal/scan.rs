@@ -244,8 +244,13 @@ pub async fn run(
                         .unwrap_or_default()
                 ),
                 format!(
-                    "probes    {} sent ({}/s) · {} received ({}/s)",
-                    row.sent, row.sent_per_sec, row.received, row.received_per_sec
+                    "probes    {} sent ({}/s; {} ms sending, {}/s on average) · {} received ({}/s)",
+                    row.sent,
+                    row.sent_per_sec,
+                    row.send_ms,
+                    (row.sent * 1000).checked_div(row.send_ms).unwrap_or(0),
+                    row.received,
+                    row.received_per_sec
                 ),
                 format!("found     {} hits · {} peers", row.hits, row.peers),
                 format!(

@@ -47,6 +47,7 @@ pub(super) struct Totals {
     pub(super) sent: i64,
     pub(super) received: i64,
     pub(super) send_errors: i64,
+    pub(super) send_ms: i64,
 }
 
 /// A run about to start.
@@ -94,6 +95,7 @@ impl JobStart {
                 sent: row.sent,
                 received: row.received,
                 send_errors: row.send_errors,
+                send_ms: row.send_ms,
             },
         })
     }
@@ -183,6 +185,9 @@ async fn drive(
     let mut dialed = HashSet::new();
     let mut open = true;
     let mut stopping = false;
+    // Time spent sending so far: while it sends, the run's time; at the
+    // end, the report's exact figure.
+    let mut sending = Duration::ZERO;
     loop {
         tokio::select! {
             () = signals.stop.cancelled(), if !stopping => {
@@ -205,7 +210,10 @@ async fn drive(
             _ = tick.tick() => {
                 store_findings(ctx, job.id, &mut pending).await;
                 let now = handle.progress();
-                report(ctx, job, &now, last.as_ref(), &adapter, figures).await;
+                if now.phase == widescan::Phase::Sending {
+                    sending = now.elapsed;
+                }
+                report(ctx, job, &now, last.as_ref(), &adapter, figures, sending).await;
                 last = Some(now);
                 if !open && handle.is_finished() {
                     break;
@@ -216,13 +224,17 @@ async fn drive(
     let _ = drain.await;
     store_findings(ctx, job.id, &mut pending).await;
     let end = handle.progress();
-    report(ctx, job, &end, last.as_ref(), &adapter, figures).await;
     // Finished: joining returns at once, but it is a thread join.
-    let report = tokio::task::spawn_blocking(move || handle.join())
+    let joined = tokio::task::spawn_blocking(move || handle.join())
         .await
-        .map_err(|e| format!("the scan ended abnormally: {e}"))?
-        .map_err(|e| e.to_string())?;
-    Ok(report.completed)
+        .map_err(|e| format!("the scan ended abnormally: {e}"))?;
+    // The report has the exact time spent sending; without one (the scan
+    // failed) the last progress stands.
+    if let Ok(r) = &joined {
+        sending = r.send_elapsed;
+    }
+    report(ctx, job, &end, last.as_ref(), &adapter, figures, sending).await;
+    Ok(joined.map_err(|e| e.to_string())?.completed)
 }
 
 /// The library's scan for this run.
@@ -375,6 +387,7 @@ async fn report(
     last: Option<&Progress>,
     adapter: &str,
     figures: &Mutex<LiveFigures>,
+    sending: Duration,
 ) {
     let count = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
     let update = ScanProgressUpdate {
@@ -382,6 +395,10 @@ async fn report(
         sent: job.base.sent.saturating_add(count(now.sent)),
         received: job.base.received.saturating_add(count(now.received)),
         send_errors: job.base.send_errors.saturating_add(count(now.send_errors)),
+        send_ms: job
+            .base
+            .send_ms
+            .saturating_add(i64::try_from(sending.as_millis()).unwrap_or(i64::MAX)),
         adapter: adapter.to_owned(),
         generated_per_sec: now.generated_per_sec() as i64,
         at_ms: now_ms(),

@@ -32,6 +32,8 @@ pub struct ScanJobRow {
     pub total: String,
     /// Probes the kernel accepted, every run together.
     pub sent: u64,
+    /// Time spent sending them, ms.
+    pub send_ms: u64,
     /// ICMPv6 messages read, every run together.
     pub received: u64,
     /// Probes a second over the last second (0 when not running).
@@ -206,6 +208,7 @@ impl WidescanService {
             done: done.to_string(),
             total: total.to_string(),
             sent: count(job.sent),
+            send_ms: count(job.send_ms),
             received: count(job.received),
             sent_per_sec: figures.sent_per_sec,
             received_per_sec: figures.received_per_sec,
