@@ -64,6 +64,20 @@ pub struct Draft {
     pub text: String,
 }
 
+impl Draft {
+    /// The event, numbered `seq` and stamped now, its text bounded.
+    fn into_event(self, seq: u64) -> Arc<LiveEvent> {
+        Arc::new(LiveEvent {
+            seq,
+            at_ms: now_ms(),
+            kind: self.kind.to_owned(),
+            peer: self.peer.map(|p| p.to_string()),
+            text: bounded_text(&self.text),
+            traffic: None,
+        })
+    }
+}
+
 /// The feed: recent events, traffic samples, and the subscribers' ring.
 pub struct LiveFeed {
     recent: Mutex<Recent>,
@@ -127,14 +141,7 @@ impl LiveFeed {
     pub fn publish(&self, draft: Draft) -> u64 {
         let mut recent = self.recent();
         let seq = recent.take_seq();
-        let event = Arc::new(LiveEvent {
-            seq,
-            at_ms: now_ms(),
-            kind: draft.kind.to_owned(),
-            peer: draft.peer.map(|p| p.to_string()),
-            text: bounded_text(&draft.text),
-            traffic: None,
-        });
+        let event = draft.into_event(seq);
         if recent.events.len() >= RECENT_EVENTS
             && let Some(old) = recent.events.pop_front()
         {
@@ -153,14 +160,7 @@ impl LiveFeed {
     pub fn publish_transient(&self, draft: Draft) -> u64 {
         let mut recent = self.recent();
         let seq = recent.take_seq();
-        let _ = self.sender.send(Arc::new(LiveEvent {
-            seq,
-            at_ms: now_ms(),
-            kind: draft.kind.to_owned(),
-            peer: draft.peer.map(|p| p.to_string()),
-            text: bounded_text(&draft.text),
-            traffic: None,
-        }));
+        let _ = self.sender.send(draft.into_event(seq));
         seq
     }
 
