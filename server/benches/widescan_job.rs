@@ -39,15 +39,42 @@ impl Lab {
             vec!["netns", "add", ns],
             vec!["-n", ns, "link", "set", "lo", "up"],
             vec!["-n", ns, "link", "add", "va", "type", "bridge"],
-            vec!["-n", ns, "addr", "add", "fd00:5ca7:98::1/64", "dev", "va", "nodad"],
+            vec![
+                "-n",
+                ns,
+                "addr",
+                "add",
+                "fd00:5ca7:98::1/64",
+                "dev",
+                "va",
+                "nodad",
+            ],
             vec!["-n", ns, "link", "set", "va", "up"],
             vec![
-                "-n", ns, "-6", "neigh", "add", "fd00:5ca7:98::2", "lladdr",
-                "02:00:00:00:00:02", "dev", "va", "nud", "permanent",
+                "-n",
+                ns,
+                "-6",
+                "neigh",
+                "add",
+                "fd00:5ca7:98::2",
+                "lladdr",
+                "02:00:00:00:00:02",
+                "dev",
+                "va",
+                "nud",
+                "permanent",
             ],
             vec![
-                "-n", ns, "-6", "route", "add", "fd00:5ca7:99::/64", "via", "fd00:5ca7:98::2",
-                "dev", "va",
+                "-n",
+                ns,
+                "-6",
+                "route",
+                "add",
+                "fd00:5ca7:99::/64",
+                "via",
+                "fd00:5ca7:98::2",
+                "dev",
+                "va",
             ],
         ] {
             let status = Command::new("ip").args(&args).status()?;
@@ -79,7 +106,10 @@ fn main() -> Result<()> {
     let mut cli_rates = Vec::new();
     let mut job_rates = Vec::new();
     println!("scan of {PREFIX} (1,048,576 probes), CPU generation, kernel transport");
-    println!("{:>5} {:>14} {:>14} {:>7}", "round", "CLI probes/s", "job probes/s", "ratio");
+    println!(
+        "{:>5} {:>14} {:>14} {:>7}",
+        "round", "CLI probes/s", "job probes/s", "ratio"
+    );
     for round in 1..=ROUNDS {
         let cli_rate = run_cli(&cli, &lab.0)?;
         let job_rate = runtime.block_on(run_job(&lab.0))?;
@@ -115,7 +145,15 @@ fn nix_is_root() -> bool {
 fn build_cli() -> Result<std::path::PathBuf> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let status = Command::new(cargo)
-        .args(["build", "--release", "-p", "widescan", "--bin", "widescan", "--locked"])
+        .args([
+            "build",
+            "--release",
+            "-p",
+            "widescan",
+            "--bin",
+            "widescan",
+            "--locked",
+        ])
         .status()?;
     if !status.success() {
         bail!("cannot build the widescan CLI");
@@ -129,8 +167,24 @@ fn run_cli(cli: &std::path::Path, ns: &str) -> Result<u64> {
     let out = Command::new("ip")
         .args(["netns", "exec", ns])
         .arg(cli)
-        .args(["scan", "--test-mode", "-p", PREFIX, "--port", "4000", "--rate", RATE])
-        .args(["--per-subnet-rate", "0", "--hardware", "cpu", "--cooldown", "0"])
+        .args([
+            "scan",
+            "--test-mode",
+            "-p",
+            PREFIX,
+            "--port",
+            "4000",
+            "--rate",
+            RATE,
+        ])
+        .args([
+            "--per-subnet-rate",
+            "0",
+            "--hardware",
+            "cpu",
+            "--cooldown",
+            "0",
+        ])
         .args(["--seed", "1", "--output", "/dev/null"])
         .env("NODEVICE_SELECT", "1")
         .output()?;
@@ -155,7 +209,9 @@ async fn run_job(ns: &str) -> Result<u64> {
     let data = tempfile::tempdir()?;
     let port = free_port()?;
     let mut command = Command::new("ip");
-    command.args(["netns", "exec", ns]).arg(server_command(data.path(), port).get_program());
+    command
+        .args(["netns", "exec", ns])
+        .arg(server_command(data.path(), port).get_program());
     command.args(server_command(data.path(), port).get_args());
     command
         .env("P2PNET_AUTH__ADMIN_PASSWORD", PASSWORD)
@@ -208,10 +264,7 @@ async fn run_job(ns: &str) -> Result<u64> {
         let shown = terminal("scan show 1".into()).await?;
         if shown.contains("· completed ·") {
             // "probes    N sent (…; M ms sending, …"
-            let probes = shown
-                .split("probes    ")
-                .nth(1)
-                .context("probes line")?;
+            let probes = shown.split("probes    ").nth(1).context("probes line")?;
             let sent: u64 = probes.split_whitespace().next().context("sent")?.parse()?;
             let ms: u64 = probes
                 .split("; ")

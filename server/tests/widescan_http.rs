@@ -122,7 +122,10 @@ async fn results_download_as_csv_and_ndjson_behind_the_session() {
 
     let ndjson = get(format!("/api/v1/widescan/jobs/{id}/results.ndjson")).await;
     assert_eq!(ndjson.status(), StatusCode::OK);
-    assert_eq!(ndjson.headers()[header::CONTENT_TYPE], "application/x-ndjson");
+    assert_eq!(
+        ndjson.headers()[header::CONTENT_TYPE],
+        "application/x-ndjson"
+    );
     let gz = ndjson.bytes().await.expect("body");
     let mut text = String::new();
     std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(&gz[..]), &mut text)

@@ -619,6 +619,22 @@ mod tests {
 
         let seq = feed.publish(note("live"));
         assert_eq!(late.next().await.unwrap().seq, seq);
+
+        // A transient event reaches who listens now, and is never replayed.
+        let progress = feed.publish_transient(Draft {
+            kind: app::api::SCAN_PROGRESS,
+            peer: None,
+            text: "scan job 1: 50.0%".into(),
+        });
+        let live = late.next().await.unwrap();
+        assert_eq!(
+            (live.seq, live.kind.as_str()),
+            (progress, app::api::SCAN_PROGRESS)
+        );
+        let mut later = feed.subscribe(None).expect("room");
+        let replay = drain(&mut later).await;
+        assert!(replay.iter().all(|e| e.seq != progress), "not kept");
+        assert_eq!(replay.last().map(|e| e.seq), Some(seq));
     }
 
     #[tokio::test]
