@@ -612,24 +612,36 @@ fn join_words(words: &[[u32; BLOCK]; 4], lo_bits: u32, pos_hi: &mut [u64], pos_l
 #[inline(always)]
 fn write_wide(space: &AddressSpace, pos_hi: &[u64], pos_lo: &[u64], out: &mut [Octets]) {
     let words = space.prefix_words();
+    let (net_hi, net_lo) = (&words.net_hi[..], &words.net_lo[..]);
+    // Positions are below len, so each j is in bounds; `min` tells the compiler,
+    // which then keeps the loops free of bounds-check branches.
+    let top = net_hi.len().min(net_lo.len()).saturating_sub(1);
     let lanes = out.iter_mut().zip(pos_hi.iter().zip(pos_lo.iter()));
     match space.uniform_bits() {
+        // Whole /64s: the high word is the prefix index, the low word the host
+        // part (the networks' low words are zero).
+        Some(64) => {
+            for (o, (&ph, &pl)) in lanes {
+                o[..8].copy_from_slice(&net_hi[(ph as usize).min(top)].to_be_bytes());
+                o[8..].copy_from_slice(&pl.to_be_bytes());
+            }
+        }
         // h >= 64: the index is in the high word, the host part spans both.
         Some(h) if h >= 64 => {
             let (shift, mask) = (h - 64, mask64(h - 64));
             for (o, (&ph, &pl)) in lanes {
-                let j = (ph >> shift) as usize;
-                o[..8].copy_from_slice(&(words.net_hi[j] | (ph & mask)).to_be_bytes());
-                o[8..].copy_from_slice(&(words.net_lo[j] | pl).to_be_bytes());
+                let j = ((ph >> shift) as usize).min(top);
+                o[..8].copy_from_slice(&(net_hi[j] | (ph & mask)).to_be_bytes());
+                o[8..].copy_from_slice(&(net_lo[j] | pl).to_be_bytes());
             }
         }
         // 0 < h < 64: the index straddles the words, the host part is low.
         Some(h) if h > 0 => {
             let mask = mask64(h);
             for (o, (&ph, &pl)) in lanes {
-                let j = ((ph << (64 - h)) | (pl >> h)) as usize;
-                o[..8].copy_from_slice(&words.net_hi[j].to_be_bytes());
-                o[8..].copy_from_slice(&(words.net_lo[j] | (pl & mask)).to_be_bytes());
+                let j = (((ph << (64 - h)) | (pl >> h)) as usize).min(top);
+                o[..8].copy_from_slice(&net_hi[j].to_be_bytes());
+                o[8..].copy_from_slice(&(net_lo[j] | (pl & mask)).to_be_bytes());
             }
         }
         _ => {
