@@ -32,6 +32,10 @@ const MIN_PARALLEL: usize = 4 * CLAIM;
 /// Lanes per structure-of-arrays block; the lane arrays stay in L1.
 const BLOCK: usize = 512;
 
+/// Lanes per block of a narrow power-of-two space (no cycle-walking), at most
+/// [`BLOCK`].
+const SHORT_BLOCK: usize = 256;
+
 /// Up to this many prefixes the lookup compares each lane against every start
 /// (vectorised selects) instead of searching.
 const LINEAR_PREFIXES: usize = 16;
@@ -171,8 +175,15 @@ fn fill_blocks(space: &AddressSpace, start: u128, out: &mut [Octets], sc: &mut S
     // Starts in u64 exist exactly for spaces of at most 2^64 indices (the
     // permutation's narrow case), where `s` fits a u64 too.
     let narrow_starts = space.prefix_words().narrow_starts.as_deref();
-    for (b, block) in out.chunks_mut(BLOCK).enumerate() {
-        let s = start + (b * BLOCK) as u128;
+    // Without walking, a narrow block is one pass over few arrays, and shorter
+    // blocks measured faster; the walking and wide kernels prefer long ones.
+    let step = if narrow_starts.is_some() && space.permutation().is_power_of_two() {
+        SHORT_BLOCK
+    } else {
+        BLOCK
+    };
+    for (b, block) in out.chunks_mut(step).enumerate() {
+        let s = start + (b * step) as u128;
         match narrow_starts {
             Some(starts) => narrow_block(space, starts, s as u64, block, sc),
             None => wide_block(space, s, block, sc),
