@@ -32,6 +32,10 @@ const MIN_PARALLEL: usize = 4 * CLAIM;
 /// Lanes per structure-of-arrays block; the lane arrays stay in L1.
 const BLOCK: usize = 512;
 
+/// Lanes per block of a narrow power-of-two space (no cycle-walking), at most
+/// [`BLOCK`].
+const SHORT_BLOCK: usize = 256;
+
 /// Up to this many prefixes the lookup compares each lane against every start
 /// (vectorised selects) instead of searching.
 const LINEAR_PREFIXES: usize = 16;
@@ -171,8 +175,15 @@ fn fill_blocks(space: &AddressSpace, start: u128, out: &mut [Octets], sc: &mut S
     // Starts in u64 exist exactly for spaces of at most 2^64 indices (the
     // permutation's narrow case), where `s` fits a u64 too.
     let narrow_starts = space.prefix_words().narrow_starts.as_deref();
-    for (b, block) in out.chunks_mut(BLOCK).enumerate() {
-        let s = start + (b * BLOCK) as u128;
+    // Without walking, a narrow block is one pass over few arrays, and shorter
+    // blocks measured faster; the walking and wide kernels prefer long ones.
+    let step = if narrow_starts.is_some() && space.permutation().is_power_of_two() {
+        SHORT_BLOCK
+    } else {
+        BLOCK
+    };
+    for (b, block) in out.chunks_mut(step).enumerate() {
+        let s = start + (b * step) as u128;
         match narrow_starts {
             Some(starts) => narrow_block(space, starts, s as u64, block, sc),
             None => wide_block(space, s, block, sc),
@@ -321,34 +332,37 @@ fn walk<const W: usize, N: Network<W>>(
             }
         }
     }
-    // Collects the few lanes still outside eight flags at a time.
+    // Collects the few lanes still outside: a store per lane and an add, with no
+    // branch on the (random) flags.
     let mut np = 0;
-    for (c, group) in flags[..m].chunks(8).enumerate() {
-        let mut bytes = [0u8; 8];
-        bytes[..group.len()].copy_from_slice(group);
-        let mut bits = u64::from_le_bytes(bytes);
-        while bits != 0 {
-            let k = bits.trailing_zeros() / 8;
-            pending[np] = (c * 8 + k as usize) as u16;
-            np += 1;
-            bits &= !(0xff << (k * 8));
-        }
+    for (j, &f) in flags[..m].iter().enumerate() {
+        pending[np] = j as u16;
+        np += usize::from(f);
     }
     while np > 0 {
-        for (k, &j) in pending[..np].iter().enumerate() {
-            for i in 0..W {
-                spare[i][k] = words[i][usize::from(j)];
+        // `% BLOCK` (a mask) proves every index in bounds, so these loops have
+        // no bounds checks and the gather and scatter can vectorise.
+        let np_ = np.min(BLOCK);
+        for i in 0..W {
+            let (s, w) = (&mut spare[i][..np_], &words[i]);
+            for (t, &j) in s.iter_mut().zip(&pending[..np_]) {
+                *t = w[usize::from(j) % BLOCK];
             }
         }
-        net.rounds(lanes(spare, np));
-        let mut next = 0;
-        for k in 0..np {
-            let j = pending[k];
-            for i in 0..W {
-                words[i][usize::from(j)] = spare[i][k];
+        net.rounds(lanes(spare, np_));
+        for i in 0..W {
+            let (s, w) = (&spare[i][..np_], &mut words[i]);
+            for (&t, &j) in s.iter().zip(&pending[..np_]) {
+                w[usize::from(j) % BLOCK] = t;
             }
-            pending[next] = j;
-            next += usize::from(net.outside(lane(spare, k)));
+        }
+        for (k, f) in flags[..np_].iter_mut().enumerate() {
+            *f = u8::from(net.outside(lane(spare, k)));
+        }
+        let mut next = 0;
+        for k in 0..np_ {
+            pending[next] = pending[k];
+            next += usize::from(flags[k]);
         }
         np = next;
     }
@@ -424,17 +438,27 @@ fn narrow_addresses(
     addr_hi: &mut [u64],
     addr_lo: &mut [u64],
 ) {
-    let prefixes = starts.iter().zip(words.net_hi.iter().zip(&words.net_lo));
     if starts.len() <= LINEAR_PREFIXES {
-        // Every lane is compared against every start, in start order; the last
-        // start at or below it wins. Selects instead of table loads, so the whole
-        // pass vectorises. starts[0] is 0, so every lane is set by the first one.
-        for (&s, (&nh, &nl)) in prefixes {
-            for ((h, l), &y) in addr_hi.iter_mut().zip(addr_lo.iter_mut()).zip(ys) {
-                let inside = y >= s;
-                *h = if inside { nh } else { *h };
-                *l = if inside { nl | y.wrapping_sub(s) } else { *l };
-            }
+        // Padded to a power of two by repeating the last prefix, so the selects
+        // below run a constant number of times and unroll into registers.
+        let mut table = Linear {
+            starts: [0; LINEAR_PREFIXES],
+            net_hi: [0; LINEAR_PREFIXES],
+            offset: [0; LINEAR_PREFIXES],
+        };
+        for k in 0..LINEAR_PREFIXES {
+            let j = k.min(starts.len() - 1);
+            table.starts[k] = starts[j];
+            table.net_hi[k] = words.net_hi[j];
+            // The host part is y - start and the network's host bits are zero,
+            // so `net | (y - start)` is `y + (net - start)`, wrapping.
+            table.offset[k] = words.net_lo[j].wrapping_sub(starts[j]);
+        }
+        match starts.len() {
+            0..=2 => select_linear::<2>(&table, ys, addr_hi, addr_lo),
+            3..=4 => select_linear::<4>(&table, ys, addr_hi, addr_lo),
+            5..=8 => select_linear::<8>(&table, ys, addr_hi, addr_lo),
+            _ => select_linear::<LINEAR_PREFIXES>(&table, ys, addr_hi, addr_lo),
         }
         return;
     }
@@ -465,6 +489,39 @@ fn narrow_addresses(
                 (*ah, *al) = (words.net_hi[base], words.net_lo[base] | (y - starts[base]));
             }
         }
+    }
+}
+
+/// Up to [`LINEAR_PREFIXES`] prefixes of a narrow space, padded.
+struct Linear {
+    starts: [u64; LINEAR_PREFIXES],
+    net_hi: [u64; LINEAR_PREFIXES],
+    /// `net_lo - start`, wrapping.
+    offset: [u64; LINEAR_PREFIXES],
+}
+
+/// Every lane against the first `P` starts of `table`, in start order: the last
+/// start at or below it wins. The loop over starts is unrolled, so each lane's
+/// words stay in registers (selects, no stores per prefix) and the loop over
+/// lanes vectorises. `starts[0]` is 0, so the first prefix is the default.
+#[inline(always)]
+fn select_linear<const P: usize>(
+    table: &Linear,
+    ys: &[u64],
+    addr_hi: &mut [u64],
+    addr_lo: &mut [u64],
+) {
+    let starts: [u64; P] = std::array::from_fn(|k| table.starts[k]);
+    let net_hi: [u64; P] = std::array::from_fn(|k| table.net_hi[k]);
+    let offset: [u64; P] = std::array::from_fn(|k| table.offset[k]);
+    for ((h, l), &y) in addr_hi.iter_mut().zip(addr_lo.iter_mut()).zip(ys) {
+        let (mut nh, mut off) = (net_hi[0], offset[0]);
+        for k in 1..P {
+            let inside = y >= starts[k];
+            nh = if inside { net_hi[k] } else { nh };
+            off = if inside { offset[k] } else { off };
+        }
+        (*h, *l) = (nh, y.wrapping_add(off));
     }
 }
 
@@ -566,24 +623,36 @@ fn join_words(words: &[[u32; BLOCK]; 4], lo_bits: u32, pos_hi: &mut [u64], pos_l
 #[inline(always)]
 fn write_wide(space: &AddressSpace, pos_hi: &[u64], pos_lo: &[u64], out: &mut [Octets]) {
     let words = space.prefix_words();
+    let (net_hi, net_lo) = (&words.net_hi[..], &words.net_lo[..]);
+    // Positions are below len, so each j is in bounds; `min` tells the compiler,
+    // which then keeps the loops free of bounds-check branches.
+    let top = net_hi.len().min(net_lo.len()).saturating_sub(1);
     let lanes = out.iter_mut().zip(pos_hi.iter().zip(pos_lo.iter()));
     match space.uniform_bits() {
+        // Whole /64s: the high word is the prefix index, the low word the host
+        // part (the networks' low words are zero).
+        Some(64) => {
+            for (o, (&ph, &pl)) in lanes {
+                o[..8].copy_from_slice(&net_hi[(ph as usize).min(top)].to_be_bytes());
+                o[8..].copy_from_slice(&pl.to_be_bytes());
+            }
+        }
         // h >= 64: the index is in the high word, the host part spans both.
         Some(h) if h >= 64 => {
             let (shift, mask) = (h - 64, mask64(h - 64));
             for (o, (&ph, &pl)) in lanes {
-                let j = (ph >> shift) as usize;
-                o[..8].copy_from_slice(&(words.net_hi[j] | (ph & mask)).to_be_bytes());
-                o[8..].copy_from_slice(&(words.net_lo[j] | pl).to_be_bytes());
+                let j = ((ph >> shift) as usize).min(top);
+                o[..8].copy_from_slice(&(net_hi[j] | (ph & mask)).to_be_bytes());
+                o[8..].copy_from_slice(&(net_lo[j] | pl).to_be_bytes());
             }
         }
         // 0 < h < 64: the index straddles the words, the host part is low.
         Some(h) if h > 0 => {
             let mask = mask64(h);
             for (o, (&ph, &pl)) in lanes {
-                let j = ((ph << (64 - h)) | (pl >> h)) as usize;
-                o[..8].copy_from_slice(&words.net_hi[j].to_be_bytes());
-                o[8..].copy_from_slice(&(words.net_lo[j] | (pl & mask)).to_be_bytes());
+                let j = (((ph << (64 - h)) | (pl >> h)) as usize).min(top);
+                o[..8].copy_from_slice(&net_hi[j].to_be_bytes());
+                o[8..].copy_from_slice(&(net_lo[j] | (pl & mask)).to_be_bytes());
             }
         }
         _ => {
