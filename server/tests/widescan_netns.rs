@@ -193,6 +193,7 @@ async fn scenario(peer: &PeerInstance, targets: &[String]) {
     let settings = |raw: &mut server::config::RawConfig| {
         raw.widescan.test_mode = true;
         raw.widescan.cooldown_secs = 1;
+        raw.widescan.max_jobs = 1;
     };
     let server = Running::start(config(data.path(), settings)).await;
     let store = server.store.clone();
@@ -207,6 +208,13 @@ async fn scenario(peer: &PeerInstance, targets: &[String]) {
     };
     let id = service.start("admin", &request).await.expect("job starts");
     let total = 255u128;
+    // One job at a time here: another is refused, and nothing is stored.
+    let busy = service.start("admin", &request).await.expect_err("no slot");
+    assert!(
+        matches!(busy, server::widescan::ScanError::Busy(1)),
+        "{busy}"
+    );
+    assert_eq!(store.scan_jobs(10).await.expect("jobs").len(), 1);
 
     // 1. The server stops mid-scan: the job is interrupted at an exact
     //    checkpoint.
