@@ -23,8 +23,8 @@ use anyhow::{Context, Result, bail};
 use common::{ServerProcess, free_port, server_command};
 
 const PASSWORD: &str = "widescan-bench-password";
-/// 2^20 addresses: a few seconds of sending on a small machine.
-const PREFIX: &str = "fd00:5ca7:99::/108";
+/// 2^23 addresses: several seconds of sending on a small machine.
+const PREFIX: &str = "fd00:5ca7:99::/105";
 const RATE: &str = "10000000";
 const ROUNDS: usize = 3;
 
@@ -105,7 +105,7 @@ fn main() -> Result<()> {
     let runtime = tokio::runtime::Runtime::new()?;
     let mut cli_rates = Vec::new();
     let mut job_rates = Vec::new();
-    println!("scan of {PREFIX} (1,048,576 probes), CPU generation, kernel transport");
+    println!("scan of {PREFIX} (8,388,608 probes), CPU generation, kernel transport");
     println!(
         "{:>5} {:>14} {:>14} {:>7}",
         "round", "CLI probes/s", "job probes/s", "ratio"

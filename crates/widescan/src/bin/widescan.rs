@@ -348,7 +348,7 @@ fn scan(args: ScanArgs) -> CliResult {
     bar.finish_and_clear();
     let report = handle.join()?;
     eprintln!(
-        "widescan: sent {} ({} failed) in {:.1}s, {} hits, {} peers, {}",
+        "widescan: sent {} ({} failed) in {:.3}s, {} hits, {} peers, {}",
         report.sent,
         report.send_errors,
         report.send_elapsed.as_secs_f64(),
