@@ -521,7 +521,7 @@ mod tests {
         );
         // More shards than addresses: an empty shard.
         let mut r = request("2a00:1450:4001::/127");
-        r.shard = "2/3".into();
+        r.shard = "0/3".into();
         assert_eq!(
             fields(JobSpec::from_request(&r, &config(false), 1)),
             ["shard"]
