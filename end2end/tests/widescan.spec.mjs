@@ -157,7 +157,22 @@ test('a scan started from the page finds the live hosts and the other instance',
     const objects = ndjson.text.trim().split('\n').map((l) => JSON.parse(l));
     expect(objects.filter((o) => o.kind === 'hit')).toHaveLength(3);
 
+    // All of the above happened in one page load, live.
+    expect(await page.evaluate(() => window.__samePage)).toBe(true);
+
+    // Another job's findings are one form away (job 2 does not exist yet:
+    // an empty table).
+    await page.fill('#scan-job', '2');
+    await page.click('#scan-show');
+    await expect(page).toHaveURL(`${base}/widescan?job=2`);
+    await expect(page.locator('#scan-selected')).toHaveText('2');
+    await expect(page.locator('#scan-results-empty')).toBeVisible();
+    await page.goto(`${base}/widescan?job=1`);
+    await expect(page.locator('#scan-results-table tr:has(td.kind:text-is("peer"))')).toHaveCount(1);
+
     // The node dialled the instance: a known peer of source widescan.
+    await expect(page.locator('#live-status')).toHaveText('live', { timeout: 15_000 });
+    await page.evaluate(() => { window.__samePage = true; });
     await page.click('nav >> text=Peers');
     await expect(page.locator('#known tbody.peer', { hasText: 'widescan' })).toHaveCount(1, { timeout: 20_000 });
     expect(await page.evaluate(() => window.__samePage)).toBe(true);

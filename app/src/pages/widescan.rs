@@ -78,11 +78,12 @@ pub fn WidescanPage() -> AnyView {
 }
 
 fn jobs_view(controls: Controls, v: WidescanView) -> impl IntoView {
-    // One line of markup for what only links and labels: the job shown
-    // and its downloads.
+    // Markup for what only links and labels: the job shown, its downloads,
+    // and a form that shows another job's (a plain GET: the server renders
+    // the page for `?job=N`).
     let found = v.selected.map_or_else(String::new, |job| {
         format!(
-            r#"Found by job <span id="scan-selected">{job}</span> · download <a id="scan-csv" href="/api/v1/widescan/jobs/{job}/results.csv">CSV</a> · <a id="scan-ndjson" href="/api/v1/widescan/jobs/{job}/results.ndjson">NDJSON</a>"#
+            r#"<h2>Found by job <span id="scan-selected">{job}</span></h2><p class="muted">Download <a id="scan-csv" href="/api/v1/widescan/jobs/{job}/results.csv">CSV</a> · <a id="scan-ndjson" href="/api/v1/widescan/jobs/{job}/results.ndjson">NDJSON</a></p><form method="get" action="/widescan" class="inline-form"><label>Job <input id="scan-job" name="job" inputmode="numeric" size="5" value="{job}"></label><button type="submit" id="scan-show">Show its findings</button></form>"#
         )
     });
     let results = v
@@ -109,7 +110,7 @@ fn jobs_view(controls: Controls, v: WidescanView) -> impl IntoView {
                 &JOB_HEADERS,
                 v.jobs.into_iter().map(job_row).collect(),
             )}
-            <h2 id="scan-results" inner_html=found></h2>
+            <div id="scan-results" inner_html=found></div>
             {controls.table("scan-results", "Nothing found yet.", &RESULT_HEADERS, results)}
         </section>
     }

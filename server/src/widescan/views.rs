@@ -245,7 +245,11 @@ mod tests {
         assert_eq!(permille(0, 0), 1000, "nothing to do is done");
         assert_eq!(permille(1, 3), 333);
         assert_eq!(permille(253, 253), 1000);
-        assert_eq!(permille(u128::MAX / 2, u128::MAX), 500, "rounded at this size");
+        assert_eq!(
+            permille(u128::MAX / 2, u128::MAX),
+            500,
+            "rounded at this size"
+        );
         assert_eq!(permille(1 << 100, 1 << 101), 500);
         assert_eq!(permille(u128::MAX, u128::MAX), 1000);
     }
