@@ -52,7 +52,7 @@ use std::cell::Cell;
 
 use serde::{Deserialize, Serialize};
 use snow::params::{CipherChoice, DHChoice, HashChoice, NoiseParams};
-use snow::resolvers::{CryptoResolver, DefaultResolver};
+use snow::resolvers::{CryptoResolver, DefaultResolver, RingResolver};
 use snow::types::{Cipher, Dh, Hash, Random};
 use zeroize::Zeroizing;
 
@@ -424,7 +424,8 @@ impl Transport {
 }
 
 /// Resolves `snow`'s primitives from its default resolver, except the RNG,
-/// which is a BLAKE3 XOF keyed by a caller-provided seed.
+/// which is a BLAKE3 XOF keyed by a caller-provided seed, and the cipher,
+/// which is ring's.
 struct SeededResolver {
     seed: Zeroizing<[u8; 32]>,
     calls: Cell<u64>,
@@ -451,7 +452,11 @@ impl CryptoResolver for SeededResolver {
     }
 
     fn resolve_cipher(&self, choice: &CipherChoice) -> Option<Box<dyn Cipher>> {
-        DefaultResolver.resolve_cipher(choice)
+        // ring's ChaCha20-Poly1305 (assembly, vectorised) first: the same
+        // cipher on the wire, several times faster than the portable one.
+        RingResolver
+            .resolve_cipher(choice)
+            .or_else(|| DefaultResolver.resolve_cipher(choice))
     }
 }
 
@@ -467,6 +472,50 @@ impl Random for XofRng {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ring_and_the_portable_cipher_agree_on_the_wire() {
+        // Nodes built before the switch to ring's cipher encrypt with the
+        // portable one: both must give the same bytes for the same key,
+        // nonce and associated data, each way.
+        let choice = CipherChoice::ChaChaPoly;
+        let mut fast = RingResolver.resolve_cipher(&choice).expect("ring");
+        let mut portable = DefaultResolver.resolve_cipher(&choice).expect("default");
+        let key = [7u8; 32];
+        fast.set(&key);
+        portable.set(&key);
+        for (nonce, len) in [
+            (0u64, 0usize),
+            (1, 1),
+            (2, 64),
+            (u64::MAX - 1, 1500),
+            (9, 65_519),
+        ] {
+            let plain: Vec<u8> = (0..len).map(|i| (i * 31 % 251) as u8).collect();
+            let mut a = vec![0u8; len + 16];
+            let mut b = vec![0u8; len + 16];
+            assert_eq!(fast.encrypt(nonce, b"ad", &plain, &mut a), len + 16);
+            assert_eq!(portable.encrypt(nonce, b"ad", &plain, &mut b), len + 16);
+            assert_eq!(a, b, "nonce {nonce}, {len} bytes");
+            let mut back = vec![0u8; len];
+            assert_eq!(
+                portable
+                    .decrypt(nonce, b"ad", &a, &mut back)
+                    .expect("opens"),
+                len
+            );
+            assert_eq!(back, plain);
+            assert_eq!(
+                fast.decrypt(nonce, b"ad", &b, &mut back).expect("opens"),
+                len
+            );
+            a[0] ^= 1;
+            assert!(
+                fast.decrypt(nonce, b"ad", &a, &mut back).is_err(),
+                "tampered"
+            );
+        }
+    }
 
     #[test]
     fn message_reader_reassembles_split_messages() {
