@@ -2,10 +2,10 @@
 //! widescan CLI: the live feed, the stored checkpoints and findings must
 //! not slow the pipeline (issue 12: at least 0.95 of the CLI's rate).
 //!
-//! Both run in a network namespace this bench creates and deletes, where a
-//! test prefix is routed to a bridge with no ports (as the widescan crate's
-//! `send` bench does): every probe crosses the kernel's whole send path and
-//! is then freed; nothing leaves the namespace. Same prefix, seed, rate
+//! Both run in a network namespace this bench creates and deletes
+//! (`netns_lab::Blackhole`, as the widescan crate's `send` bench): a test
+//! prefix routed to a bridge with no ports, so every probe crosses the
+//! kernel's whole send path and is then freed; nothing leaves it. Same prefix, seed, rate
 //! (unlimited in practice), CPU generation and kernel transport; each
 //! rate is probes sent over the time spent sending, alternated over
 //! several rounds. Needs root; skipped otherwise.
@@ -28,80 +28,16 @@ const PREFIX: &str = "fd00:5ca7:99::/105";
 const RATE: &str = "10000000";
 const ROUNDS: usize = 3;
 
-/// The namespace; deleted when dropped.
-struct Lab(String);
-
-impl Lab {
-    fn new() -> Result<Self> {
-        let lab = Lab(format!("wsjob{}", std::process::id()));
-        let ns = lab.0.as_str();
-        for args in [
-            vec!["netns", "add", ns],
-            vec!["-n", ns, "link", "set", "lo", "up"],
-            vec!["-n", ns, "link", "add", "va", "type", "bridge"],
-            vec![
-                "-n",
-                ns,
-                "addr",
-                "add",
-                "fd00:5ca7:98::1/64",
-                "dev",
-                "va",
-                "nodad",
-            ],
-            vec!["-n", ns, "link", "set", "va", "up"],
-            vec![
-                "-n",
-                ns,
-                "-6",
-                "neigh",
-                "add",
-                "fd00:5ca7:98::2",
-                "lladdr",
-                "02:00:00:00:00:02",
-                "dev",
-                "va",
-                "nud",
-                "permanent",
-            ],
-            vec![
-                "-n",
-                ns,
-                "-6",
-                "route",
-                "add",
-                "fd00:5ca7:99::/64",
-                "via",
-                "fd00:5ca7:98::2",
-                "dev",
-                "va",
-            ],
-        ] {
-            let status = Command::new("ip").args(&args).status()?;
-            if !status.success() {
-                bail!("ip {args:?} failed");
-            }
-        }
-        Ok(lab)
-    }
-}
-
-impl Drop for Lab {
-    fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
-    }
-}
-
 fn main() -> Result<()> {
     if !nix_is_root() {
         eprintln!("SKIPPED widescan_job: needs root for a network namespace");
         return Ok(());
     }
     let cli = build_cli()?;
-    let lab = Lab::new()?;
+    let lab = netns_lab::Blackhole::new(&format!("wsjob{}", std::process::id()));
     // This thread (and the runtime's, spawned from it) talks to the server
     // in the namespace.
-    netns_lab::enter(&lab.0);
+    netns_lab::enter(lab.name());
     let runtime = tokio::runtime::Runtime::new()?;
     let mut cli_rates = Vec::new();
     let mut job_rates = Vec::new();
@@ -111,8 +47,8 @@ fn main() -> Result<()> {
         "round", "CLI probes/s", "job probes/s", "ratio"
     );
     for round in 1..=ROUNDS {
-        let cli_rate = run_cli(&cli, &lab.0)?;
-        let job_rate = runtime.block_on(run_job(&lab.0))?;
+        let cli_rate = run_cli(&cli, lab.name())?;
+        let job_rate = runtime.block_on(run_job(lab.name()))?;
         println!(
             "{round:>5} {cli_rate:>14} {job_rate:>14} {:>7.3}",
             job_rate as f64 / cli_rate as f64

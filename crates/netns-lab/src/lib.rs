@@ -214,3 +214,85 @@ impl Drop for Lab {
         }
     }
 }
+
+/// A namespace where [`Blackhole::ROUTED`] is routed through a fake gateway
+/// on a bridge with no ports: the kernel routes, resolves the (static)
+/// gateway neighbour and transmits every packet sent there, and the bridge,
+/// having no port to forward to, frees it and reports success. Unlike a
+/// veth pair nothing is received on the way (a receive softirq on the
+/// sending core took 30 % of its cycles), and unlike a veth with its peer
+/// down nothing is reported dropped. The send benchmarks measure senders
+/// into it; nothing leaves it. Deleted on drop.
+pub struct Blackhole {
+    name: String,
+}
+
+impl Blackhole {
+    /// The prefix whose packets vanish.
+    pub const ROUTED: &'static str = "fd00:5ca7:99::/64";
+
+    /// Makes the namespace `name` (it must not exist).
+    pub fn new(name: &str) -> Blackhole {
+        let hole = Blackhole {
+            name: name.to_owned(),
+        };
+        let n = hole.name.as_str();
+        run(&["ip", "netns", "add", n]);
+        run(&["ip", "-n", n, "link", "set", "lo", "up"]);
+        run(&["ip", "-n", n, "link", "add", "va", "type", "bridge"]);
+        run(&[
+            "ip",
+            "-n",
+            n,
+            "addr",
+            "add",
+            "fd00:5ca7:98::1/64",
+            "dev",
+            "va",
+            "nodad",
+        ]);
+        run(&["ip", "-n", n, "link", "set", "va", "up"]);
+        run(&[
+            "ip",
+            "-n",
+            n,
+            "-6",
+            "neigh",
+            "add",
+            "fd00:5ca7:98::2",
+            "lladdr",
+            "02:00:00:00:00:02",
+            "dev",
+            "va",
+            "nud",
+            "permanent",
+        ]);
+        run(&[
+            "ip",
+            "-n",
+            n,
+            "-6",
+            "route",
+            "add",
+            Self::ROUTED,
+            "via",
+            "fd00:5ca7:98::2",
+            "dev",
+            "va",
+        ]);
+        hole
+    }
+
+    /// The namespace's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+impl Drop for Blackhole {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .output();
+    }
+}

@@ -11,85 +11,15 @@
 //! `cargo bench -j 1 --bench send`
 #![allow(missing_docs)] // criterion_group! generates undocumented functions
 
-use std::process::Command;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use netns_lab::run;
+use netns_lab::Blackhole;
 use widescan::{
     AddressSpace, Contact, Generator, HardwareMode, Identity, Octets, ProbeCodec, ProbeSender,
     RunKey, SenderOptions, TargetSet, Transport,
 };
-
-struct Netns(String);
-
-impl Netns {
-    fn blackhole() -> Netns {
-        let ns = Netns(format!("wsbench{}", std::process::id()));
-        let n = ns.0.as_str();
-        run(&["ip", "netns", "add", n]);
-        // A bridge with no ports: the kernel routes, resolves the (static) gateway
-        // neighbour and transmits every probe on `va`, and the bridge, having no
-        // port to forward to, frees it and reports success. Unlike a veth pair,
-        // nothing is received on the way (a receive softirq on the sending core
-        // took 30 % of its cycles), and unlike a veth with its peer down, nothing
-        // is reported dropped (AF_PACKET returns such drops as ENOBUFS). Needs
-        // no dummy module.
-        run(&["ip", "-n", n, "link", "add", "va", "type", "bridge"]);
-        run(&[
-            "ip",
-            "-n",
-            n,
-            "addr",
-            "add",
-            "fd00:5ca7:98::1/64",
-            "dev",
-            "va",
-            "nodad",
-        ]);
-        run(&["ip", "-n", n, "link", "set", "va", "up"]);
-        run(&[
-            "ip",
-            "-n",
-            n,
-            "-6",
-            "neigh",
-            "add",
-            "fd00:5ca7:98::2",
-            "lladdr",
-            "02:00:00:00:00:02",
-            "dev",
-            "va",
-            "nud",
-            "permanent",
-        ]);
-        run(&[
-            "ip",
-            "-n",
-            n,
-            "-6",
-            "route",
-            "add",
-            "fd00:5ca7:99::/64",
-            "via",
-            "fd00:5ca7:98::2",
-            "dev",
-            "va",
-        ]);
-        ns
-    }
-
-    fn enter(&self) {
-        netns_lab::enter(&self.0);
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
-    }
-}
 
 fn codec() -> ProbeCodec {
     ProbeCodec::new(
@@ -106,7 +36,7 @@ fn codec() -> ProbeCodec {
 /// The blackholed test prefix, admitted in test mode only.
 fn sink() -> TargetSet {
     TargetSet::builder()
-        .prefix("fd00:5ca7:99::/64".parse().expect("prefix"))
+        .prefix(Blackhole::ROUTED.parse().expect("prefix"))
         .test_mode(true)
         .build()
         .expect("targets")
@@ -145,10 +75,10 @@ fn send(c: &mut Criterion) {
         eprintln!("SKIPPED send bench: needs root for a network namespace and raw sockets");
         return;
     }
-    let ns = Netns::blackhole();
+    let ns = Blackhole::new(&format!("wsbench{}", std::process::id()));
     // Criterion runs benchmarks on this thread, so entering the namespace here puts
     // the sender's socket inside it.
-    ns.enter();
+    netns_lab::enter(ns.name());
     let addrs = targets(1 << 16);
     let stop = AtomicBool::new(false);
     let mut group = c.benchmark_group("send");
