@@ -341,6 +341,161 @@ async fn scenario(peer: &PeerInstance, targets: &[String]) {
     server.shutdown().await;
 }
 
+/// The server binary, run in namespace `ns` (behind `wrapper`, e.g.
+/// `setpriv …`), printing to a pipe that a thread keeps reading.
+struct ServerInNs {
+    child: std::process::Child,
+    base: String,
+}
+
+impl ServerInNs {
+    fn start(ns: &str, wrapper: &[&str], env: &[(&str, &str)], data: &std::path::Path) -> Self {
+        use std::{io::BufRead, process::Stdio};
+        let mut command = std::process::Command::new("ip");
+        command
+            .args(["netns", "exec", ns])
+            .args(wrapper)
+            .arg(env!("CARGO_BIN_EXE_p2pnet-server"))
+            .args(["--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(data)
+            .env("P2PNET_AUTH__ADMIN_PASSWORD", common::server::PASSWORD)
+            .env("P2PNET_NODE__LISTEN", "127.0.0.1:0")
+            .env("P2PNET_NODE__DISCOVERY__ENABLED", "false")
+            .env("P2PNET_WIDESCAN__TEST_MODE", "true")
+            .env("P2PNET_LOG__FILTER", "warn")
+            .envs(env.iter().copied())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        let mut child = command.spawn().expect("server starts");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut lines = std::io::BufReader::new(stdout).lines();
+        let base = loop {
+            let line = lines
+                .next()
+                .expect("the server prints its address")
+                .expect("utf-8");
+            if let Some(rest) = line.trim().strip_prefix("Control panel: ") {
+                break rest.trim_end_matches('/').to_owned();
+            }
+        };
+        // Keep reading: a full pipe would block the server's next write.
+        std::thread::spawn(move || lines.for_each(drop));
+        Self { child, base }
+    }
+
+    /// SIGTERM, and how it exited.
+    fn stop(mut self) -> std::process::ExitStatus {
+        let _ = std::process::Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        self.child.wait().expect("server exits")
+    }
+}
+
+/// A logged-in terminal on a server at `base`.
+struct Terminal {
+    client: reqwest::Client,
+    base: String,
+    cookie: String,
+    csrf: String,
+}
+
+impl Terminal {
+    async fn login(base: &str) -> Result<Self, String> {
+        use reqwest::header;
+        let client = common::server::client();
+        let r = client
+            .post(format!("{base}/auth/login"))
+            .form(&[
+                ("username", "admin"),
+                ("password", common::server::PASSWORD),
+                ("next", "/"),
+            ])
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        let cookie = r.headers()[header::SET_COOKIE]
+            .to_str()
+            .map_err(|e| e.to_string())?
+            .split(';')
+            .next()
+            .unwrap_or_default()
+            .to_owned();
+        let html = client
+            .get(format!("{base}/"))
+            .header(header::COOKIE, &cookie)
+            .send()
+            .await
+            .map_err(|e| e.to_string())?
+            .text()
+            .await
+            .map_err(|e| e.to_string())?;
+        let csrf = html
+            .split("name=\"csrf-token\" content=\"")
+            .nth(1)
+            .and_then(|rest| rest.split('"').next())
+            .ok_or("no CSRF token")?
+            .to_owned();
+        Ok(Self {
+            client,
+            base: base.to_owned(),
+            cookie,
+            csrf,
+        })
+    }
+
+    /// Runs `line`; its lines as JSON text.
+    async fn run(&self, line: &str) -> Result<String, String> {
+        let body: serde_json::Value = self
+            .client
+            .post(format!("{}/api/parser/input", self.base))
+            .header(reqwest::header::COOKIE, &self.cookie)
+            .header("x-csrf-token", &self.csrf)
+            .header(reqwest::header::ORIGIN, &self.base)
+            .json(&serde_json::json!({ "line": line }))
+            .send()
+            .await
+            .map_err(|e| e.to_string())?
+            .json()
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(body["lines"].to_string())
+    }
+
+    /// Waits until `scan show ID` contains `what`; its text.
+    async fn until_shown(&self, id: u32, what: &str) -> Result<String, String> {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let shown = self.run(&format!("scan show {id}")).await?;
+            if shown.contains(what) {
+                return Ok(shown);
+            }
+            if Instant::now() > deadline {
+                return Err(format!("never {what}: {shown}"));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+/// Runs `scenario` against a server in namespace `ns` from a thread there.
+fn against<F: std::future::Future<Output = Result<(), String>>>(
+    lab: &Lab,
+    ns: &str,
+    server: ServerInNs,
+    scenario: impl FnOnce(String) -> F + Send,
+) {
+    let base = server.base.clone();
+    let outcome = lab.within(ns, || {
+        tokio::runtime::Runtime::new()
+            .expect("runtime")
+            .block_on(scenario(base))
+    });
+    let status = server.stop();
+    outcome.unwrap_or_else(|e| panic!("{e}"));
+    assert!(status.success(), "the server stops cleanly: {status}");
+}
+
 /// The server binary without `CAP_NET_RAW` (an unprivileged user, every
 /// capability dropped), in a namespace of its own: a scan job fails at
 /// once and says why, and the server keeps serving.
@@ -349,139 +504,83 @@ fn without_cap_net_raw_a_job_fails_at_once_with_the_reason() {
     if !can_run("without_cap_net_raw_a_job_fails_at_once_with_the_reason") {
         return;
     }
-    use std::{io::BufRead, os::unix::fs::PermissionsExt, process::Stdio};
+    use std::os::unix::fs::PermissionsExt;
     let mut lab = Lab::new("c");
     let ns = lab.host("s", &["fd00:5ca7:3::1/64"]);
     let data = tempfile::tempdir().expect("tempdir");
     std::fs::set_permissions(data.path(), std::fs::Permissions::from_mode(0o777)).expect("chmod");
-    let mut child = std::process::Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            &ns,
-            "setpriv",
-            "--reuid=65534",
-            "--regid=65534",
-        ])
-        .args([
-            "--clear-groups",
-            "--inh-caps=-all",
-            "--bounding-set=-all",
-            "--",
-        ])
-        .arg(env!("CARGO_BIN_EXE_p2pnet-server"))
-        .args(["--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(data.path())
-        .env("P2PNET_AUTH__ADMIN_PASSWORD", common::server::PASSWORD)
-        .env("P2PNET_NODE__LISTEN", "127.0.0.1:0")
-        .env("P2PNET_NODE__DISCOVERY__ENABLED", "false")
-        .env("P2PNET_WIDESCAN__TEST_MODE", "true")
-        .env("P2PNET_LOG__FILTER", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("server starts");
-    let stdout = child.stdout.take().expect("stdout");
-    let mut lines = std::io::BufReader::new(stdout).lines();
-    let base = loop {
-        let line = lines
-            .next()
-            .expect("the server prints its address")
-            .expect("utf-8");
-        if let Some(rest) = line.trim().strip_prefix("Control panel: ") {
-            break rest.trim_end_matches('/').to_owned();
+    let unprivileged = [
+        "setpriv",
+        "--reuid=65534",
+        "--regid=65534",
+        "--clear-groups",
+        "--inh-caps=-all",
+        "--bounding-set=-all",
+        "--",
+    ];
+    let server = ServerInNs::start(&ns, &unprivileged, &[], data.path());
+    against(&lab, &ns, server, |base| async move {
+        let t = Terminal::login(&base).await?;
+        let started = t
+            .run("scan start -p fd00:5ca7:3::/120 --hardware cpu")
+            .await?;
+        if !started.contains("scan job 1 started") {
+            return Err(format!("not started: {started}"));
         }
-    };
-    // Keep reading: a full pipe would block the server's next write.
-    std::thread::spawn(move || lines.for_each(drop));
-    let outcome = lab.within(&ns, || {
-        tokio::runtime::Runtime::new()
-            .expect("runtime")
-            .block_on(fails_for_want_of_the_capability(&base))
+        let shown = t.until_shown(1, "failed").await?;
+        if !shown.contains("CAP_NET_RAW") {
+            return Err(format!("no reason given: {shown}"));
+        }
+        // The server still answers, and says so in the list.
+        let listed = t.run("scan list").await?;
+        if !listed.contains("failed") {
+            return Err(format!("the list does not say so: {listed}"));
+        }
+        Ok(())
     });
-    let _ = std::process::Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status();
-    let status = child.wait().expect("server exits");
-    outcome.unwrap_or_else(|e| panic!("{e}"));
-    assert!(status.success(), "the server stops cleanly: {status}");
 }
 
-async fn fails_for_want_of_the_capability(base: &str) -> Result<(), String> {
-    use reqwest::header;
-    let c = common::server::client();
-    let r = c
-        .post(format!("{base}/auth/login"))
-        .form(&[
-            ("username", "admin"),
-            ("password", common::server::PASSWORD),
-            ("next", "/"),
-        ])
-        .send()
-        .await
-        .map_err(|e| e.to_string())?;
-    let cookie = r.headers()[header::SET_COOKIE]
-        .to_str()
-        .map_err(|e| e.to_string())?
-        .split(';')
-        .next()
-        .unwrap_or_default()
-        .to_owned();
-    let html = c
-        .get(format!("{base}/"))
-        .header(header::COOKIE, &cookie)
-        .send()
-        .await
-        .map_err(|e| e.to_string())?
-        .text()
-        .await
-        .map_err(|e| e.to_string())?;
-    let csrf = html
-        .split("name=\"csrf-token\" content=\"")
-        .nth(1)
-        .and_then(|rest| rest.split('"').next())
-        .ok_or("no CSRF token")?
-        .to_owned();
-    let terminal = |line: &'static str| {
-        let (c, cookie, csrf) = (c.clone(), cookie.clone(), csrf.clone());
-        async move {
-            let body: serde_json::Value = c
-                .post(format!("{base}/api/parser/input"))
-                .header(header::COOKIE, cookie)
-                .header("x-csrf-token", csrf)
-                .header(header::ORIGIN, base)
-                .json(&serde_json::json!({ "line": line }))
-                .send()
-                .await
-                .map_err(|e| e.to_string())?
-                .json()
-                .await
-                .map_err(|e| e.to_string())?;
-            Ok::<String, String>(body["lines"].to_string())
-        }
-    };
-    let started = terminal("scan start -p fd00:5ca7:3::/120 --hardware cpu").await?;
-    if !started.contains("scan job 1 started") {
-        return Err(format!("not started: {started}"));
+/// No GPU (every Vulkan driver hidden): an explicit `gpu` job is refused at
+/// its field and nothing is stored; `auto` runs on the CPU.
+#[test]
+fn without_a_gpu_the_hardware_field_is_refused_and_auto_uses_the_cpu() {
+    if !can_run("without_a_gpu_the_hardware_field_is_refused_and_auto_uses_the_cpu") {
+        return;
     }
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let shown = terminal("scan show 1").await?;
-        if shown.contains("failed") {
-            if !shown.contains("CAP_NET_RAW") {
-                return Err(format!("no reason given: {shown}"));
-            }
-            break;
+    let mut lab = Lab::new("g");
+    let ns = lab.host("s", &["fd00:5ca7:5::1/64"]);
+    let data = tempfile::tempdir().expect("tempdir");
+    let no_gpu = [
+        ("WGPU_BACKEND", "vulkan"),
+        ("VK_ICD_FILENAMES", "/nonexistent.json"),
+        ("VK_DRIVER_FILES", "/nonexistent.json"),
+        ("P2PNET_WIDESCAN__COOLDOWN_SECS", "0"),
+    ];
+    let server = ServerInNs::start(&ns, &[], &no_gpu, data.path());
+    against(&lab, &ns, server, |base| async move {
+        let t = Terminal::login(&base).await?;
+        let refused = t
+            .run("scan start -p fd00:5ca7:5::/120 -x fd00:5ca7:5::1/128 --hardware gpu")
+            .await?;
+        if !(refused.contains("hardware: GPU unavailable")
+            && refused.contains("choose auto or cpu"))
+        {
+            return Err(format!("not refused at its field: {refused}"));
         }
-        if Instant::now() > deadline {
-            return Err(format!("did not fail at once: {shown}"));
+        let listed = t.run("scan list").await?;
+        if !listed.contains("no scan jobs") {
+            return Err(format!("something was stored: {listed}"));
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    // Nothing was probed, and the server still answers.
-    let listed = terminal("scan list").await?;
-    if !listed.contains("failed") {
-        return Err(format!("the list does not say so: {listed}"));
-    }
-    Ok(())
+        let started = t
+            .run("scan start -p fd00:5ca7:5::/120 -x fd00:5ca7:5::1/128 --hardware auto")
+            .await?;
+        if !started.contains("scan job 1 started") {
+            return Err(format!("auto did not start: {started}"));
+        }
+        let shown = t.until_shown(1, "completed").await?;
+        if !shown.contains("adapter   CPU") {
+            return Err(format!("auto did not fall back to the CPU: {shown}"));
+        }
+        Ok(())
+    });
 }

@@ -125,6 +125,9 @@ struct Running {
 /// The server's scan jobs.
 pub struct WidescanService {
     ctx: Arc<JobContext>,
+    /// Whether an explicit `gpu` job can run here: the adapter's name, or
+    /// why not. Asked once (it opens a device), at the first such request.
+    gpu: tokio::sync::OnceCell<Result<String, String>>,
     slots: Arc<Semaphore>,
     running: Arc<Mutex<HashMap<i64, Running>>>,
     /// Cancelled at shutdown: every run ends as `interrupted`.
@@ -149,9 +152,31 @@ impl WidescanService {
                 tasks: TaskTracker::new(),
             }),
             slots,
+            gpu: tokio::sync::OnceCell::new(),
             running: Arc::default(),
             shutdown: CancellationToken::new(),
         }
+    }
+
+    /// Whether a GPU job can run here; asked once.
+    async fn gpu(&self) -> &Result<String, String> {
+        self.gpu
+            .get_or_init(|| async {
+                let probe = tokio::task::spawn_blocking(|| {
+                    let targets = widescan::TargetSet::builder()
+                        .parse_prefixes("2a00::/120")?
+                        .build()?;
+                    let space = widescan::AddressSpace::new(targets, 1)?;
+                    widescan::Generator::new(space, widescan::HardwareMode::Gpu)
+                        .map(|g| g.hardware().to_string())
+                });
+                match probe.await {
+                    Ok(Ok(adapter)) => Ok(adapter),
+                    Ok(Err(e)) => Err(e.to_string()),
+                    Err(e) => Err(format!("the GPU check failed: {e}")),
+                }
+            })
+            .await
     }
 
     /// The configuration.
@@ -206,6 +231,16 @@ impl WidescanService {
         self.check_available()?;
         let spec = JobSpec::from_request(request, &self.ctx.config, rand::random())
             .map_err(ScanError::Fields)?;
+        // An explicit GPU that is not there is the request's fault: said at
+        // its field, before anything is stored (`auto` falls back to the CPU).
+        if spec.hardware == "gpu"
+            && let Err(why) = self.gpu().await
+        {
+            return Err(ScanError::Fields(vec![FieldError {
+                field: "hardware".into(),
+                message: format!("{why}; choose auto or cpu"),
+            }]));
+        }
         let range = spec
             .range(self.ctx.config.test_mode)
             .map_err(|(field, message)| {
