@@ -346,6 +346,8 @@ async fn scenario(peer: &PeerInstance, targets: &[String]) {
 struct ServerInNs {
     child: std::process::Child,
     base: String,
+    /// What it wrote to stderr so far.
+    stderr: std::sync::Arc<std::sync::Mutex<String>>,
 }
 
 impl ServerInNs {
@@ -364,9 +366,26 @@ impl ServerInNs {
             .env("P2PNET_WIDESCAN__TEST_MODE", "true")
             .env("P2PNET_LOG__FILTER", "warn")
             .envs(env.iter().copied())
+            // A headless machine: no session variables for Vulkan's layers.
+            .env_remove("XDG_RUNTIME_DIR")
+            .env_remove("WAYLAND_DISPLAY")
+            .env_remove("NODEVICE_SELECT")
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
+            .stderr(Stdio::piped());
         let mut child = command.spawn().expect("server starts");
+        let stderr = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let errors = std::io::BufReader::new(child.stderr.take().expect("stderr"));
+        let kept = stderr.clone();
+        std::thread::spawn(move || {
+            for line in errors.lines().map_while(Result::ok) {
+                eprintln!("server: {line}");
+                let mut all = kept
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                all.push_str(&line);
+                all.push('\n');
+            }
+        });
         let stdout = child.stdout.take().expect("stdout");
         let mut lines = std::io::BufReader::new(stdout).lines();
         let base = loop {
@@ -380,7 +399,11 @@ impl ServerInNs {
         };
         // Keep reading: a full pipe would block the server's next write.
         std::thread::spawn(move || lines.for_each(drop));
-        Self { child, base }
+        Self {
+            child,
+            base,
+            stderr,
+        }
     }
 
     /// SIGTERM, and how it exited.
@@ -486,6 +509,7 @@ fn against<F: std::future::Future<Output = Result<(), String>>>(
     scenario: impl FnOnce(String) -> F + Send,
 ) {
     let base = server.base.clone();
+    let stderr = server.stderr.clone();
     let outcome = lab.within(ns, || {
         tokio::runtime::Runtime::new()
             .expect("runtime")
@@ -494,6 +518,11 @@ fn against<F: std::future::Future<Output = Result<(), String>>>(
     let status = server.stop();
     outcome.unwrap_or_else(|e| panic!("{e}"));
     assert!(status.success(), "the server stops cleanly: {status}");
+    // Only what was asked for: no stray lines from Vulkan's layers.
+    let stderr = stderr
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    assert!(!stderr.contains("XDG_RUNTIME_DIR"), "{stderr}");
 }
 
 /// The server binary without `CAP_NET_RAW` (an unprivileged user, every
@@ -580,6 +609,43 @@ fn without_a_gpu_the_hardware_field_is_refused_and_auto_uses_the_cpu() {
         let shown = t.until_shown(1, "completed").await?;
         if !shown.contains("adapter   CPU") {
             return Err(format!("auto did not fall back to the CPU: {shown}"));
+        }
+        Ok(())
+    });
+}
+
+/// A GPU job (lavapipe where there is no hardware GPU) on a headless
+/// machine: the server's output carries no stray Vulkan layer lines (the
+/// check is in `against`).
+#[test]
+fn a_gpu_job_prints_no_vulkan_noise() {
+    if !can_run("a_gpu_job_prints_no_vulkan_noise") {
+        return;
+    }
+    let mut lab = Lab::new("v");
+    let ns = lab.host("s", &["fd00:5ca7:6::1/64"]);
+    let data = tempfile::tempdir().expect("tempdir");
+    let server = ServerInNs::start(
+        &ns,
+        &[],
+        &[("P2PNET_WIDESCAN__COOLDOWN_SECS", "0")],
+        data.path(),
+    );
+    against(&lab, &ns, server, |base| async move {
+        let t = Terminal::login(&base).await?;
+        let started = t
+            .run("scan start -p fd00:5ca7:6::/120 -x fd00:5ca7:6::1/128 --hardware gpu")
+            .await?;
+        if started.contains("GPU unavailable") {
+            eprintln!("SKIPPED a_gpu_job_prints_no_vulkan_noise: no Vulkan adapter here");
+            return Ok(());
+        }
+        if !started.contains("scan job 1 started") {
+            return Err(format!("not started: {started}"));
+        }
+        let shown = t.until_shown(1, "completed").await?;
+        if !shown.contains("adapter   GPU") {
+            return Err(format!("not on the GPU: {shown}"));
         }
         Ok(())
     });
