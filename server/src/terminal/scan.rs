@@ -101,23 +101,20 @@ fn flags(args: &[String]) -> Result<ScanRequest, ParseError> {
             Some((f, v)) if f.starts_with('-') => (f, Some(v.to_owned())),
             _ => (arg.as_str(), None),
         };
-        let append = |list: &mut String, value: String| {
-            if !list.is_empty() {
-                list.push(',');
-            }
-            list.push_str(&value);
-        };
-        let field: &mut String = match flag {
-            "-p" | "--prefix" => {
-                let value = value(flag, inline, &mut args)?;
-                append(&mut request.prefixes, value);
-                continue;
-            }
-            "-x" | "--exclude" => {
-                let value = value(flag, inline, &mut args)?;
-                append(&mut request.excludes, value);
-                continue;
-            }
+        // The field a flag fills, and whether it repeats (a list).
+        let (field, repeats): (&mut String, bool) = match flag {
+            "-p" | "--prefix" => (&mut request.prefixes, true),
+            "-x" | "--exclude" => (&mut request.excludes, true),
+            "--rate" => (&mut request.rate, false),
+            "--per-subnet-rate" => (&mut request.per_subnet_rate, false),
+            "--hardware" => (&mut request.hardware, false),
+            "--transport" => (&mut request.transport, false),
+            "--seed" => (&mut request.seed, false),
+            "--shard" => (&mut request.shard, false),
+            "--contact" => (&mut request.contact, false),
+            "--interface" => (&mut request.interface, false),
+            "--gateway-mac" => (&mut request.gateway_mac, false),
+            "--source" => (&mut request.source, false),
             "--test-mode" => {
                 return Err(ParseError::Arguments {
                     command: "scan",
@@ -125,16 +122,6 @@ fn flags(args: &[String]) -> Result<ScanRequest, ParseError> {
                                configuration ([widescan] test_mode)",
                 });
             }
-            "--rate" => &mut request.rate,
-            "--per-subnet-rate" => &mut request.per_subnet_rate,
-            "--hardware" => &mut request.hardware,
-            "--transport" => &mut request.transport,
-            "--seed" => &mut request.seed,
-            "--shard" => &mut request.shard,
-            "--contact" => &mut request.contact,
-            "--interface" => &mut request.interface,
-            "--gateway-mac" => &mut request.gateway_mac,
-            "--source" => &mut request.source,
             _ => {
                 return Err(ParseError::Arguments {
                     command: "scan",
@@ -144,23 +131,36 @@ fn flags(args: &[String]) -> Result<ScanRequest, ParseError> {
                 });
             }
         };
-        *field = value(flag, inline, &mut args)?;
+        let value = value(inline, &mut args)?;
+        if repeats && !field.is_empty() {
+            field.push(',');
+            field.push_str(&value);
+        } else {
+            *field = value;
+        }
     }
     Ok(request)
 }
 
+/// A flag's value: after `=`, or the next word unless that is another
+/// flag (`--rate --seed 1` lacks a rate). A value starting with `--`
+/// must be written `--flag=--value`.
 fn value<'a>(
-    flag: &str,
     inline: Option<String>,
     args: &mut impl Iterator<Item = &'a String>,
 ) -> Result<String, ParseError> {
-    inline
-        .or_else(|| args.next().cloned())
-        .filter(|v| !(v.starts_with("--") && flag.starts_with("--") && v.len() > 2))
-        .ok_or(ParseError::Arguments {
-            command: "scan",
-            expected: "a value after each flag",
-        })
+    match inline {
+        Some(value) => Ok(value),
+        None => {
+            args.next()
+                .filter(|v| !v.starts_with("--"))
+                .cloned()
+                .ok_or(ParseError::Arguments {
+                    command: "scan",
+                    expected: "a value after each flag",
+                })
+        }
+    }
 }
 
 /// Runs a `scan` command for `actor`; the lines to show.
@@ -220,8 +220,11 @@ pub async fn run(
             let row = service.job_row(&job);
             let mut lines = vec![
                 format!(
-                    "scan job {} · {} · started by {}",
-                    row.id, row.state, row.created_by
+                    "scan job {} · {} · started by {} at {}",
+                    row.id,
+                    row.state,
+                    row.created_by,
+                    app::format::format_unix_ms(row.created_at_ms)
                 ),
                 format!("prefixes  {}", row.prefixes),
                 format!(

@@ -229,7 +229,7 @@ impl WidescanService {
     /// Nothing is stored when the request is refused or no slot is free.
     pub async fn start(&self, actor: &str, request: &ScanRequest) -> Result<i64, ScanError> {
         self.check_available()?;
-        let spec = JobSpec::from_request(request, &self.ctx.config, rand::random())
+        let (spec, range) = JobSpec::from_request(request, &self.ctx.config, rand::random())
             .map_err(ScanError::Fields)?;
         // An explicit GPU that is not there is the request's fault: said at
         // its field, before anything is stored (`auto` falls back to the CPU).
@@ -241,14 +241,6 @@ impl WidescanService {
                 message: format!("{why}; choose auto or cpu"),
             }]));
         }
-        let range = spec
-            .range(self.ctx.config.test_mode)
-            .map_err(|(field, message)| {
-                ScanError::Fields(vec![FieldError {
-                    field: field.into(),
-                    message,
-                }])
-            })?;
         let permit = self.slot()?;
         let spec_json = serde_json::to_string(&spec)
             .map_err(|e| ScanError::Refused(format!("cannot store the request: {e}")))?;

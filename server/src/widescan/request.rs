@@ -122,12 +122,13 @@ pub struct JobSpec {
 
 impl JobSpec {
     /// Checks `request` against the configuration; every refused field is
-    /// named. `random_seed` is used when the request names no seed.
+    /// named. `random_seed` is used when the request names no seed. The
+    /// spec, and the index range its space and shard give.
     pub fn from_request(
         request: &ScanRequest,
         config: &WidescanConfig,
         random_seed: u64,
-    ) -> Result<Self, Vec<FieldError>> {
+    ) -> Result<(Self, IndexRange), Vec<FieldError>> {
         let mut errors = Vec::new();
         let mut refuse = |field: &str, message: String| {
             errors.push(FieldError {
@@ -265,20 +266,17 @@ impl JobSpec {
             contact,
             interface,
         };
-        if errors.is_empty() {
-            // The prefixes as a whole: the policy, an empty or oversized
-            // space, an empty shard.
-            if let Err((field, message)) = spec.range(config.test_mode) {
-                errors.push(FieldError {
-                    field: field.into(),
-                    message,
-                });
-            }
+        if !errors.is_empty() {
+            return Err(errors);
         }
-        if errors.is_empty() {
-            Ok(spec)
-        } else {
-            Err(errors)
+        // The prefixes as a whole: the policy, an empty or oversized space,
+        // an empty shard.
+        match spec.range(config.test_mode) {
+            Ok(range) => Ok((spec, range)),
+            Err((field, message)) => Err(vec![FieldError {
+                field: field.into(),
+                message,
+            }]),
         }
     }
 
@@ -421,7 +419,7 @@ mod tests {
         }
     }
 
-    fn fields(r: Result<JobSpec, Vec<FieldError>>) -> Vec<String> {
+    fn fields<T: std::fmt::Debug>(r: Result<T, Vec<FieldError>>) -> Vec<String> {
         r.expect_err("refused")
             .into_iter()
             .map(|f| f.field)
@@ -430,8 +428,10 @@ mod tests {
 
     #[test]
     fn defaults_fill_empty_fields() {
-        let spec = JobSpec::from_request(&request("2a00:1450:4001::/120"), &config(false), 7)
-            .expect("valid");
+        let (spec, range) =
+            JobSpec::from_request(&request("2a00:1450:4001::/120"), &config(false), 7)
+                .expect("valid");
+        assert_eq!(range.len(), 256);
         assert_eq!(spec.prefixes, ["2a00:1450:4001::/120"]);
         assert_eq!(spec.rate, 10_000);
         assert_eq!(spec.per_subnet_rate, Some(100));
@@ -564,7 +564,7 @@ mod tests {
         r.seed = "42".into();
         r.shard = "1/2".into();
         r.per_subnet_rate = "0".into();
-        let spec = JobSpec::from_request(&r, &config(false), 1).expect("valid");
+        let (spec, _) = JobSpec::from_request(&r, &config(false), 1).expect("valid");
         let back: JobSpec =
             serde_json::from_str(&serde_json::to_string(&spec).expect("json")).expect("parse");
         assert_eq!(back, spec);

@@ -109,6 +109,16 @@ pub(super) struct Signals {
     pub(super) shutdown: CancellationToken,
 }
 
+impl Signals {
+    /// Either one.
+    async fn ended(&self) {
+        tokio::select! {
+            () = self.stop.cancelled() => {}
+            () = self.shutdown.cancelled() => {}
+        }
+    }
+}
+
 /// Runs the job to its end and stores how it ended.
 pub(super) async fn run_job(
     ctx: Arc<JobContext>,
@@ -190,11 +200,7 @@ async fn drive(
     let mut sending = Duration::ZERO;
     loop {
         tokio::select! {
-            () = signals.stop.cancelled(), if !stopping => {
-                handle.stop();
-                stopping = true;
-            }
-            () = signals.shutdown.cancelled(), if !stopping => {
+            () = signals.ended(), if !stopping => {
                 handle.stop();
                 stopping = true;
             }
