@@ -120,6 +120,7 @@ mod gate;
 use rand_core::CryptoRng;
 use zeroize::Zeroizing;
 
+use crate::cipher::Cipher;
 use crate::codec::{
     DEFAULT_MAX_FRAME_SIZE, FrameDecoder, MAX_FRAME_SIZE_CEILING, MIN_MAX_FRAME_SIZE, RawFrame,
     encode_frame,
@@ -128,14 +129,15 @@ use crate::error::HandshakeError;
 use crate::error::{Error, InvalidPacket, ProtocolViolation};
 use crate::grant::{GrantId, Grants, Permissions, Scopes};
 use crate::handshake::{
-    Handshake, Hello, MAX_AGENT_LEN, MAX_HANDSHAKE_MESSAGE_LEN, MAX_NETWORK_LEN,
-    MAX_NOISE_MESSAGE_LEN, MAX_NOISE_PAYLOAD_LEN, MessageReader, TooLarge, Transport,
+    Handshake, Hello, LEN_PREFIX, MAX_AGENT_LEN, MAX_HANDSHAKE_MESSAGE_LEN, MAX_NETWORK_LEN,
+    MAX_NOISE_MESSAGE_LEN, MAX_NOISE_PAYLOAD_LEN, MessageReader, NOISE_TAG_LEN, TooLarge,
 };
 use crate::identity::{Keypair, PeerId};
 use crate::packet::{
     Disconnect, DisconnectReason, Keepalive, MAX_REASON_LEN, Packet, PacketKind, PermissionClass,
 };
 use crate::time::Instant;
+use crate::transport::Transport;
 use crate::trust::Direction;
 use gate::{GrantGate, Verdict};
 
@@ -177,6 +179,11 @@ pub struct ChannelConfig {
     pub pending_byte_limit: usize,
     /// Refused packets tolerated before the channel closes. Default 16.
     pub max_refused_packets: u32,
+    /// Transport ciphers offered in the [`Hello`]; the handshake picks one
+    /// both sides offer (see [`Cipher::negotiate`]). Default
+    /// [`Cipher::defaults`]. Leave ChaCha20-Poly1305 in to reach peers of
+    /// protocol version 2.
+    pub ciphers: Vec<Cipher>,
 }
 
 impl Default for ChannelConfig {
@@ -194,6 +201,7 @@ impl Default for ChannelConfig {
             pending_packet_limit: 32,
             pending_byte_limit: 256 * 1024,
             max_refused_packets: 16,
+            ciphers: Cipher::defaults(),
         }
     }
 }
@@ -222,6 +230,12 @@ impl ChannelConfig {
         }
         if self.send_buffer_limit == 0 {
             return fail("send_buffer_limit must be positive");
+        }
+        if self.ciphers.is_empty() {
+            return fail("ciphers must name at least one cipher");
+        }
+        if self.ciphers.len() > Cipher::MAX_OFFERED {
+            return fail("ciphers names more than Cipher::MAX_OFFERED");
         }
         Ok(())
     }
@@ -356,7 +370,6 @@ pub struct Channel {
     transport: Option<Transport>,
     reader: MessageReader,
     decoder: FrameDecoder,
-    plaintext: Vec<u8>,
     handshake_out: VecDeque<Vec<u8>>,
     outbound: OutboundQueue,
     pong_owed: Option<u64>,
@@ -439,11 +452,12 @@ impl Channel {
         config.validate()?;
         let mut seed = Zeroizing::new([0u8; 32]);
         rng.fill_bytes(seed.as_mut());
-        let hello = Hello::new(
+        let mut hello = Hello::new(
             config.listening_port,
             config.agent.clone(),
             config.max_frame_size,
         );
+        hello.ciphers.clone_from(&config.ciphers);
         let mut first = Vec::new();
         let handshake = Handshake::new(
             direction,
@@ -468,7 +482,6 @@ impl Channel {
             remote: None,
             transport: None,
             reader: MessageReader::default(),
-            plaintext: Vec::new(),
             handshake_out,
             outbound: OutboundQueue::default(),
             pong_owed: None,
@@ -526,22 +539,27 @@ impl Channel {
                     }
                 }
                 State::PendingApproval | State::Open(_) => {
-                    let result = match self.reader.read(&mut data, MAX_NOISE_MESSAGE_LEN) {
+                    match self.reader.read(&mut data, MAX_NOISE_MESSAGE_LEN) {
                         Ok(None) => break,
-                        Ok(Some(msg)) => match self.transport.as_mut() {
-                            Some(transport) => transport.decrypt(msg, &mut self.plaintext),
-                            None => Err(Error::Decrypt),
-                        },
+                        Ok(Some(_)) => {}
                         // Unreachable: a u16 prefix cannot exceed the limit.
-                        Err(TooLarge(_)) => Err(Error::Decrypt),
-                    };
-                    if let Err(err) = result {
-                        return Err(self.fail(err));
+                        Err(TooLarge(_)) => return Err(self.fail(Error::Decrypt)),
                     }
-                    self.last_activity = now;
-                    let plaintext = std::mem::take(&mut self.plaintext);
-                    let result = self.handle_plaintext(now, &plaintext);
-                    self.plaintext = plaintext;
+                    // Opened in place, in the reader's own buffer, which
+                    // goes back to it afterwards.
+                    let mut message = self.reader.take_message();
+                    let opened = match self.transport.as_mut() {
+                        Some(transport) => transport.open(&mut message).map(|p| p.len()),
+                        None => Err(Error::Decrypt),
+                    };
+                    let result = match opened {
+                        Ok(len) => {
+                            self.last_activity = now;
+                            self.handle_plaintext(now, &message[..len])
+                        }
+                        Err(err) => Err(self.fail(err)),
+                    };
+                    self.reader.return_message(message);
                     result?;
                 }
             }
@@ -737,13 +755,26 @@ impl Channel {
     }
 
     /// The next bytes to write to the socket, if any. Each call returns one
-    /// length-prefixed Noise message.
+    /// length-prefixed Noise message; see
+    /// [`poll_transmit_into`](Self::poll_transmit_into), which writes it
+    /// into a buffer of the caller's.
     pub fn poll_transmit(&mut self) -> Option<Vec<u8>> {
+        let mut out = Vec::new();
+        self.poll_transmit_into(&mut out).then_some(out)
+    }
+
+    /// Appends the next length-prefixed Noise message to `out`, if there
+    /// is one, and says whether it did. The queued frames are copied once,
+    /// into `out`, and sealed there.
+    pub fn poll_transmit_into(&mut self, out: &mut Vec<u8>) -> bool {
         if let Some(bytes) = self.handshake_out.pop_front() {
             self.stats.bytes_sent += bytes.len() as u64;
-            return Some(bytes);
+            out.extend_from_slice(&bytes);
+            return true;
         }
-        let transport = self.transport.as_mut()?;
+        let Some(transport) = self.transport.as_mut() else {
+            return false;
+        };
         for keepalive in [
             self.pong_owed.take().map(Keepalive::Pong),
             self.ping_owed.take().map(Keepalive::Ping),
@@ -756,16 +787,24 @@ impl Channel {
             }
         }
         if self.outbound.is_empty() {
-            return None;
+            return false;
         }
-        let mut plaintext = Vec::with_capacity(self.outbound.bytes.min(MAX_NOISE_PAYLOAD_LEN));
-        self.outbound.fill(&mut plaintext, MAX_NOISE_PAYLOAD_LEN);
-        let mut out = Vec::with_capacity(plaintext.len() + 2 + crate::handshake::NOISE_TAG_LEN);
-        if let Err(err) = transport.encrypt_into(&plaintext, &mut out) {
-            self.fail(err);
-            return None;
-        }
-        self.stats.bytes_sent += out.len() as u64;
+        let start = out.len();
+        let payload = self.outbound.bytes.min(MAX_NOISE_PAYLOAD_LEN);
+        out.reserve(LEN_PREFIX + payload + NOISE_TAG_LEN);
+        out.extend_from_slice(&[0; LEN_PREFIX]);
+        self.outbound.fill(out, start + LEN_PREFIX + payload);
+        let sealed = transport.seal(out, start + LEN_PREFIX);
+        let Some(len) = sealed
+            .ok()
+            .and_then(|()| u16::try_from(out.len() - start - LEN_PREFIX).ok())
+        else {
+            out.truncate(start);
+            self.fail(Error::Encrypt);
+            return false;
+        };
+        out[start..start + LEN_PREFIX].copy_from_slice(&len.to_be_bytes());
+        self.stats.bytes_sent += (out.len() - start) as u64;
         if self.writer_blocked && self.outbound.bytes <= self.config.send_buffer_limit / 2 {
             self.writer_blocked = false;
             self.events.push_back(ChannelEvent::Writable);
@@ -773,7 +812,7 @@ impl Channel {
         if matches!(self.state, State::Closing) && self.outbound.is_empty() {
             self.finish_close();
         }
-        Some(out)
+        true
     }
 
     /// The next event, if any.
@@ -830,6 +869,11 @@ impl Channel {
     /// The remote's [`Hello`], once the handshake completed.
     pub fn remote_hello(&self) -> Option<&Hello> {
         self.remote.as_ref().map(|r| &r.hello)
+    }
+
+    /// The transport cipher the handshake settled on, once it is done.
+    pub fn cipher(&self) -> Option<Cipher> {
+        self.transport.as_ref().map(|t| t.cipher())
     }
 
     /// The Noise handshake hash, identical on both sides: usable for

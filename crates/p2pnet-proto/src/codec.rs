@@ -10,8 +10,9 @@
 //! +---------+----------+----------------------+-------------------------+
 //! ```
 //!
-//! * `version` is [`PROTOCOL_VERSION`]; any other
-//!   value is [`DecodeError::UnknownVersion`].
+//! * `version` is [`FRAME_VERSION`]; any other
+//!   value is [`DecodeError::UnknownVersion`]. Frames have not changed
+//!   since protocol version 2, so they still say 2.
 //! * `kind tag` is [`PacketKind::tag`]; unknown tags are
 //!   [`DecodeError::UnknownPacketType`]. Because the kind precedes the body,
 //!   a channel can refuse a packet its grants cannot permit without
@@ -30,10 +31,12 @@
 //! and [`FrameDecoder`] reassembles it, so frame boundaries and Noise
 //! message boundaries are independent.
 
-use crate::PROTOCOL_VERSION;
 use crate::error::{DecodeError, Error, InvalidPacket};
 use crate::packet::{Packet, PacketKind};
 
+/// The version byte of every frame header: the frame layout's version,
+/// unchanged since protocol version 2.
+pub const FRAME_VERSION: u8 = 2;
 /// Length of the frame header.
 pub const FRAME_HEADER_LEN: usize = 6;
 /// Default maximum frame body size: 1 MiB.
@@ -56,7 +59,7 @@ impl FrameHeader {
     /// Parses and checks a header against `max_frame_size`.
     pub fn parse(bytes: &[u8; FRAME_HEADER_LEN], max_frame_size: u32) -> Result<Self, DecodeError> {
         let [version, tag, l0, l1, l2, l3] = *bytes;
-        if version != PROTOCOL_VERSION {
+        if version != FRAME_VERSION {
             return Err(DecodeError::UnknownVersion(version));
         }
         let kind = PacketKind::from_tag(tag).ok_or(DecodeError::UnknownPacketType(tag))?;
@@ -73,7 +76,7 @@ impl FrameHeader {
     /// The header's wire bytes.
     pub fn to_bytes(self) -> [u8; FRAME_HEADER_LEN] {
         let [l0, l1, l2, l3] = self.body_len.to_be_bytes();
-        [PROTOCOL_VERSION, self.kind.tag(), l0, l1, l2, l3]
+        [FRAME_VERSION, self.kind.tag(), l0, l1, l2, l3]
     }
 }
 
@@ -84,20 +87,22 @@ impl FrameHeader {
 /// [`MAX_FRAME_SIZE_CEILING`]).
 pub fn encode_frame(packet: &Packet, max_frame_size: u32) -> Result<Vec<u8>, Error> {
     packet.validate()?;
-    let frame = vec![0u8; FRAME_HEADER_LEN];
-    let mut frame = match packet {
-        Packet::PureMessage(p) => postcard::to_extend(p, frame),
-        Packet::DataTransmission(p) => postcard::to_extend(p, frame),
-        Packet::Identifier(p) => postcard::to_extend(p, frame),
-        Packet::CollectionShare(p) => postcard::to_extend(p, frame),
-        Packet::Disconnect(p) => postcard::to_extend(p, frame),
-        Packet::Keepalive(p) => postcard::to_extend(p, frame),
-    }
-    .map_err(|_| InvalidPacket::OutOfRange {
+    let unserializable = |_| InvalidPacket::OutOfRange {
         field: "body",
         reason: "not serializable",
-    })?;
-    let body_len = frame.len() - FRAME_HEADER_LEN;
+    };
+    // Sized first (counting, no copy), so the frame is allocated once at
+    // its exact size: growing it by doubling would copy a large body
+    // several times and hand the allocator a block twice its size.
+    let body_len = match packet {
+        Packet::PureMessage(p) => serialized_size(p),
+        Packet::DataTransmission(p) => serialized_size(p),
+        Packet::Identifier(p) => serialized_size(p),
+        Packet::CollectionShare(p) => serialized_size(p),
+        Packet::Disconnect(p) => serialized_size(p),
+        Packet::Keepalive(p) => serialized_size(p),
+    }
+    .map_err(unserializable)?;
     let limit = max_frame_size.min(MAX_FRAME_SIZE_CEILING);
     let body_len = u32::try_from(body_len)
         .ok()
@@ -110,9 +115,24 @@ pub fn encode_frame(packet: &Packet, max_frame_size: u32) -> Result<Vec<u8>, Err
         kind: packet.kind(),
         body_len,
     };
-    frame[..FRAME_HEADER_LEN].copy_from_slice(&header.to_bytes());
-    frame.shrink_to_fit();
+    let mut frame = Vec::with_capacity(FRAME_HEADER_LEN + body_len as usize);
+    frame.extend_from_slice(&header.to_bytes());
+    let frame = match packet {
+        Packet::PureMessage(p) => postcard::to_extend(p, frame),
+        Packet::DataTransmission(p) => postcard::to_extend(p, frame),
+        Packet::Identifier(p) => postcard::to_extend(p, frame),
+        Packet::CollectionShare(p) => postcard::to_extend(p, frame),
+        Packet::Disconnect(p) => postcard::to_extend(p, frame),
+        Packet::Keepalive(p) => postcard::to_extend(p, frame),
+    }
+    .map_err(unserializable)?;
+    debug_assert_eq!(frame.len(), FRAME_HEADER_LEN + body_len as usize);
     Ok(frame)
+}
+
+/// The length of `value`'s postcard encoding, counted without writing it.
+fn serialized_size<T: serde::Serialize>(value: &T) -> Result<usize, postcard::Error> {
+    postcard::serialize_with_flavor(value, postcard::ser_flavors::Size::default())
 }
 
 /// Decodes and validates the body of a frame of the given kind.
@@ -380,7 +400,7 @@ mod tests {
     fn every_packet_round_trips() {
         for packet in samples() {
             let frame = encode_frame(&packet, DEFAULT_MAX_FRAME_SIZE).unwrap();
-            assert_eq!(frame[0], PROTOCOL_VERSION);
+            assert_eq!(frame[0], FRAME_VERSION);
             assert_eq!(frame[1], packet.kind().tag());
             let len = u32::from_be_bytes(frame[2..6].try_into().unwrap()) as usize;
             assert_eq!(len, frame.len() - FRAME_HEADER_LEN);
@@ -492,7 +512,7 @@ mod tests {
             decode_frame(&frame, DEFAULT_MAX_FRAME_SIZE),
             Err(DecodeError::UnknownVersion(9))
         );
-        frame[0] = PROTOCOL_VERSION;
+        frame[0] = FRAME_VERSION;
         frame[1] = 200;
         assert_eq!(
             decode_frame(&frame, DEFAULT_MAX_FRAME_SIZE),

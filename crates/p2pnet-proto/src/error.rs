@@ -260,6 +260,14 @@ pub enum HandshakeError {
         remote: u8,
     },
 
+    /// The two hellos offer no transport cipher in common (see
+    /// [`Cipher::negotiate`](crate::Cipher::negotiate)).
+    #[error("no transport cipher in common with the peer (its hello is version {remote_version})")]
+    NoCommonCipher {
+        /// The version of the peer's hello.
+        remote_version: u8,
+    },
+
     /// The initiator expected a specific peer, and someone else answered.
     #[error("expected peer {expected}, but the remote is {actual}")]
     PeerIdMismatch {

@@ -35,11 +35,25 @@
 //! and aborts *before* message 3, so it never reveals its own identity to
 //! an impostor.
 //!
+//! # Versions and the transport cipher
+//!
+//! A hello starts with the sender's protocol version. Version 2 hellos end
+//! after the sender's identity; version 3 appends the transport ciphers the
+//! sender accepts, and later versions may only append more: a reader takes
+//! the fields it knows and ignores what follows. The responder sends its
+//! hello first, at its own version; the initiator answers at the lower of
+//! the two, so a node of this version dials a version 2 node as version 2.
+//! Both sides then pick the transport cipher with
+//! [`Cipher::negotiate`](crate::Cipher::negotiate); a version 2 hello
+//! offers ChaCha20-Poly1305 alone. With no cipher in common the initiator
+//! aborts before message 3.
+//!
 //! After the handshake each transport message carries at most
 //! [`MAX_NOISE_PAYLOAD_LEN`] bytes of the application stream (see
-//! [`codec`](crate::codec)). Nonces are implicit counters, so any tampered,
-//! replayed, reordered or dropped message fails authentication, which is
-//! fatal for the channel.
+//! [`codec`](crate::codec)), sealed by the negotiated cipher under keys
+//! from Noise's `Split()` (see `transport.rs`). Nonces are implicit
+//! counters, so any tampered, replayed, reordered or dropped message fails
+//! authentication, which is fatal for the channel.
 //!
 //! # Randomness
 //!
@@ -50,24 +64,25 @@
 
 use std::cell::Cell;
 
-use serde::{Deserialize, Serialize};
 use snow::params::{CipherChoice, DHChoice, HashChoice, NoiseParams};
 use snow::resolvers::{CryptoResolver, DefaultResolver, RingResolver};
-use snow::types::{Cipher, Dh, Hash, Random};
+use snow::types::{Cipher as NoiseCipher, Dh, Hash, Random};
 use zeroize::Zeroizing;
 
-use crate::PROTOCOL_VERSION;
+use crate::cipher::Cipher;
 use crate::codec::{MAX_FRAME_SIZE_CEILING, MIN_MAX_FRAME_SIZE};
 use crate::error::{Error, HandshakeError};
 use crate::identity::{Keypair, PeerId};
+use crate::transport::{TAG_LEN, Transport};
 use crate::trust::Direction;
+use crate::{MIN_PROTOCOL_VERSION, PROTOCOL_VERSION};
 
 /// The Noise protocol name.
 pub const NOISE_PARAMS: &str = "Noise_XX_25519_ChaChaPoly_BLAKE2s";
 /// Largest Noise message, the limit of the `u16` length prefix.
 pub const MAX_NOISE_MESSAGE_LEN: usize = 65535;
 /// Length of the AEAD tag in every transport message.
-pub const NOISE_TAG_LEN: usize = 16;
+pub const NOISE_TAG_LEN: usize = TAG_LEN;
 /// Most plaintext one transport message carries.
 pub const MAX_NOISE_PAYLOAD_LEN: usize = MAX_NOISE_MESSAGE_LEN - NOISE_TAG_LEN;
 /// Largest handshake message accepted. Real ones are under 300 bytes; the
@@ -78,13 +93,15 @@ pub const MAX_AGENT_LEN: usize = 64;
 /// Largest network name bound into the prologue, in bytes.
 pub const MAX_NETWORK_LEN: usize = 64;
 
-const LEN_PREFIX: usize = 2;
+/// Length of the prefix giving each Noise message's length.
+pub(crate) const LEN_PREFIX: usize = 2;
 
 /// What each peer tells the other inside the handshake.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Hello {
-    /// The sender's protocol version ([`PROTOCOL_VERSION`]).
+    /// The version the sender wrote this hello at: [`PROTOCOL_VERSION`],
+    /// or lower when answering an older responder.
     pub protocol_version: u8,
     /// The TCP port the sender accepts connections on, if any.
     pub listening_port: Option<u16>,
@@ -94,45 +111,85 @@ pub struct Hello {
     /// The largest frame body the sender accepts; the other side never
     /// sends more.
     pub max_frame_size: u32,
+    /// The transport ciphers the sender accepts (a version 2 hello:
+    /// ChaCha20-Poly1305 alone). Ciphers this version does not know are
+    /// left out when decoding.
+    pub ciphers: Vec<Cipher>,
 }
 
 impl Hello {
-    /// A hello for the current protocol version.
+    /// A hello for the current protocol version, offering
+    /// [`Cipher::defaults`].
     pub fn new(listening_port: Option<u16>, agent: impl Into<String>, max_frame_size: u32) -> Self {
         Self {
             protocol_version: PROTOCOL_VERSION,
             listening_port,
             agent: agent.into(),
             max_frame_size,
+            ciphers: Cipher::defaults(),
         }
     }
 
-    /// The payload: this hello, then the sender's identity.
-    fn encode(&self, identity: PeerId) -> Result<Vec<u8>, Error> {
+    /// The payload at `version`: this hello, then the sender's identity,
+    /// then (version 3 on) the cipher tags.
+    fn encode(&self, version: u8, identity: PeerId) -> Result<Vec<u8>, Error> {
         self.validate().map_err(Error::InvalidConfig)?;
-        postcard::to_allocvec(&(self, identity))
-            .map_err(|_| Error::InvalidConfig("hello is not serializable"))
+        let unserializable = |_| Error::InvalidConfig("hello is not serializable");
+        let prefix = (
+            version,
+            self.listening_port,
+            self.agent.as_str(),
+            self.max_frame_size,
+            identity,
+        );
+        let bytes = postcard::to_allocvec(&prefix).map_err(unserializable)?;
+        if version < 3 {
+            return Ok(bytes);
+        }
+        let tags: Vec<u8> = self.ciphers.iter().map(|c| c.tag()).collect();
+        postcard::to_extend(&tags, bytes).map_err(unserializable)
     }
 
     /// The sender's hello and claimed identity (checked by the caller
     /// against the static key).
     fn decode(payload: &[u8]) -> Result<(Self, PeerId), HandshakeError> {
-        // The version byte comes first so that a future layout is reported
-        // as a version mismatch rather than as garbage.
+        // The version byte comes first so that an unknown layout is
+        // reported as a version mismatch rather than as garbage.
         let Some(&remote) = payload.first() else {
             return Err(HandshakeError::InvalidHello("empty"));
         };
-        if remote != PROTOCOL_VERSION {
+        if remote < MIN_PROTOCOL_VERSION {
             return Err(HandshakeError::IncompatibleVersion {
                 local: PROTOCOL_VERSION,
                 remote,
             });
         }
-        let ((hello, identity), rest): ((Self, PeerId), _) = postcard::take_from_bytes(payload)
-            .map_err(|_| HandshakeError::InvalidHello("undecodable"))?;
-        if !rest.is_empty() {
+        let undecodable = |_| HandshakeError::InvalidHello("undecodable");
+        type Prefix = (u8, Option<u16>, String, u32, PeerId);
+        let ((_, listening_port, agent, max_frame_size, identity), mut rest): (Prefix, _) =
+            postcard::take_from_bytes(payload).map_err(undecodable)?;
+        let ciphers = if remote < 3 {
+            vec![Cipher::ChaCha20Poly1305]
+        } else {
+            let (tags, after): (Vec<u8>, _) =
+                postcard::take_from_bytes(rest).map_err(undecodable)?;
+            rest = after;
+            if tags.len() > Cipher::MAX_OFFERED {
+                return Err(HandshakeError::InvalidHello("too many ciphers"));
+            }
+            tags.into_iter().filter_map(Cipher::from_tag).collect()
+        };
+        // Later versions append fields this one does not know.
+        if remote <= PROTOCOL_VERSION && !rest.is_empty() {
             return Err(HandshakeError::InvalidHello("trailing bytes"));
         }
+        let hello = Self {
+            protocol_version: remote,
+            listening_port,
+            agent,
+            max_frame_size,
+            ciphers,
+        };
         hello.validate().map_err(HandshakeError::InvalidHello)?;
         Ok((hello, identity))
     }
@@ -140,6 +197,9 @@ impl Hello {
     fn validate(&self) -> Result<(), &'static str> {
         if self.agent.len() > MAX_AGENT_LEN {
             return Err("agent string too long");
+        }
+        if self.ciphers.len() > Cipher::MAX_OFFERED {
+            return Err("too many ciphers");
         }
         if !(MIN_MAX_FRAME_SIZE..=MAX_FRAME_SIZE_CEILING).contains(&self.max_frame_size) {
             return Err("max_frame_size out of range");
@@ -213,6 +273,18 @@ impl MessageReader {
         self.ready = true;
         Ok(Some(&self.msg))
     }
+
+    /// Lends out the message just completed, so it can be opened in
+    /// place; give the buffer back with
+    /// [`return_message`](Self::return_message) to keep its capacity.
+    pub(crate) fn take_message(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.msg)
+    }
+
+    /// Takes back the buffer lent by [`take_message`](Self::take_message).
+    pub(crate) fn return_message(&mut self, message: Vec<u8>) {
+        self.msg = message;
+    }
 }
 
 /// What a completed handshake yields.
@@ -228,9 +300,13 @@ pub(crate) struct Handshake {
     state: snow::HandshakeState,
     role: Direction,
     local_id: PeerId,
-    local_hello: Vec<u8>,
+    local_hello: Hello,
     expected: Option<PeerId>,
     remote: Option<(PeerId, Hello)>,
+    cipher: Option<Cipher>,
+    /// The version this side writes its hellos at: [`PROTOCOL_VERSION`]
+    /// (tests lower it to play an older node).
+    version: u8,
     messages_read: u8,
 }
 
@@ -264,13 +340,17 @@ impl Handshake {
             Direction::Inbound => builder.build_responder(),
         }
         .map_err(|_| Error::InvalidConfig("noise handshake state could not be built"))?;
+        // Checked now, so a bad hello fails the constructor, not a peer.
+        hello.encode(PROTOCOL_VERSION, identity.peer_id())?;
         let mut hs = Self {
             state,
             role,
             local_id: identity.peer_id(),
-            local_hello: hello.encode(identity.peer_id())?,
+            local_hello: hello.clone(),
             expected,
             remote: None,
+            cipher: None,
+            version: PROTOCOL_VERSION,
             messages_read: 0,
         };
         if role == Direction::Outbound {
@@ -296,47 +376,62 @@ impl Handshake {
                 if !payload.is_empty() {
                     return Err(HandshakeError::UnexpectedPayload.into());
                 }
-                let hello = std::mem::take(&mut self.local_hello);
+                let hello = self.local_hello.encode(self.version, self.local_id)?;
                 self.write(&hello, out)?;
                 Ok(false)
             }
-            // Initiator, `<- e, ee, s, es`: the responder is now known.
+            // Initiator, `<- e, ee, s, es`: the responder is now known, and
+            // it is checked before this side reveals itself in message 3.
             (Direction::Outbound, 1) => {
-                let (hello, identity) = Hello::decode(&payload)?;
-                let peer = self.check_remote(identity)?;
-                self.remote = Some((peer, hello));
-                let hello = std::mem::take(&mut self.local_hello);
+                let version = self.accept_remote(&payload)?;
+                let hello = self.local_hello.encode(version, self.local_id)?;
                 self.write(&hello, out)?;
                 Ok(true)
             }
             // Responder, `-> s, se`.
             (Direction::Inbound, 2) => {
-                let (hello, identity) = Hello::decode(&payload)?;
-                let peer = self.check_remote(identity)?;
-                self.remote = Some((peer, hello));
+                self.accept_remote(&payload)?;
                 Ok(true)
             }
             _ => Err(HandshakeError::Crypto.into()),
         }
     }
 
+    /// Decodes and checks the remote's hello, settles the cipher, and
+    /// returns the version to answer at.
+    fn accept_remote(&mut self, payload: &[u8]) -> Result<u8, Error> {
+        let (hello, identity) = Hello::decode(payload)?;
+        let peer = self.check_remote(identity)?;
+        let cipher = Cipher::negotiate(&self.local_hello.ciphers, &hello.ciphers).ok_or(
+            HandshakeError::NoCommonCipher {
+                remote_version: hello.protocol_version,
+            },
+        )?;
+        let version = hello.protocol_version.min(self.version);
+        self.cipher = Some(cipher);
+        self.remote = Some((peer, hello));
+        Ok(version)
+    }
+
     /// Converts a completed handshake into transport mode.
-    pub(crate) fn finish(self) -> Result<Established, Error> {
-        let Some((peer_id, hello)) = self.remote else {
+    pub(crate) fn finish(mut self) -> Result<Established, Error> {
+        let (Some((peer_id, hello)), Some(cipher)) = (self.remote.take(), self.cipher) else {
             return Err(HandshakeError::Crypto.into());
         };
+        if !self.state.is_handshake_finished() {
+            return Err(HandshakeError::Crypto.into());
+        }
         let mut handshake_hash = [0u8; 32];
         let hh = self.state.get_handshake_hash();
         if hh.len() != handshake_hash.len() {
             return Err(HandshakeError::Crypto.into());
         }
         handshake_hash.copy_from_slice(hh);
-        let state = self
-            .state
-            .into_transport_mode()
-            .map_err(|_| HandshakeError::Crypto)?;
+        // Noise's Split(): the first key seals what the initiator sends.
+        let (first, second) = self.state.dangerously_get_raw_split();
+        let (first, second) = (Zeroizing::new(first), Zeroizing::new(second));
         Ok(Established {
-            transport: Transport { state },
+            transport: Transport::new(cipher, self.role, &first, &second)?,
             peer_id,
             hello,
             handshake_hash,
@@ -382,47 +477,6 @@ impl Handshake {
     }
 }
 
-/// Transport-mode encryption for an established channel.
-pub(crate) struct Transport {
-    state: snow::TransportState,
-}
-
-impl Transport {
-    /// Encrypts `plaintext` (at most [`MAX_NOISE_PAYLOAD_LEN`] bytes) and
-    /// appends the length-prefixed message to `out`.
-    pub(crate) fn encrypt_into(
-        &mut self,
-        plaintext: &[u8],
-        out: &mut Vec<u8>,
-    ) -> Result<(), Error> {
-        if plaintext.len() > MAX_NOISE_PAYLOAD_LEN {
-            return Err(Error::Encrypt);
-        }
-        let start = out.len();
-        out.resize(start + LEN_PREFIX + plaintext.len() + NOISE_TAG_LEN, 0);
-        let n = self
-            .state
-            .write_message(plaintext, &mut out[start + LEN_PREFIX..])
-            .map_err(|_| Error::Encrypt)?;
-        let len = u16::try_from(n).map_err(|_| Error::Encrypt)?;
-        out.truncate(start + LEN_PREFIX + n);
-        out[start..start + LEN_PREFIX].copy_from_slice(&len.to_be_bytes());
-        Ok(())
-    }
-
-    /// Decrypts one transport message into `out` (replacing its contents).
-    pub(crate) fn decrypt(&mut self, msg: &[u8], out: &mut Vec<u8>) -> Result<(), Error> {
-        out.clear();
-        out.resize(msg.len(), 0);
-        let n = self
-            .state
-            .read_message(msg, out)
-            .map_err(|_| Error::Decrypt)?;
-        out.truncate(n);
-        Ok(())
-    }
-}
-
 /// Resolves `snow`'s primitives from its default resolver, except the RNG,
 /// which is a BLAKE3 XOF keyed by a caller-provided seed, and the cipher,
 /// which is ring's.
@@ -451,7 +505,7 @@ impl CryptoResolver for SeededResolver {
         DefaultResolver.resolve_hash(choice)
     }
 
-    fn resolve_cipher(&self, choice: &CipherChoice) -> Option<Box<dyn Cipher>> {
+    fn resolve_cipher(&self, choice: &CipherChoice) -> Option<Box<dyn NoiseCipher>> {
         // ring's ChaCha20-Poly1305 (assembly, vectorised) first: the same
         // cipher on the wire, several times faster than the portable one.
         RingResolver
@@ -553,15 +607,15 @@ mod tests {
     fn hello_round_trip_and_checks() {
         let hello = Hello::new(Some(8051), "p2pnet/0.1", 1 << 20);
         let id = PeerId::from_bytes([5; 32]);
-        let bytes = hello.encode(id).unwrap();
-        assert_eq!(Hello::decode(&bytes).unwrap(), (hello, id));
+        let bytes = hello.encode(PROTOCOL_VERSION, id).unwrap();
+        assert_eq!(Hello::decode(&bytes).unwrap(), (hello.clone(), id));
 
         let mut other = bytes.clone();
         other[0] = 1;
         assert_eq!(
             Hello::decode(&other),
             Err(HandshakeError::IncompatibleVersion {
-                local: 2,
+                local: PROTOCOL_VERSION,
                 remote: 1
             })
         );
@@ -581,9 +635,8 @@ mod tests {
         );
 
         let long = Hello::new(None, "a".repeat(MAX_AGENT_LEN + 1), 1 << 20);
-        assert!(long.encode(id).is_err());
-        let tiny = Hello::new(None, "", 100);
-        let bytes = postcard::to_allocvec(&(tiny, id)).unwrap();
+        assert!(long.encode(PROTOCOL_VERSION, id).is_err());
+        let bytes = postcard::to_allocvec(&(2u8, None::<u16>, "", 100u32, id)).unwrap();
         assert_eq!(
             Hello::decode(&bytes),
             Err(HandshakeError::InvalidHello("max_frame_size out of range"))
@@ -647,6 +700,91 @@ mod tests {
         (result, !third.is_empty())
     }
 
+    /// One message from `out`, unframed.
+    fn unframe(out: &[u8]) -> Vec<u8> {
+        let mut input = out;
+        MessageReader::default()
+            .read(&mut input, MAX_HANDSHAKE_MESSAGE_LEN)
+            .unwrap()
+            .unwrap()
+            .to_vec()
+    }
+
+    #[test]
+    fn a_version_2_responder_is_answered_at_version_2_with_its_own_wire() {
+        // Bob plays a node of protocol version 2: a version 2 hello, and
+        // snow's own transport mode, as those nodes run.
+        let (alice, bob) = (Keypair::from_seed(&[1; 32]), Keypair::from_seed(&[2; 32]));
+        let mut first = Vec::new();
+        let mut initiator = start(Direction::Outbound, &alice, None, &mut first);
+        let mut responder = start(Direction::Inbound, &bob, None, &mut Vec::new());
+        responder.version = 2;
+        let mut second = Vec::new();
+        assert_eq!(responder.read(&unframe(&first), &mut second), Ok(false));
+        let mut third = Vec::new();
+        assert_eq!(initiator.read(&unframe(&second), &mut third), Ok(true));
+        assert_eq!(responder.read(&unframe(&third), &mut Vec::new()), Ok(true));
+        let (_, alices_hello) = responder.remote.as_ref().unwrap();
+        assert_eq!(
+            alices_hello.protocol_version, 2,
+            "answered at the lower version"
+        );
+        assert_eq!(responder.cipher, Some(Cipher::ChaCha20Poly1305));
+
+        let mut alice_side = initiator.finish().unwrap().transport;
+        assert_eq!(alice_side.cipher(), Cipher::ChaCha20Poly1305);
+        let mut bob_side = responder.state.into_transport_mode().unwrap();
+        for len in [0usize, 1, 1000, MAX_NOISE_PAYLOAD_LEN] {
+            let plain: Vec<u8> = (0..len).map(|i| (i % 253) as u8).collect();
+            let mut sealed = plain.clone();
+            alice_side.seal(&mut sealed, 0).unwrap();
+            let mut opened = vec![0u8; sealed.len()];
+            let n = bob_side.read_message(&sealed, &mut opened).unwrap();
+            assert_eq!(&opened[..n], &plain[..], "snow opens ours");
+            let mut reply = vec![0u8; len + NOISE_TAG_LEN];
+            let n = bob_side.write_message(&plain, &mut reply).unwrap();
+            reply.truncate(n);
+            assert_eq!(
+                alice_side.open(&mut reply).unwrap(),
+                &plain[..],
+                "we open snow's"
+            );
+        }
+    }
+
+    #[test]
+    fn a_hello_from_a_later_version_is_read_as_far_as_known() {
+        let hello = Hello::new(Some(1), "future", 1 << 20);
+        let id = PeerId::from_bytes([5; 32]);
+        let mut bytes = hello.encode(PROTOCOL_VERSION, id).unwrap();
+        bytes[0] = PROTOCOL_VERSION + 1;
+        bytes.extend_from_slice(b"a field from later");
+        let (read, read_id) = Hello::decode(&bytes).unwrap();
+        assert_eq!(read_id, id);
+        assert_eq!(read.protocol_version, PROTOCOL_VERSION + 1);
+        assert_eq!(read.ciphers, hello.ciphers);
+        // At this version the same bytes are trailing garbage.
+        bytes[0] = PROTOCOL_VERSION;
+        assert_eq!(
+            Hello::decode(&bytes),
+            Err(HandshakeError::InvalidHello("trailing bytes"))
+        );
+        // Unknown cipher tags are skipped; too many are refused.
+        let mut unknown = postcard::to_allocvec(&(3u8, None::<u16>, "", 1u32 << 20, id)).unwrap();
+        unknown.extend_from_slice(&[3, 9, 1, 200]);
+        assert_eq!(
+            Hello::decode(&unknown).unwrap().0.ciphers,
+            vec![Cipher::ChaCha20Poly1305]
+        );
+        let mut many = postcard::to_allocvec(&(3u8, None::<u16>, "", 1u32 << 20, id)).unwrap();
+        many.push(17);
+        many.extend_from_slice(&[1; 17]);
+        assert_eq!(
+            Hello::decode(&many),
+            Err(HandshakeError::InvalidHello("too many ciphers"))
+        );
+    }
+
     #[test]
     fn an_identity_that_is_not_the_static_key_is_refused() {
         let (alice, bob, carol) = (
@@ -658,9 +796,7 @@ mod tests {
         let mut first = Vec::new();
         let initiator = start(Direction::Outbound, &alice, None, &mut first);
         let mut responder = start(Direction::Inbound, &bob, None, &mut Vec::new());
-        responder.local_hello = Hello::new(None, "test", 1 << 20)
-            .encode(carol.peer_id())
-            .unwrap();
+        responder.local_id = carol.peer_id();
         let (result, sent_third) = to_message_two(initiator, responder, &first);
         assert_eq!(
             result,

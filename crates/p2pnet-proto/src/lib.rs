@@ -25,7 +25,9 @@
 //!   the incremental [`FrameDecoder`](codec::FrameDecoder).
 //! * [`handshake`]: `Noise_XX_25519_ChaChaPoly_BLAKE2s` with a prologue
 //!   binding the network name, and the [`Hello`] each side
-//!   sends inside it.
+//!   sends inside it; [`cipher`]: the transport [`Cipher`] both hellos
+//!   negotiate (AES-256-GCM where both CPUs have AES, else
+//!   ChaCha20-Poly1305), sealing in place with ring.
 //! * [`channel`]: the [`Channel`] state machine (handshake, approval,
 //!   gating by grants, keepalive, backpressure, close) in the style of
 //!   `quinn-proto`: inputs `handle_bytes` / `handle_timeout` / `send` /
@@ -52,7 +54,7 @@
 //! ```text
 //! TCP stream:   [u16 len][Noise msg] [u16 len][Noise msg] ...
 //!                          │ handshake: XX, 3 messages, Hello payloads
-//!                          │ then transport: ChaChaPoly, implicit nonces
+//!                          │ then transport: the negotiated AEAD, implicit nonces
 //!                          ▼
 //! plaintext:    [ver u8][kind u8][len u32][postcard body] [ver][kind][len][body] ...
 //!               (a frame may span several Noise messages, and one Noise
@@ -129,6 +131,7 @@
 
 pub mod backoff;
 pub mod channel;
+pub mod cipher;
 pub mod codec;
 pub mod discovery;
 pub mod error;
@@ -141,6 +144,7 @@ pub mod record;
 pub mod signed;
 pub mod time;
 pub mod transfer;
+mod transport;
 pub mod trust;
 
 #[cfg(test)]
@@ -151,6 +155,7 @@ pub use channel::{
     Channel, ChannelConfig, ChannelEvent, ChannelState, ChannelStats, CloseReason,
     REVOCATION_GRACE, RefuseReason,
 };
+pub use cipher::Cipher;
 pub use error::{
     DecodeError, Error, HandshakeError, InvalidPacket, ProtocolViolation, TransferError,
 };
@@ -164,6 +169,10 @@ pub use trust::{
     Placement, TrustLevel,
 };
 
-/// The protocol version: sent first in the [`Hello`] and written in every
-/// frame header. Version 2 made the identity an Ed25519 key.
-pub const PROTOCOL_VERSION: u8 = 2;
+/// The protocol version, sent first in the [`Hello`]. Version 2 made the
+/// identity an Ed25519 key; version 3 added the transport cipher offer (see
+/// [`handshake`](crate::handshake#versions-and-the-transport-cipher)).
+pub const PROTOCOL_VERSION: u8 = 3;
+
+/// The oldest version this one still speaks (answering at it).
+pub const MIN_PROTOCOL_VERSION: u8 = 2;

@@ -170,7 +170,7 @@ fn unknown_version_and_packet_type_close_with_clear_errors() {
     pair.drive();
     assert_closed_with(&pair, DecodeError::UnknownVersion(7).into());
 
-    frame[0] = crate::PROTOCOL_VERSION;
+    frame[0] = crate::codec::FRAME_VERSION;
     frame[1] = 99;
     let mut pair = opened(27);
     pair.client.ch.inject_plaintext(frame);

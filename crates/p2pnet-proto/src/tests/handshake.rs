@@ -4,7 +4,7 @@ use std::time::Duration;
 use super::util::{Pair, rng};
 use crate::packet::PureMessage;
 use crate::{
-    Channel, ChannelConfig, ChannelEvent, ChannelState, CloseReason, Error, HandshakeError,
+    Channel, ChannelConfig, ChannelEvent, ChannelState, Cipher, CloseReason, Error, HandshakeError,
     Instant, Keypair, PeerId, Scopes,
 };
 
@@ -317,4 +317,79 @@ fn invalid_config_is_rejected() {
         ..Default::default()
     };
     assert!(Channel::new_inbound(Arc::new(config), &keys, Instant::ZERO, &mut rng(1)).is_err());
+}
+
+fn offering(ciphers: &[Cipher]) -> ChannelConfig {
+    ChannelConfig {
+        ciphers: ciphers.to_vec(),
+        ..Default::default()
+    }
+}
+
+#[test]
+fn both_sides_settle_on_the_same_cipher_and_exchange_under_it() {
+    use Cipher::{Aes256Gcm, ChaCha20Poly1305};
+    let cases = [
+        (
+            [Aes256Gcm, ChaCha20Poly1305].as_slice(),
+            [Aes256Gcm, ChaCha20Poly1305].as_slice(),
+            Aes256Gcm,
+        ),
+        (
+            &[ChaCha20Poly1305],
+            &[Aes256Gcm, ChaCha20Poly1305],
+            ChaCha20Poly1305,
+        ),
+        (
+            &[Aes256Gcm, ChaCha20Poly1305],
+            &[ChaCha20Poly1305],
+            ChaCha20Poly1305,
+        ),
+        (&[Aes256Gcm], &[ChaCha20Poly1305, Aes256Gcm], Aes256Gcm),
+    ];
+    for (seed, (client, server, expected)) in (10..).zip(cases) {
+        let mut pair = Pair::with_configs(offering(client), offering(server), seed);
+        pair.open(Scopes::MESSAGE, Scopes::MESSAGE);
+        assert_eq!(
+            pair.client.ch.cipher(),
+            Some(expected),
+            "{client:?} / {server:?}"
+        );
+        assert_eq!(pair.server.ch.cipher(), Some(expected));
+        assert_eq!(pair.server.ch.remote_hello().unwrap().ciphers, client);
+        assert_eq!(pair.client.ch.remote_hello().unwrap().ciphers, server);
+        pair.client.ch.send(PureMessage::new("sealed")).unwrap();
+        pair.server.ch.send(PureMessage::new("back")).unwrap();
+        pair.drive();
+        assert_eq!(
+            pair.server.packets(),
+            vec![PureMessage::new("sealed").into()]
+        );
+        assert_eq!(pair.client.packets(), vec![PureMessage::new("back").into()]);
+    }
+}
+
+#[test]
+fn no_cipher_in_common_fails_before_the_initiator_reveals_itself() {
+    let mut pair = Pair::with_configs(
+        offering(&[Cipher::Aes256Gcm]),
+        offering(&[Cipher::ChaCha20Poly1305]),
+        20,
+    );
+    pair.drive();
+    assert_eq!(
+        pair.client.errors,
+        vec![Error::Handshake(HandshakeError::NoCommonCipher {
+            remote_version: crate::PROTOCOL_VERSION
+        })]
+    );
+    // Message 3 (the initiator's identity) never left.
+    assert_eq!(pair.client.sent.len(), 1);
+    assert_eq!(pair.server.ch.peer_id(), None);
+}
+
+#[test]
+fn an_empty_cipher_list_is_refused_by_the_config() {
+    let config = offering(&[]);
+    assert!(matches!(config.validate(), Err(Error::InvalidConfig(_))));
 }
