@@ -177,17 +177,12 @@ impl Actor {
                 if written == out.len() || write_dead {
                     out.clear();
                     written = 0;
-                    while out.len() < WRITE_BUFFER {
-                        let Some(bytes) = self.channel.poll_transmit() else {
-                            break;
-                        };
-                        if !write_dead {
-                            out.extend_from_slice(&bytes);
-                        }
+                    // Messages are sealed straight into the write buffer.
+                    while out.len() < WRITE_BUFFER && self.channel.poll_transmit_into(&mut out) {
                         progressed = true;
-                    }
-                    if write_dead {
-                        out.clear();
+                        if write_dead {
+                            out.clear();
+                        }
                     }
                 }
                 progressed |= self.process_events().await;
