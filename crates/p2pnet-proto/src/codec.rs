@@ -101,6 +101,7 @@ pub fn encode_frame(packet: &Packet, max_frame_size: u32) -> Result<Vec<u8>, Err
         Packet::CollectionShare(p) => serialized_size(p),
         Packet::Disconnect(p) => serialized_size(p),
         Packet::Keepalive(p) => serialized_size(p),
+        Packet::Perf(p) => serialized_size(p),
     }
     .map_err(unserializable)?;
     let limit = max_frame_size.min(MAX_FRAME_SIZE_CEILING);
@@ -124,6 +125,7 @@ pub fn encode_frame(packet: &Packet, max_frame_size: u32) -> Result<Vec<u8>, Err
         Packet::CollectionShare(p) => postcard::to_extend(p, frame),
         Packet::Disconnect(p) => postcard::to_extend(p, frame),
         Packet::Keepalive(p) => postcard::to_extend(p, frame),
+        Packet::Perf(p) => postcard::to_extend(p, frame),
     }
     .map_err(unserializable)?;
     debug_assert_eq!(frame.len(), FRAME_HEADER_LEN + body_len as usize);
@@ -161,6 +163,7 @@ pub fn decode_body(kind: PacketKind, body: &[u8]) -> Result<Packet, DecodeError>
         PacketKind::CollectionShare => Packet::CollectionShare(take(kind, body)?),
         PacketKind::Disconnect => Packet::Disconnect(take(kind, body)?),
         PacketKind::Keepalive => Packet::Keepalive(take(kind, body)?),
+        PacketKind::Perf => Packet::Perf(take(kind, body)?),
     };
     packet.validate()?;
     Ok(packet)
@@ -329,6 +332,7 @@ mod tests {
     use super::*;
     use crate::identity::PeerId;
     use crate::packet::*;
+    use crate::perf::{MAX_PERF_CHUNK, PerfRefusal};
 
     fn samples() -> Vec<Packet> {
         let id = PeerId::from_bytes([9; 32]);
@@ -393,6 +397,25 @@ mod tests {
             Disconnect::new(DisconnectReason::Other(4242)).into(),
             Keepalive::Ping(u64::MAX).into(),
             Keepalive::Pong(0).into(),
+            Perf::Request {
+                id: u32::MAX,
+                upload: u64::MAX,
+                download: 0,
+            }
+            .into(),
+            Perf::Accepted { id: 1 }.into(),
+            Perf::Refused {
+                id: 2,
+                reason: PerfRefusal::TooLarge { cap: 1 << 30 },
+            }
+            .into(),
+            Perf::Data {
+                id: 3,
+                bytes: vec![7; MAX_PERF_CHUNK],
+            }
+            .into(),
+            Perf::Received { id: 4 }.into(),
+            Perf::Cancel { id: 5 }.into(),
         ]
     }
 

@@ -61,12 +61,13 @@ const MAX_QUOTED_WORD_LEN: usize = 64;
 pub struct Scopes(u8);
 
 /// Every single scope with its name, in display order.
-const NAMED: [(Scopes, &str); 5] = [
+const NAMED: [(Scopes, &str); 6] = [
     (Scopes::MESSAGE, "message"),
     (Scopes::DATA, "data"),
     (Scopes::TASK, "task"),
     (Scopes::FILE, "file"),
     (Scopes::PEER_LIST, "peer-list"),
+    (Scopes::PERF, "perf"),
 ];
 
 impl Scopes {
@@ -83,12 +84,15 @@ impl Scopes {
     /// The sender's own contact information and lists of other peers
     /// ([`Packet::Identifier`], [`Packet::CollectionShare`]).
     pub const PEER_LIST: Self = Self(1 << 4);
+    /// Speed tests ([`Packet::Perf`]): asking for one, and answering.
+    pub const PERF: Self = Self(1 << 5);
     /// Every scope.
-    pub const ALL: Self = Self(0b1_1111);
+    pub const ALL: Self = Self(0b11_1111);
 
     /// Every single scope, in display order.
-    pub(crate) const EACH: [Self; NAMED.len()] =
-        [NAMED[0].0, NAMED[1].0, NAMED[2].0, NAMED[3].0, NAMED[4].0];
+    pub(crate) const EACH: [Self; NAMED.len()] = [
+        NAMED[0].0, NAMED[1].0, NAMED[2].0, NAMED[3].0, NAMED[4].0, NAMED[5].0,
+    ];
 
     /// Whether every scope of `other` is in `self`.
     pub const fn contains(self, other: Self) -> bool {
@@ -141,6 +145,7 @@ impl Scopes {
             Packet::DataTransmission(DataTransmission::Task(_)) => Self::TASK,
             Packet::DataTransmission(DataTransmission::File(_)) => Self::FILE,
             Packet::Identifier(_) | Packet::CollectionShare(_) => Self::PEER_LIST,
+            Packet::Perf(_) => Self::PERF,
             Packet::Disconnect(_) | Packet::Keepalive(_) => return None,
         })
     }
@@ -153,6 +158,7 @@ impl Scopes {
             PacketKind::PureMessage => Self::MESSAGE,
             PacketKind::DataTransmission => Self::DATA.union(Self::TASK).union(Self::FILE),
             PacketKind::Identifier | PacketKind::CollectionShare => Self::PEER_LIST,
+            PacketKind::Perf => Self::PERF,
             PacketKind::Disconnect | PacketKind::Keepalive => return None,
         })
     }
@@ -228,7 +234,7 @@ impl From<TrustLevel> for Scopes {
             scopes |= Self::MESSAGE;
         }
         if level.enhanced_exchange {
-            scopes |= Self::DATA | Self::TASK | Self::FILE | Self::PEER_LIST;
+            scopes |= Self::ALL.difference(Self::MESSAGE);
         }
         scopes
     }
@@ -602,7 +608,7 @@ mod tests {
     fn display_names_in_a_fixed_order() {
         let cases = [
             (Scopes::NONE, "none"),
-            (Scopes::ALL, "message,data,task,file,peer-list"),
+            (Scopes::ALL, "message,data,task,file,peer-list,perf"),
             (Scopes::PEER_LIST | Scopes::MESSAGE, "message,peer-list"),
             (Scopes::FILE, "file"),
         ];
@@ -833,7 +839,10 @@ mod tests {
         grants.insert(grant(4, Scopes::DATA)).unwrap();
         assert_eq!(grants.next_expiry(), Some(at(10)));
         let before = grants.permissions(at(9) + Duration::from_nanos(999_999_999));
-        assert_eq!(before.scopes, Scopes::ALL.difference(Scopes::PEER_LIST));
+        assert_eq!(
+            before.scopes,
+            Scopes::ALL.difference(Scopes::PEER_LIST | Scopes::PERF)
+        );
         // Not live *at* the expiry, even before `expire` runs.
         assert_eq!(
             grants.permissions(at(10)).scopes,

@@ -21,6 +21,8 @@
 //!   [`heartbeat`]: a peer asking a bootstrap server for its tasks.
 //! * [`packet`]: the [`Packet`] enum, one type per variant, every protocol
 //!   bound, and [`PacketKind`] for gating and dispatch before decoding.
+//! * [`perf`]: the speed test between two peers ([`Perf`](perf::Perf)
+//!   packets and the asker's and answerer's state machines).
 //! * [`codec`]: length-prefixed, versioned frames around postcard bodies;
 //!   the incremental [`FrameDecoder`](codec::FrameDecoder).
 //! * [`handshake`]: `Noise_XX_25519_ChaChaPoly_BLAKE2s` with a prologue
@@ -140,6 +142,7 @@ pub mod handshake;
 pub mod heartbeat;
 pub mod identity;
 pub mod packet;
+pub mod perf;
 pub mod record;
 pub mod signed;
 pub mod time;

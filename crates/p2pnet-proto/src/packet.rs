@@ -17,6 +17,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::error::InvalidPacket;
 use crate::identity::PeerId;
+pub use crate::perf::Perf;
 
 /// Maximum length of a [`PureMessage`] text, in bytes.
 pub const MAX_TEXT_LEN: usize = 64 * 1024;
@@ -54,17 +55,20 @@ pub enum PacketKind {
     Disconnect = 5,
     /// [`Keepalive`]: channel control, always permitted.
     Keepalive = 6,
+    /// [`Perf`]: the speed test, enhanced exchange (protocol version 3).
+    Perf = 7,
 }
 
 impl PacketKind {
     /// All kinds, in tag order.
-    pub const ALL: [Self; 6] = [
+    pub const ALL: [Self; 7] = [
         Self::PureMessage,
         Self::DataTransmission,
         Self::Identifier,
         Self::CollectionShare,
         Self::Disconnect,
         Self::Keepalive,
+        Self::Perf,
     ];
 
     /// The wire tag.
@@ -81,6 +85,7 @@ impl PacketKind {
             4 => Self::CollectionShare,
             5 => Self::Disconnect,
             6 => Self::Keepalive,
+            7 => Self::Perf,
             _ => return None,
         })
     }
@@ -90,7 +95,7 @@ impl PacketKind {
         match self {
             Self::Disconnect | Self::Keepalive => PermissionClass::Control,
             Self::PureMessage => PermissionClass::DefaultCommunication,
-            Self::DataTransmission | Self::Identifier | Self::CollectionShare => {
+            Self::DataTransmission | Self::Identifier | Self::CollectionShare | Self::Perf => {
                 PermissionClass::EnhancedExchange
             }
         }
@@ -133,6 +138,8 @@ pub enum Packet {
     Disconnect(Disconnect),
     /// Liveness probe and answer.
     Keepalive(Keepalive),
+    /// The speed test.
+    Perf(Perf),
 }
 
 impl Packet {
@@ -145,6 +152,7 @@ impl Packet {
             Self::CollectionShare(_) => PacketKind::CollectionShare,
             Self::Disconnect(_) => PacketKind::Disconnect,
             Self::Keepalive(_) => PacketKind::Keepalive,
+            Self::Perf(_) => PacketKind::Perf,
         }
     }
 
@@ -157,6 +165,7 @@ impl Packet {
             Self::CollectionShare(p) => p.validate(),
             Self::Disconnect(p) => p.validate(),
             Self::Keepalive(_) => Ok(()),
+            Self::Perf(p) => p.validate(),
         }
     }
 }
@@ -176,7 +185,8 @@ impl_from_variant!(
     Identifier,
     CollectionShare,
     Disconnect,
-    Keepalive
+    Keepalive,
+    Perf
 );
 
 /// A text message.
@@ -732,8 +742,9 @@ mod tests {
         }
         assert_eq!(PacketKind::PureMessage.tag(), 1);
         assert_eq!(PacketKind::Keepalive.tag(), 6);
+        assert_eq!(PacketKind::Perf.tag(), 7);
         assert_eq!(PacketKind::from_tag(0), None);
-        assert_eq!(PacketKind::from_tag(7), None);
+        assert_eq!(PacketKind::from_tag(8), None);
     }
 
     #[test]
