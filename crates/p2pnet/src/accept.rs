@@ -7,7 +7,7 @@ use p2pnet_proto::{Decision, Direction};
 use tokio::net::{TcpListener, TcpStream};
 
 use crate::admission::Intent;
-use crate::dial::open_channel;
+use crate::dial::{Origin, open_channel};
 use crate::error::{Error, Result};
 use crate::event::NetworkEvent;
 use crate::network::PeerNetwork;
@@ -68,15 +68,10 @@ fn on_inbound(network: &PeerNetwork, stream: TcpStream, addr: SocketAddr) {
         refuse(format!("{reason:?}"));
         return;
     }
-    if let Err(err) = open_channel(
-        node,
-        stream,
-        addr,
-        Direction::Inbound,
-        Intent::Inbound,
-        None,
-        None,
-    ) {
+    let origin = Origin::Accepted {
+        at: tokio::time::Instant::now(),
+    };
+    if let Err(err) = open_channel(node, stream, addr, Intent::Inbound, origin) {
         refuse(err.to_string());
     }
 }

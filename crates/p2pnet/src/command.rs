@@ -5,6 +5,7 @@ use p2pnet_proto::{CloseReason, PeerId};
 use tokio::sync::oneshot;
 
 use crate::error::Error;
+use crate::perf::{PerfReport, PerfRequest};
 use crate::transfer_io::PreparedFile;
 
 /// A request to a channel actor.
@@ -27,6 +28,11 @@ pub(crate) enum Command {
     GrantsChanged,
     /// Close with this Disconnect.
     Close(Disconnect),
+    /// Run a speed test.
+    Perf {
+        request: PerfRequest,
+        reply: oneshot::Sender<Result<PerfReport, Error>>,
+    },
     /// Offer a prepared file.
     SendFile {
         file: Box<PreparedFile>,

@@ -40,6 +40,10 @@ pub struct Limits {
     pub event_buffer_bytes: usize,
     /// Concurrent incoming file transfers per channel. Default 4.
     pub max_incoming_transfers: usize,
+    /// Bytes one speed test asked of this node may move each way (the
+    /// peer must also hold the `perf` scope); a larger test is refused.
+    /// Each channel answers one test at a time. Default 256 MiB.
+    pub max_perf_bytes: u64,
 }
 
 impl Default for Limits {
@@ -55,6 +59,7 @@ impl Default for Limits {
             event_buffer: 1024,
             event_buffer_bytes: 16 << 20,
             max_incoming_transfers: 4,
+            max_perf_bytes: 256 << 20,
         }
     }
 }

@@ -76,6 +76,7 @@ impl PeerNetwork {
             return Ok(peer);
         }
         let failed = |reason: String| Error::ConnectFailed { addr, reason };
+        let started = tokio::time::Instant::now();
         let stream = tokio::select! {
             () = node.cancel.cancelled() => return Err(Error::Shutdown),
             result = tokio::time::timeout(node.config.connect_timeout, TcpStream::connect(addr)) => {
@@ -88,15 +89,12 @@ impl PeerNetwork {
         };
         let mut changes = node.channels.watch();
         let (opened_tx, opened_rx) = oneshot::channel();
-        open_channel(
-            node,
-            stream,
-            addr,
-            Direction::Outbound,
-            intent,
+        let origin = Origin::Dialled {
             expected,
-            Some(opened_tx),
-        )?;
+            opened: opened_tx,
+            started,
+        };
+        open_channel(node, stream, addr, intent, origin)?;
         let reason = match opened_rx.await {
             Ok(Ok(peer)) => return Ok(peer),
             Ok(Err(reason)) => reason,
@@ -124,33 +122,55 @@ impl PeerNetwork {
     }
 }
 
+/// How a channel's socket came to be.
+pub(crate) enum Origin {
+    /// Accepted by the listener at `at`.
+    Accepted { at: tokio::time::Instant },
+    /// Dialled: the TCP connect started at `started`; `opened` hears how
+    /// the channel ends up.
+    Dialled {
+        expected: Option<PeerId>,
+        opened: OpenedTx,
+        started: tokio::time::Instant,
+    },
+}
+
 /// Registers a channel for `stream` (if the limits leave room) and spawns
 /// its actor.
 pub(crate) fn open_channel(
     node: &Arc<Node>,
     stream: TcpStream,
     addr: SocketAddr,
-    direction: Direction,
     intent: Intent,
-    expected: Option<PeerId>,
-    opened: Option<OpenedTx>,
+    origin: Origin,
 ) -> Result<()> {
     // Small messages must not wait for Nagle.
     let _ = stream.set_nodelay(true);
-    let channel = {
-        let mut rng = rand::rng();
-        let now = node.clock.now();
-        let config = node.config.channel.clone();
-        match direction {
-            Direction::Outbound => {
-                Channel::new_outbound(config, &node.keypair, expected, now, &mut rng)?
-            }
-            Direction::Inbound => Channel::new_inbound(config, &node.keypair, now, &mut rng)?,
-        }
+    let mut rng = rand::rng();
+    let now = node.clock.now();
+    let config = node.config.channel.clone();
+    let (channel, direction, opened, started) = match origin {
+        Origin::Dialled {
+            expected,
+            opened,
+            started,
+        } => (
+            Channel::new_outbound(config, &node.keypair, expected, now, &mut rng)?,
+            Direction::Outbound,
+            Some(opened),
+            started,
+        ),
+        Origin::Accepted { at } => (
+            Channel::new_inbound(config, &node.keypair, now, &mut rng)?,
+            Direction::Inbound,
+            None,
+            at,
+        ),
     };
     let (tx, rx) = mpsc::channel(node.config.limits.command_queue);
     let id = node.channels.register(addr, direction, tx)?;
-    let actor = Actor::new(actor_context(node), id, addr, intent, channel, rx, opened);
+    let actor = Actor::new(actor_context(node), id, addr, intent, channel, rx, opened)
+        .connecting_since(started);
     node.tracker.spawn(actor.run(stream));
     Ok(())
 }

@@ -66,6 +66,19 @@ pub enum Error {
         reason: String,
     },
 
+    /// A speed test did not finish: refused, cancelled, or broken by the
+    /// peer.
+    #[error("speed test failed: {0}")]
+    Perf(#[from] p2pnet_proto::perf::PerfFailure),
+
+    /// The peer's protocol version has no speed test.
+    #[error("the peer speaks protocol version {0}, which has no speed test")]
+    PerfUnsupported(u8),
+
+    /// A speed test did not finish in its time.
+    #[error("speed test timed out")]
+    PerfTimedOut,
+
     /// The channel closed while the operation was in flight.
     #[error("the channel closed")]
     ChannelClosed,

@@ -113,6 +113,7 @@ mod partial_file;
 mod partial_files;
 mod peer_info;
 mod peers;
+mod perf;
 mod persistent;
 mod placement;
 mod reconnect;
@@ -138,6 +139,7 @@ pub use network::PeerNetwork;
 pub use peer_info::{
     BASE_GRANT, DialRecord, GrantInfo, GrantRequest, KnownPeer, MAX_DIALS_KEPT, PeerSource,
 };
+pub use perf::{PerfReport, PerfRequest};
 pub use routines::{Routine, RoutineInfo, Routines};
 pub use traffic::Traffic;
 pub use transfer_io::PARTIAL_DIR;

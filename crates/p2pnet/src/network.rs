@@ -22,6 +22,7 @@ use crate::error::{Error, Result};
 use crate::event_bus::EventStream;
 use crate::node::Node;
 use crate::peers::{GrantInfo, GrantRefused, GrantRequest, KnownPeer, Origin, PeerSource};
+use crate::perf::{PerfReport, PerfRequest};
 use crate::routines::Routines;
 use crate::transfer_io::PreparedFile;
 
@@ -337,6 +338,27 @@ impl PeerNetwork {
             .await
             .map_err(|_| Error::NotConnected(peer))?;
         result.await.map_err(|_| Error::ChannelClosed)?
+    }
+
+    /// Runs a speed test over the open channel to `peer`: `upload` bytes
+    /// up, `download` bytes back, timed on this side (see
+    /// [`p2pnet_proto::perf`]). Both sides' grants must include the `perf`
+    /// scope, and the peer caps what it answers
+    /// ([`Limits::max_perf_bytes`](crate::Limits::max_perf_bytes)). One
+    /// test per channel runs at a time.
+    pub async fn perf(&self, peer: PeerId, request: PerfRequest) -> Result<PerfReport> {
+        let commands = self.commands(peer)?;
+        let (reply, result) = oneshot::channel();
+        commands
+            .send(Command::Perf { request, reply })
+            .await
+            .map_err(|_| Error::NotConnected(peer))?;
+        // On a timeout the dropped receiver tells the actor to cancel.
+        match tokio::time::timeout(request.timeout, result).await {
+            Err(_) => Err(Error::PerfTimedOut),
+            Ok(Err(_)) => Err(Error::ChannelClosed),
+            Ok(Ok(report)) => report,
+        }
     }
 
     fn commands(&self, peer: PeerId) -> Result<mpsc::Sender<Command>> {

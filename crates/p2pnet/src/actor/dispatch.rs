@@ -51,6 +51,11 @@ impl Actor {
                 Box::pin(self.on_file_message(peer, message)).await;
                 return;
             }
+            Packet::Perf(perf) => {
+                drop(ctx);
+                self.on_perf(peer, perf);
+                return;
+            }
             // Handled inside the channel; never delivered.
             Packet::Disconnect(_) | Packet::Keepalive(_) => {}
         }
@@ -70,6 +75,7 @@ impl Actor {
             Command::GrantsChanged => self.on_grants_changed(),
             Command::Close(disconnect) => self.channel.close(now, disconnect),
             Command::SendFile { file, reply } => self.start_outgoing(*file, reply),
+            Command::Perf { request, reply } => self.start_perf(request, reply),
         }
     }
 

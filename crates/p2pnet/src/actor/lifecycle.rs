@@ -29,6 +29,7 @@ impl Actor {
             any = true;
             match event {
                 ChannelEvent::HandshakeComplete { peer_id, hello } => {
+                    self.connect_time = Some(self.connecting_since.elapsed());
                     self.on_authenticated(peer_id, hello.listening_port);
                 }
                 ChannelEvent::AwaitingApproval => self.on_awaiting_approval(),

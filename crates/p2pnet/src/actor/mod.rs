@@ -31,6 +31,7 @@
 mod dispatch;
 mod files;
 mod lifecycle;
+mod perf;
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -118,6 +119,15 @@ pub(crate) struct Actor {
     shutting_down: bool,
     /// Traffic already published, and when.
     published: (p2pnet_proto::ChannelStats, tokio::time::Instant),
+    /// When the TCP connect (dialled) or accept happened.
+    connecting_since: tokio::time::Instant,
+    /// From `connecting_since` to the end of the handshake.
+    connect_time: Option<Duration>,
+    /// The speed test this side asked for, and the one it answers.
+    asking: Option<perf::Asking>,
+    answering: Option<p2pnet_proto::perf::PerfAnswerer>,
+    /// Speed tests asked for on this channel (their ids).
+    perf_tests: u32,
 }
 
 impl Actor {
@@ -148,7 +158,19 @@ impl Actor {
                 p2pnet_proto::ChannelStats::default(),
                 tokio::time::Instant::now(),
             ),
+            connecting_since: tokio::time::Instant::now(),
+            connect_time: None,
+            asking: None,
+            answering: None,
+            perf_tests: 0,
         }
+    }
+
+    /// Sets when the connection began (the dial's TCP connect, or the
+    /// accept), from which the connect time is measured.
+    pub(crate) fn connecting_since(mut self, at: tokio::time::Instant) -> Self {
+        self.connecting_since = at;
+        self
     }
 
     pub(crate) async fn run(self, stream: TcpStream) {
@@ -188,6 +210,7 @@ impl Actor {
                 progressed |= self.process_events().await;
                 progressed |= self.retry_held();
                 progressed |= self.pump_transfers().await;
+                progressed |= self.pump_perf();
                 if !progressed {
                     break;
                 }
@@ -202,14 +225,15 @@ impl Actor {
                     break;
                 }
             }
+            self.publish_traffic(false);
             let timer = self
                 .channel
                 .poll_timeout()
                 .map(|at| self.ctx.clock.deadline(at))
                 .into_iter()
                 .chain(flush_deadline)
+                .chain(self.traffic_publish_due())
                 .min();
-            self.publish_traffic(false);
             let accept_commands = self.stalled.is_none() && !self.channel.is_closed();
             tokio::select! {
                 () = self.ctx.cancel.cancelled(), if !self.shutting_down => {
@@ -276,6 +300,13 @@ impl Actor {
 }
 
 impl Actor {
+    /// When traffic not yet published is due, so the last bytes of a
+    /// burst are published a second later, not at the next keepalive.
+    fn traffic_publish_due(&self) -> Option<tokio::time::Instant> {
+        (self.channel.stats() != self.published.0)
+            .then(|| self.published.1 + TRAFFIC_PUBLISH_INTERVAL)
+    }
+
     /// Publishes the channel's traffic to its table entry and the
     /// network's totals, at most once a second unless `now`.
     fn publish_traffic(&mut self, now: bool) {
