@@ -386,3 +386,86 @@ async fn settings_apply_at_once_or_after_a_restart_and_bad_fields_are_named() {
     drop(node);
     s.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_speed_test_runs_from_the_terminal_and_is_kept_for_the_peers_page() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = Running::start(config(dir.path(), |_| {})).await;
+    let c = client();
+    let session = login(&c, &s).await;
+    let node = s.node.clone().unwrap();
+    // A friend that grants whoever it dials everything, perf included.
+    let friend = PeerNetwork::builder()
+        .listen_ip("127.0.0.1".parse().unwrap())
+        .trust_policy(p2pnet::IncomingPeerTrustPolicy {
+            auto_accept: true,
+            allow_enhanced_packet_exchange: true,
+            ..Default::default()
+        })
+        .start()
+        .await
+        .expect("friend");
+    let friend_id = friend.local_peer_id();
+    let prefix = &friend_id.to_string()[..8];
+    friend.connect(s.node_addr()).await.expect("connect");
+    eventually("the friend waits for approval", || {
+        node.network()
+            .pending_approvals()
+            .iter()
+            .any(|p| p.peer == friend_id)
+    })
+    .await;
+    terminal(&c, &s, &session, &format!("approve {prefix}"))
+        .await
+        .expect("approve");
+    // Approved with messages only: no perf scope yet, so no test.
+    eventually("the channel opens", || {
+        node.network()
+            .channel(&friend_id)
+            .is_some_and(|c| matches!(c.state, ChannelState::Open { .. }))
+    })
+    .await;
+    let error = terminal(&c, &s, &session, &format!("perf {prefix} 1M 1M"))
+        .await
+        .expect_err("not granted");
+    assert!(error.contains("not permitted"), "{error}");
+
+    terminal(&c, &s, &session, &format!("elevate {prefix}"))
+        .await
+        .expect("elevate");
+    eventually("perf granted", || {
+        node.network().channel(&friend_id).is_some_and(
+            |c| matches!(c.state, ChannelState::Open { scopes } if scopes.contains(Scopes::PERF)),
+        )
+    })
+    .await;
+    let lines = terminal(&c, &s, &session, &format!("perf {prefix} 2M 3M"))
+        .await
+        .expect("perf");
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    let line = &lines[0];
+    assert!(
+        line.starts_with(&format!("perf {friend_id}: up 2.0 MiB in ")),
+        "{line}"
+    );
+    assert!(line.contains("· down 3.0 MiB in "), "{line}");
+    assert!(line.contains("round trip "), "{line}");
+    let html = node.perf_history().html();
+    assert!(html.contains(&friend_id.to_string()), "{html}");
+    assert_eq!(html.matches("class=\"bar-up\"").count(), 1);
+
+    // Sizes are checked before anything is sent.
+    let error = terminal(&c, &s, &session, &format!("perf {prefix} 2G"))
+        .await
+        .expect_err("too large");
+    assert!(error.contains("at most 1 GiB"), "{error}");
+    let error = terminal(&c, &s, &session, &format!("perf {prefix} lots"))
+        .await
+        .expect_err("not a size");
+    assert!(error.contains("is not a size"), "{error}");
+    assert_eq!(node.perf_history().html().matches("<tr><td>").count(), 1);
+
+    friend.shutdown().await;
+    drop(node);
+    s.shutdown().await;
+}

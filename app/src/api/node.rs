@@ -81,6 +81,13 @@ pub enum NodeAction {
     Demote { peer: String },
     /// Send a text message.
     Send { peer: String, text: String },
+    /// Run a speed test over the channel to a peer: sizes as typed (empty
+    /// is the default, a bare number MiB, or with `K`/`M`/`G`).
+    Perf {
+        peer: String,
+        upload: String,
+        download: String,
+    },
     /// Start a routine.
     RoutineStart { name: String },
     /// Stop a routine.
@@ -118,6 +125,7 @@ impl NodeAction {
             Self::Elevate { .. } => "node.elevate",
             Self::Demote { .. } => "node.demote",
             Self::Send { .. } => "node.send",
+            Self::Perf { .. } => "node.perf",
             Self::RoutineStart { .. } => "node.routine_start",
             Self::RoutineStop { .. } => "node.routine_stop",
             Self::RoutineInterval { .. } => "node.routine_interval",

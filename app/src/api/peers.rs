@@ -23,6 +23,9 @@ pub struct PeersView {
     pub blocked: Vec<String>,
     /// Allow-listed peer ids and networks (non-empty means default deny).
     pub allowed: Vec<String>,
+    /// The latest speed tests, a chart and a table, as markup the server
+    /// made (the browser's code stays small).
+    pub perf_html: String,
 }
 
 /// One known peer.

@@ -1,7 +1,9 @@
 //! `/peers`: peers waiting for approval, known peers (with a filter),
 //! active channels, the access list, and the node actions: connect,
-//! disconnect, remove, block/unblock, elevate/demote, send, and a per-peer
-//! "Why?" (the doctor: why it is or is not connected).
+//! disconnect, remove, block/unblock, elevate/demote, send, a speed test
+//! per channel (with the latest results: a chart and a table the server
+//! draws), and a per-peer "Why?" (the doctor: why it is or is not
+//! connected).
 //!
 //! The snapshot is fetched again on every live change and after every
 //! action; the forms sit outside it, so a refetch never clears what is
@@ -75,6 +77,10 @@ pub fn PeersPage() -> AnyView {
                     {pending_section(view.pending, page)}
                     {known_section(view.known, filter, page)}
                     {channels_section(view.channels, page)}
+                    <section class="card" id="perf">
+                        <h2>"Speed tests"</h2>
+                        <div inner_html=view.perf_html></div>
+                    </section>
                     {access_section(view.blocked, view.allowed, page)}
                 }),
                 Err(e) => Either::Right(error_view(e)),
@@ -346,9 +352,17 @@ fn channels_section(rows: Vec<ChannelRow>, page: Page) -> impl IntoView {
                 buttons: c
                     .peer_id
                     .iter()
-                    .map(|peer| {
-                        let action = NodeAction::Disconnect { peer: peer.clone() };
-                        ("disconnect secondary", "Disconnect", action)
+                    .flat_map(|peer| {
+                        let perf = NodeAction::Perf {
+                            peer: peer.clone(),
+                            upload: String::new(),
+                            download: String::new(),
+                        };
+                        let disconnect = NodeAction::Disconnect { peer: peer.clone() };
+                        [
+                            ("perf", "Speed test", perf),
+                            ("disconnect secondary", "Disconnect", disconnect),
+                        ]
                     })
                     .collect(),
                 cells: vec![
@@ -448,6 +462,8 @@ fn action_forms(controls: Controls) -> impl IntoView {
                 |_, v| NodeAction::Unblock { target: nth(&v, 0) })}
             {form("send", &[("Send to", "peer", "peer id (or prefix)"), ("Message", "text", "")], "Send",
                 |_, v| NodeAction::Send { peer: nth(&v, 0), text: nth(&v, 1) })}
+            {form("perf", &[("Speed test with", "peer", "peer id (or prefix)"), ("Up (optional)", "upload", "16M"), ("Down (optional)", "download", "16M")], "Test",
+                |_, v| NodeAction::Perf { peer: nth(&v, 0), upload: nth(&v, 1), download: nth(&v, 2) })}
         </section>
     }
 }

@@ -264,6 +264,28 @@ impl NodeService {
                     format!("sent to {peer}"),
                 )
             }
+            NodeAction::Perf {
+                peer,
+                upload,
+                download,
+            } => {
+                let peer = self.resolve(&peer)?;
+                let request =
+                    super::perf::request(&upload, &download).map_err(ActionError::Invalid)?;
+                let report = network.perf(peer, request).await.map_err(|err| match err {
+                    p2pnet::Error::PerfTimedOut => ActionError::Failed(format!(
+                        "no answer from {peer} in {} s: it may not grant this node the perf scope",
+                        super::perf::TIMEOUT.as_secs()
+                    )),
+                    other => failed(other),
+                })?;
+                self.perf_history().record(now_ms(), report);
+                (
+                    None,
+                    super::perf::audit_detail(peer, &request),
+                    super::perf::summary(&report),
+                )
+            }
             NodeAction::RoutineStart { name } => {
                 network.routines().start(&name).map_err(failed)?;
                 (None, name.clone(), format!("routine {name} started"))

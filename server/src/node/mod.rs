@@ -10,12 +10,15 @@
 //! - `views.rs`: what the panel and the terminal show (summary, peers,
 //!   channels, the "why not connected?" report, routines).
 //! - `records.rs`: conversions between the node's peers and stored rows.
+//! - `perf.rs`: speed tests run from the panel or the terminal, and the
+//!   latest results.
 //! - `live.rs`: the node's events as the panel's live feed (`/api/live`),
 //!   with recent events for late subscribers and the traffic samples.
 
 pub mod actions;
 pub mod config;
 pub mod live;
+pub mod perf;
 mod persist;
 pub mod records;
 pub mod views;
@@ -47,6 +50,7 @@ pub struct NodeService {
     store: Arc<dyn Store>,
     saver: Arc<Saver>,
     live: Arc<LiveFeed>,
+    perf: perf::PerfHistory,
     /// Stops the background tasks (the save loop, the live feed).
     stop_tasks: CancellationToken,
     tasks: TaskTracker,
@@ -102,6 +106,7 @@ impl NodeService {
             store,
             saver,
             live: Arc::new(LiveFeed::default()),
+            perf: perf::PerfHistory::default(),
             stop_tasks: CancellationToken::new(),
             tasks: TaskTracker::new(),
         };
@@ -119,6 +124,11 @@ impl NodeService {
         ));
         service.tasks.close();
         Ok(service)
+    }
+
+    /// The latest speed tests.
+    pub fn perf_history(&self) -> &perf::PerfHistory {
+        &self.perf
     }
 
     /// The network, for views and actions.

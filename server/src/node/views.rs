@@ -126,6 +126,7 @@ impl NodeService {
                     since_ms: unix_ms(p.since),
                 })
                 .collect(),
+            perf_html: self.perf_history().html(),
             blocked: policy.access.blocked().map(|t| t.to_string()).collect(),
             allowed: policy.access.allowed().map(|t| t.to_string()).collect(),
         }

@@ -79,7 +79,7 @@ pub enum TaskCommand {
 
 /// Every command with its one-line description, in `help` order. An ID
 /// may be any unambiguous prefix of a peer id.
-pub const COMMANDS: [(&str, &str); 26] = [
+pub const COMMANDS: [(&str, &str); 27] = [
     ("help", "list commands, or `help <command>` for one"),
     ("version", "show the server version"),
     ("whoami", "show the logged-in administrator"),
@@ -110,6 +110,10 @@ pub const COMMANDS: [(&str, &str); 26] = [
     ("elevate", "`elevate ID`: grant a peer everything"),
     ("demote", "`demote ID`: revoke every grant of a peer"),
     ("send", "`send ID TEXT`: send a text message"),
+    (
+        "perf",
+        "`perf ID [UP [DOWN]]`: speed test over the channel (sizes like 16M, 512K, 1G; default 16M each way)",
+    ),
     ("doctor", "`doctor ID`: why a peer is or is not connected"),
     (
         "discovery",
@@ -263,6 +267,17 @@ pub fn parse(line: &str) -> Result<Command, ParseError> {
                 expected: "a peer id and a message",
             }),
         },
+        "perf" => match args.as_slice() {
+            [peer, sizes @ ..] if sizes.len() <= 2 => Ok(Command::Action(NodeAction::Perf {
+                peer: (*peer).to_owned(),
+                upload: sizes.first().map_or_else(String::new, |s| (*s).to_owned()),
+                download: sizes.get(1).map_or_else(String::new, |s| (*s).to_owned()),
+            })),
+            _ => Err(ParseError::Arguments {
+                command: "perf",
+                expected: "a peer id, then optionally the upload and download sizes",
+            }),
+        },
         "bootstrap" => match args.as_slice() {
             [] => Ok(Command::Bootstrap),
             [sub] if sub.eq_ignore_ascii_case("peers") => Ok(Command::BootstrapPeers),
@@ -398,6 +413,24 @@ mod tests {
                 text: "hello,  world".into()
             }))
         );
+        assert_eq!(
+            parse("perf ab12"),
+            Ok(Command::Action(NodeAction::Perf {
+                peer: "ab12".into(),
+                upload: String::new(),
+                download: String::new(),
+            }))
+        );
+        assert_eq!(
+            parse("perf ab12 64M 1G"),
+            Ok(Command::Action(NodeAction::Perf {
+                peer: "ab12".into(),
+                upload: "64M".into(),
+                download: "1G".into(),
+            }))
+        );
+        assert!(parse("perf").is_err());
+        assert!(parse("perf ab12 1M 2M 3M").is_err());
         assert_eq!(
             parse("routine interval DiscernPeerChannels 30"),
             Ok(Command::Action(NodeAction::RoutineInterval {
