@@ -118,3 +118,34 @@ test('the terminal approves and explains another instance', async ({ page }) => 
     expect(last).toContain('decision: approved');
   }).toPass({ timeout: 20_000 });
 });
+
+test('a speed test runs from a channel row and is charted', async ({ page }) => {
+  const node = await openOverview(page);
+  await page.click('nav >> text=Peers');
+  await expect(page).toHaveURL(url('/peers'));
+  await expect(page.locator('#perf-empty')).toBeVisible();
+
+  const friend = dialPeer(children, node.addr, '--elevate');
+  const [, friendId] = await friend.line(/peer id: (\S+)/);
+  await friend.line(/elevated/);
+  const pending = page.locator(`#pending-table tr[data-id="${friendId}"]`);
+  await pending.locator('button.approve').click();
+  const row = page.locator(`#peers-table tbody[data-peer="${friendId}"]`);
+  await expect(row.locator('.result')).toHaveText(`approved ${friendId}`);
+
+  // Approved with messages only: the node may not ask for a test yet.
+  const channel = page.locator(`#channels-table tr[data-id="${friendId}"]`);
+  await expect(channel.locator('.channel-state')).toContainText('open');
+  await channel.locator('button.perf').click();
+  await expect(page.locator('#channels-table .result')).toContainText('not permitted');
+
+  // Elevated: both sides grant perf; the test runs and is charted.
+  await row.locator('button.elevate').click();
+  await expect(row.locator('.result')).toContainText(`elevated ${friendId}`);
+  await expect(channel.locator('.channel-state')).toContainText('perf');
+  await channel.locator('button.perf').click();
+  await expect(page.locator('#channels-table .result'))
+    .toContainText(new RegExp(`perf ${friendId}: up 16\\.0 MiB in .* down 16\\.0 MiB in `));
+  await expect(page.locator('#perf-chart rect.bar-up')).toHaveCount(1);
+  await expect(page.locator('#perf-results')).toContainText(friendId.slice(0, 12));
+});

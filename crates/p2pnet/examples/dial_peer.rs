@@ -12,7 +12,9 @@
 //! `message: TEXT` for what the remote sends, and `closed: REASON` when the
 //! channel ends: then it exits with status 0. A failed dial prints
 //! `error: ...` and exits with status 1. `--key FILE` keeps the same peer id
-//! across runs (the file is created with mode 0600).
+//! across runs (the file is created with mode 0600). `--elevate` grants
+//! the remote everything once connected (`elevated` is printed), so it may
+//! ask this node for a speed test.
 
 use std::{net::SocketAddr, process::ExitCode};
 
@@ -30,7 +32,7 @@ fn flag(args: &[String], name: &str) -> Option<String> {
 async fn main() -> anyhow::Result<ExitCode> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let Some(target) = flag(&args, "--connect") else {
-        eprintln!("usage: dial_peer --connect ADDR [--message TEXT] [--key FILE]");
+        eprintln!("usage: dial_peer --connect ADDR [--message TEXT] [--key FILE] [--elevate]");
         return Ok(ExitCode::from(2));
     };
     let target: SocketAddr = target.parse()?;
@@ -52,6 +54,12 @@ async fn main() -> anyhow::Result<ExitCode> {
         }
     };
     println!("connected: {remote} at {target}");
+    if args.iter().any(|a| a == "--elevate") {
+        match network.elevate(remote).await {
+            Ok(_) => println!("elevated"),
+            Err(e) => println!("error: cannot elevate: {e}"),
+        }
+    }
     if let Some(text) = flag(&args, "--message") {
         match network.send_message(remote, text.clone()).await {
             Ok(()) => println!("sent: {text}"),
