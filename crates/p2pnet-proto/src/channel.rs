@@ -122,8 +122,8 @@ use zeroize::Zeroizing;
 
 use crate::cipher::Cipher;
 use crate::codec::{
-    DEFAULT_MAX_FRAME_SIZE, FrameDecoder, MAX_FRAME_SIZE_CEILING, MIN_MAX_FRAME_SIZE, RawFrame,
-    encode_frame,
+    DEFAULT_MAX_FRAME_SIZE, FrameDecoder, FrameRef, MAX_FRAME_SIZE_CEILING, MIN_MAX_FRAME_SIZE,
+    decode_body, encode_frame, encode_frame_into,
 };
 use crate::error::HandshakeError;
 use crate::error::{Error, InvalidPacket, ProtocolViolation};
@@ -512,9 +512,35 @@ impl Channel {
     ///
     /// Grants that expire at or before `now` are removed first (see
     /// [Grants](self#grants)).
-    pub fn handle_bytes(&mut self, now: Instant, mut data: &[u8]) -> Result<(), Error> {
+    pub fn handle_bytes(&mut self, now: Instant, data: &[u8]) -> Result<(), Error> {
         self.stats.bytes_received += data.len() as u64;
         self.advance_clock(now);
+        self.receive(now, data)
+    }
+
+    /// As [`handle_bytes`](Self::handle_bytes), but the bytes may be
+    /// overwritten: each whole transport message in them is opened where it
+    /// lies, and only a message split across reads is copied aside.
+    pub fn handle_bytes_mut(&mut self, now: Instant, mut data: &mut [u8]) -> Result<(), Error> {
+        self.stats.bytes_received += data.len() as u64;
+        self.advance_clock(now);
+        while matches!(self.state, State::PendingApproval | State::Open(_)) && self.reader.is_idle()
+        {
+            let Some(prefix) = data.first_chunk::<LEN_PREFIX>() else {
+                break;
+            };
+            let total = LEN_PREFIX + usize::from(u16::from_be_bytes(*prefix));
+            if data.len() < total {
+                break;
+            }
+            let (message, rest) = std::mem::take(&mut data).split_at_mut(total);
+            data = rest;
+            self.open_and_handle(now, &mut message[LEN_PREFIX..])?;
+        }
+        self.receive(now, data)
+    }
+
+    fn receive(&mut self, now: Instant, mut data: &[u8]) -> Result<(), Error> {
         while !data.is_empty() {
             match &mut self.state {
                 State::Closing | State::Closed => return Ok(()),
@@ -548,23 +574,28 @@ impl Channel {
                     // Opened in place, in the reader's own buffer, which
                     // goes back to it afterwards.
                     let mut message = self.reader.take_message();
-                    let opened = match self.transport.as_mut() {
-                        Some(transport) => transport.open(&mut message).map(|p| p.len()),
-                        None => Err(Error::Decrypt),
-                    };
-                    let result = match opened {
-                        Ok(len) => {
-                            self.last_activity = now;
-                            self.handle_plaintext(now, &message[..len])
-                        }
-                        Err(err) => Err(self.fail(err)),
-                    };
+                    let result = self.open_and_handle(now, &mut message);
                     self.reader.return_message(message);
                     result?;
                 }
             }
         }
         Ok(())
+    }
+
+    /// Opens one transport message in place and handles its plaintext.
+    fn open_and_handle(&mut self, now: Instant, message: &mut [u8]) -> Result<(), Error> {
+        let opened = match self.transport.as_mut() {
+            Some(transport) => transport.open(message).map(|plaintext| plaintext.len()),
+            None => Err(Error::Decrypt),
+        };
+        match opened {
+            Ok(len) => {
+                self.last_activity = now;
+                self.handle_plaintext(now, &message[..len])
+            }
+            Err(err) => Err(self.fail(err)),
+        }
     }
 
     /// Fires whatever timers are due at `now`: grant expiry, handshake
@@ -646,7 +677,8 @@ impl Channel {
             .remote
             .as_ref()
             .map_or(MIN_MAX_FRAME_SIZE, |r| r.hello.max_frame_size);
-        let frame = encode_frame(&packet, limit)?;
+        let mut frame = self.outbound.spare_buffer();
+        encode_frame_into(&packet, limit, &mut frame)?;
         let pending = self.outbound.bytes;
         if pending > 0 && pending + frame.len() > self.config.send_buffer_limit {
             self.writer_blocked = true;
@@ -871,6 +903,15 @@ impl Channel {
         self.remote.as_ref().map(|r| &r.hello)
     }
 
+    /// Gives back the memory of buffers kept for reuse while traffic
+    /// flowed (frame buffers, the frame decoder's, the message reader's):
+    /// call it when the channel has been quiet for a while.
+    pub fn release_buffers(&mut self) {
+        self.outbound.release_spare();
+        self.decoder.release_buffer();
+        self.reader.release_buffer();
+    }
+
     /// The transport cipher the handshake settled on, once it is done.
     pub fn cipher(&self) -> Option<Cipher> {
         self.transport.as_ref().map(|t| t.cipher())
@@ -956,23 +997,34 @@ impl Channel {
     }
 
     fn handle_plaintext(&mut self, now: Instant, mut plaintext: &[u8]) -> Result<(), Error> {
+        // The decoder is set aside while its frames, borrowed from it or
+        // from `plaintext`, are handled.
+        let mut decoder = std::mem::replace(&mut self.decoder, FrameDecoder::new(0));
+        let mut result = Ok(());
         while !plaintext.is_empty() && matches!(self.state, State::PendingApproval | State::Open(_))
         {
-            match self.decoder.decode(&mut plaintext) {
+            match decoder.next_frame(&mut plaintext) {
                 Ok(Some(frame)) => {
                     self.stats.packets_received += 1;
-                    self.handle_frame(now, frame)?;
+                    if let Err(err) = self.handle_frame(now, frame) {
+                        result = Err(err);
+                        break;
+                    }
                 }
                 Ok(None) => {}
-                Err(err) => return Err(self.fail(err.into())),
+                Err(err) => {
+                    result = Err(self.fail(err.into()));
+                    break;
+                }
             }
         }
-        Ok(())
+        self.decoder = decoder;
+        result
     }
 
-    fn handle_frame(&mut self, now: Instant, frame: RawFrame) -> Result<(), Error> {
+    fn handle_frame(&mut self, now: Instant, frame: FrameRef<'_>) -> Result<(), Error> {
         match (frame.kind.class(), &self.state) {
-            (PermissionClass::Control, _) => match self.decode(&frame)? {
+            (PermissionClass::Control, _) => match self.decode(frame)? {
                 Packet::Keepalive(Keepalive::Ping(nonce)) => self.pong_owed = Some(nonce),
                 Packet::Keepalive(Keepalive::Pong(nonce)) => {
                     if let Some((expected, sent)) = self.ping_in_flight
@@ -988,7 +1040,7 @@ impl Channel {
                 _ => {}
             },
             (_, State::PendingApproval) => {
-                let packet = self.decode(&frame)?;
+                let packet = self.decode(frame)?;
                 self.pending_bytes += frame.body.len();
                 self.pending.push(packet);
                 if self.pending.len() > self.config.pending_packet_limit
@@ -1006,7 +1058,7 @@ impl Channel {
                     // Refused without deserializing the body.
                     return self.refuse(frame.kind, RefuseReason::NotPermitted);
                 }
-                let packet = self.decode(&frame)?;
+                let packet = self.decode(frame)?;
                 self.admit(packet)?;
             }
             _ => {}
@@ -1056,8 +1108,8 @@ impl Channel {
         Ok(())
     }
 
-    fn decode(&mut self, frame: &RawFrame) -> Result<Packet, Error> {
-        frame.decode().map_err(|err| self.fail(err.into()))
+    fn decode(&mut self, frame: FrameRef<'_>) -> Result<Packet, Error> {
+        decode_body(frame.kind, frame.body).map_err(|err| self.fail(err.into()))
     }
 
     /// Closes the channel because of `err` and returns it. Once the peer is
@@ -1173,7 +1225,14 @@ struct OutboundQueue {
     offset: usize,
     /// Bytes not yet handed out.
     bytes: usize,
+    /// Buffers of frames already sent, for the next frames to reuse.
+    spare: Vec<Vec<u8>>,
 }
+
+/// Frame buffers kept for reuse, and the largest capacity kept: enough for
+/// a stream of bulk packets to allocate none.
+const SPARE_BUFFERS: usize = 4;
+const SPARE_CAPACITY: usize = 128 * 1024;
 
 impl OutboundQueue {
     fn push_back(&mut self, frame: Vec<u8>) {
@@ -1192,22 +1251,51 @@ impl OutboundQueue {
         }
     }
 
-    /// Moves up to `max` bytes of the stream into `buf`.
+    /// An empty buffer to encode the next frame into.
+    fn spare_buffer(&mut self) -> Vec<u8> {
+        self.spare.pop().unwrap_or_default()
+    }
+
+    /// Moves up to `max` bytes of the stream into `buf`. A frame that would
+    /// not fit whole waits for the next message, unless the message is
+    /// still empty or the frame could not fit in any: so most frames lie
+    /// within one message, and the receiver decodes them where they were
+    /// opened, without gathering them.
     fn fill(&mut self, buf: &mut Vec<u8>, max: usize) {
+        let begin = buf.len();
         while buf.len() < max {
             let Some(front) = self.frames.front() else {
                 break;
             };
+            let room = max - buf.len();
+            if self.offset == 0
+                && buf.len() > begin
+                && front.len() > room
+                && front.len() <= max - begin
+            {
+                break;
+            }
             let rest = &front[self.offset..];
-            let take = rest.len().min(max - buf.len());
+            let take = rest.len().min(room);
             buf.extend_from_slice(&rest[..take]);
             self.offset += take;
             self.bytes -= take;
             if self.offset == front.len() {
-                self.frames.pop_front();
+                if let Some(mut sent) = self.frames.pop_front()
+                    && self.spare.len() < SPARE_BUFFERS
+                    && sent.capacity() <= SPARE_CAPACITY
+                {
+                    sent.clear();
+                    self.spare.push(sent);
+                }
                 self.offset = 0;
             }
         }
+    }
+
+    /// Releases the spare buffers (the channel is quiet).
+    fn release_spare(&mut self) {
+        self.spare = Vec::new();
     }
 
     fn clear(&mut self) {
@@ -1228,5 +1316,53 @@ fn truncate_at_char_boundary(s: &mut String, max: usize) {
             end -= 1;
         }
         s.truncate(end);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(len: usize, fill: u8) -> Vec<u8> {
+        vec![fill; len]
+    }
+
+    /// The messages `queue` makes of its frames, each at most `max` bytes.
+    fn messages(queue: &mut OutboundQueue, max: usize) -> Vec<Vec<u8>> {
+        let mut out = Vec::new();
+        while !queue.is_empty() {
+            let mut message = Vec::new();
+            queue.fill(&mut message, max);
+            out.push(message);
+        }
+        out
+    }
+
+    #[test]
+    fn a_frame_that_fits_a_message_is_never_split() {
+        let mut queue = OutboundQueue::default();
+        for (len, fill) in [(300, 1), (700, 2), (600, 3), (100, 4)] {
+            queue.push_back(frame(len, fill));
+        }
+        let lens: Vec<usize> = messages(&mut queue, 1000).iter().map(Vec::len).collect();
+        // 300+700 fill one message; 600 would not fit after them, so it
+        // starts the next one, with the 100 behind it.
+        assert_eq!(lens, vec![1000, 700]);
+    }
+
+    #[test]
+    fn a_frame_larger_than_a_message_spans_from_the_current_one() {
+        let mut queue = OutboundQueue::default();
+        queue.push_back(frame(200, 1));
+        queue.push_back(frame(2500, 2));
+        let sent = messages(&mut queue, 1000);
+        let lens: Vec<usize> = sent.iter().map(Vec::len).collect();
+        assert_eq!(lens, vec![1000, 1000, 700]);
+        assert_eq!(sent.concat().len(), 2700);
+        // Sent frames' buffers are kept for reuse, up to a bound.
+        assert_eq!(queue.spare.len(), 2);
+        assert!(queue.spare_buffer().is_empty());
+        queue.release_spare();
+        assert!(queue.spare.is_empty());
     }
 }

@@ -86,14 +86,27 @@ impl FrameHeader {
 /// body exceeds `max_frame_size` (which is itself capped at
 /// [`MAX_FRAME_SIZE_CEILING`]).
 pub fn encode_frame(packet: &Packet, max_frame_size: u32) -> Result<Vec<u8>, Error> {
+    let mut frame = Vec::new();
+    encode_frame_into(packet, max_frame_size, &mut frame)?;
+    Ok(frame)
+}
+
+/// As [`encode_frame`], appending the frame to `out`. An invalid or
+/// oversized packet leaves `out` as it was; should serializing fail after
+/// sizing succeeded (it does not for these types), `out` is emptied.
+pub fn encode_frame_into(
+    packet: &Packet,
+    max_frame_size: u32,
+    out: &mut Vec<u8>,
+) -> Result<(), Error> {
     packet.validate()?;
     let unserializable = |_| InvalidPacket::OutOfRange {
         field: "body",
         reason: "not serializable",
     };
-    // Sized first (counting, no copy), so the frame is allocated once at
-    // its exact size: growing it by doubling would copy a large body
-    // several times and hand the allocator a block twice its size.
+    // Sized first (counting, no copy), so the frame is written into room
+    // reserved once at its exact size: growing by doubling would copy a
+    // large body several times.
     let body_len = match packet {
         Packet::PureMessage(p) => serialized_size(p),
         Packet::DataTransmission(p) => serialized_size(p),
@@ -116,9 +129,11 @@ pub fn encode_frame(packet: &Packet, max_frame_size: u32) -> Result<Vec<u8>, Err
         kind: packet.kind(),
         body_len,
     };
-    let mut frame = Vec::with_capacity(FRAME_HEADER_LEN + body_len as usize);
-    frame.extend_from_slice(&header.to_bytes());
-    let frame = match packet {
+    let start = out.len();
+    out.reserve(FRAME_HEADER_LEN + body_len as usize);
+    out.extend_from_slice(&header.to_bytes());
+    let frame = std::mem::take(out);
+    let written = match packet {
         Packet::PureMessage(p) => postcard::to_extend(p, frame),
         Packet::DataTransmission(p) => postcard::to_extend(p, frame),
         Packet::Identifier(p) => postcard::to_extend(p, frame),
@@ -126,10 +141,15 @@ pub fn encode_frame(packet: &Packet, max_frame_size: u32) -> Result<Vec<u8>, Err
         Packet::Disconnect(p) => postcard::to_extend(p, frame),
         Packet::Keepalive(p) => postcard::to_extend(p, frame),
         Packet::Perf(p) => postcard::to_extend(p, frame),
+    };
+    match written {
+        Ok(frame) => {
+            *out = frame;
+            debug_assert_eq!(out.len(), start + FRAME_HEADER_LEN + body_len as usize);
+            Ok(())
+        }
+        Err(err) => Err(unserializable(err).into()),
     }
-    .map_err(unserializable)?;
-    debug_assert_eq!(frame.len(), FRAME_HEADER_LEN + body_len as usize);
-    Ok(frame)
 }
 
 /// The length of `value`'s postcard encoding, counted without writing it.
@@ -207,6 +227,20 @@ impl RawFrame {
     }
 }
 
+/// A complete frame borrowed from the input or from the decoder's buffer
+/// ([`FrameDecoder::next_frame`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FrameRef<'a> {
+    /// The packet kind from the header.
+    pub kind: PacketKind,
+    /// The body bytes.
+    pub body: &'a [u8],
+}
+
+/// Capacity the decoder's body buffer keeps between frames; a buffer that
+/// grew beyond it for one large frame is released.
+const RETAINED_BODY_CAPACITY: usize = 128 * 1024;
+
 /// Incremental frame decoder.
 ///
 /// Feed it bytes in whatever pieces they arrive (one byte at a time works).
@@ -219,6 +253,10 @@ pub struct FrameDecoder {
     header: [u8; FRAME_HEADER_LEN],
     header_len: usize,
     body: Option<PartialBody>,
+    /// The body being gathered; reused from frame to frame.
+    buf: Vec<u8>,
+    /// `buf` holds a frame handed out by the last call.
+    handed_out: bool,
     failed: Option<DecodeError>,
 }
 
@@ -226,7 +264,6 @@ pub struct FrameDecoder {
 struct PartialBody {
     kind: PacketKind,
     len: usize,
-    buf: Vec<u8>,
 }
 
 impl FrameDecoder {
@@ -238,6 +275,8 @@ impl FrameDecoder {
             header: [0; FRAME_HEADER_LEN],
             header_len: 0,
             body: None,
+            buf: Vec::new(),
+            handed_out: false,
             failed: None,
         }
     }
@@ -246,8 +285,42 @@ impl FrameDecoder {
     /// (returned) or `input` is exhausted (`Ok(None)`). Call again with the
     /// remaining input until it is empty.
     pub fn decode(&mut self, input: &mut &[u8]) -> Result<Option<RawFrame>, DecodeError> {
+        Ok(self.next_frame(input)?.map(|frame| RawFrame {
+            kind: frame.kind,
+            body: frame.body.to_vec(),
+        }))
+    }
+
+    /// As [`decode`](Self::decode), but the frame is borrowed: straight
+    /// from `input` when it holds the whole frame (no copy), else from the
+    /// decoder's buffer, which the next call reuses.
+    pub fn next_frame<'s, 'a: 's>(
+        &'s mut self,
+        input: &mut &'a [u8],
+    ) -> Result<Option<FrameRef<'s>>, DecodeError> {
         if let Some(err) = &self.failed {
             return Err(err.clone());
+        }
+        if self.handed_out {
+            self.handed_out = false;
+            self.buf.clear();
+            if self.buf.capacity() > RETAINED_BODY_CAPACITY {
+                self.buf = Vec::new();
+            }
+        }
+        if self.body.is_none()
+            && self.header_len == 0
+            && let Some(header) = input.first_chunk::<FRAME_HEADER_LEN>()
+        {
+            let header = self.check(header)?;
+            let total = FRAME_HEADER_LEN + header.body_len as usize;
+            if let Some(frame) = input.get(FRAME_HEADER_LEN..total) {
+                *input = &input[total..];
+                return Ok(Some(FrameRef {
+                    kind: header.kind,
+                    body: frame,
+                }));
+            }
         }
         if self.body.is_none() {
             let take = (FRAME_HEADER_LEN - self.header_len).min(input.len());
@@ -258,38 +331,41 @@ impl FrameDecoder {
             if self.header_len < FRAME_HEADER_LEN {
                 return Ok(None);
             }
-            let header = match FrameHeader::parse(&self.header, self.max_frame_size) {
-                Ok(header) => header,
-                Err(err) => {
-                    self.failed = Some(err.clone());
-                    return Err(err);
-                }
-            };
+            let header = self.check(&self.header.clone())?;
             self.header_len = 0;
             let len = header.body_len as usize;
-            // Never pre-allocate more than one Noise message worth for a
+            // Never reserve more than one Noise message worth for a
             // declared length: the bytes have to actually arrive first.
-            let buf = Vec::with_capacity(len.min(64 * 1024));
+            self.buf.reserve(len.min(64 * 1024));
             self.body = Some(PartialBody {
                 kind: header.kind,
                 len,
-                buf,
             });
         }
-        let Some(body) = self.body.as_mut() else {
+        let Some(body) = self.body.as_ref() else {
             return Ok(None);
         };
-        let take = (body.len - body.buf.len()).min(input.len());
+        let take = (body.len - self.buf.len()).min(input.len());
         let (head, rest) = input.split_at(take);
-        body.buf.extend_from_slice(head);
+        self.buf.extend_from_slice(head);
         *input = rest;
-        if body.buf.len() < body.len {
+        if self.buf.len() < body.len {
             return Ok(None);
         }
-        Ok(self
-            .body
-            .take()
-            .map(|PartialBody { kind, buf, .. }| RawFrame { kind, body: buf }))
+        let kind = body.kind;
+        self.body = None;
+        self.handed_out = true;
+        Ok(Some(FrameRef {
+            kind,
+            body: &self.buf,
+        }))
+    }
+
+    /// Parses a header; a bad one desynchronizes the stream for good.
+    fn check(&mut self, header: &[u8; FRAME_HEADER_LEN]) -> Result<FrameHeader, DecodeError> {
+        FrameHeader::parse(header, self.max_frame_size).inspect_err(|err| {
+            self.failed = Some(err.clone());
+        })
     }
 
     /// Whether the decoder sits between frames (no partial frame held).
@@ -299,7 +375,20 @@ impl FrameDecoder {
 
     /// Bytes of the current partial frame held in memory.
     pub fn buffered_len(&self) -> usize {
-        self.header_len + self.body.as_ref().map_or(0, |b| b.buf.len())
+        self.header_len
+            + if self.body.is_some() {
+                self.buf.len()
+            } else {
+                0
+            }
+    }
+
+    /// Releases the body buffer's memory if no partial frame needs it.
+    pub fn release_buffer(&mut self) {
+        if self.body.is_none() {
+            self.buf = Vec::new();
+            self.handed_out = false;
+        }
     }
 
     /// The maximum body size this decoder accepts.
@@ -459,6 +548,59 @@ mod tests {
         }
         assert_eq!(out, packets);
         assert!(decoder.is_idle());
+    }
+
+    #[test]
+    fn whole_frames_are_borrowed_from_the_input_and_split_ones_gathered() {
+        let big = Packet::from(DataTransmission::MiscData(Payload::new(vec![3; 70_000])));
+        let small = Packet::from(PureMessage::new("hi"));
+        let stream: Vec<u8> = [&small, &big, &small]
+            .iter()
+            .flat_map(|p| encode_frame(p, DEFAULT_MAX_FRAME_SIZE).unwrap())
+            .collect();
+        let inside = |body: &[u8]| stream.as_ptr_range().contains(&body.as_ptr());
+        let mut decoder = FrameDecoder::new(DEFAULT_MAX_FRAME_SIZE);
+        // All at once: every frame straight from the input.
+        let mut input = &stream[..];
+        let mut seen = Vec::new();
+        while let Some(frame) = decoder.next_frame(&mut input).unwrap() {
+            assert!(inside(frame.body), "borrowed");
+            seen.push(decode_body(frame.kind, frame.body).unwrap());
+        }
+        assert_eq!(seen, vec![small.clone(), big.clone(), small.clone()]);
+        // Cut inside the big frame: it is gathered, the others borrowed.
+        let cut = 20_000;
+        let mut seen = Vec::new();
+        for mut piece in [&stream[..cut], &stream[cut..]] {
+            while let Some(frame) = decoder.next_frame(&mut piece).unwrap() {
+                let gathered = frame.kind == PacketKind::DataTransmission;
+                assert_eq!(inside(frame.body), !gathered);
+                seen.push(decode_body(frame.kind, frame.body).unwrap());
+            }
+        }
+        assert_eq!(seen, vec![small.clone(), big, small]);
+        assert!(decoder.is_idle());
+        decoder.release_buffer();
+        assert_eq!(decoder.buffered_len(), 0);
+    }
+
+    #[test]
+    fn encode_frame_into_appends_and_refuses_without_writing() {
+        let mut out = b"kept".to_vec();
+        let packet = Packet::from(PureMessage::new("hi"));
+        encode_frame_into(&packet, DEFAULT_MAX_FRAME_SIZE, &mut out).unwrap();
+        assert_eq!(&out[..4], b"kept");
+        assert_eq!(
+            out[4..],
+            encode_frame(&packet, DEFAULT_MAX_FRAME_SIZE).unwrap()
+        );
+        let big = Packet::from(DataTransmission::MiscData(Payload::new(vec![0; 20_000])));
+        let before = out.clone();
+        assert!(matches!(
+            encode_frame_into(&big, MIN_MAX_FRAME_SIZE, &mut out),
+            Err(Error::PacketTooLarge { .. })
+        ));
+        assert_eq!(out, before);
     }
 
     #[test]

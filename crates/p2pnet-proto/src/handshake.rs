@@ -285,6 +285,19 @@ impl MessageReader {
     pub(crate) fn return_message(&mut self, message: Vec<u8>) {
         self.msg = message;
     }
+
+    /// Whether no message is half read.
+    pub(crate) fn is_idle(&self) -> bool {
+        self.want.is_none() && self.len_have == 0
+    }
+
+    /// Frees the message buffer if no message is half read.
+    pub(crate) fn release_buffer(&mut self) {
+        if self.is_idle() {
+            self.msg = Vec::new();
+            self.ready = false;
+        }
+    }
 }
 
 /// What a completed handshake yields.

@@ -77,11 +77,13 @@ impl Perf {
     /// Checks the protocol bounds.
     pub fn validate(&self) -> Result<(), InvalidPacket> {
         match self {
-            Self::Data { bytes, .. } if bytes.len() > MAX_PERF_CHUNK => Err(InvalidPacket::TooLong {
-                field: "perf data",
-                len: bytes.len(),
-                max: MAX_PERF_CHUNK,
-            }),
+            Self::Data { bytes, .. } if bytes.len() > MAX_PERF_CHUNK => {
+                Err(InvalidPacket::TooLong {
+                    field: "perf data",
+                    len: bytes.len(),
+                    max: MAX_PERF_CHUNK,
+                })
+            }
             _ => Ok(()),
         }
     }
@@ -210,6 +212,11 @@ impl PerfAsker {
     /// The test's id.
     pub fn id(&self) -> u32 {
         self.id
+    }
+
+    /// Whether upload chunks are due ([`next_chunk`](Self::next_chunk)).
+    pub fn is_uploading(&self) -> bool {
+        self.phase == AskPhase::Uploading
     }
 
     /// The next upload chunk, at most `max` bytes, while uploading.
@@ -342,7 +349,9 @@ impl PerfAnswerer {
     /// upload is complete.
     pub fn on_data(&mut self, len: usize) -> Result<Option<Perf>, PerfFailure> {
         if self.phase != AnswerPhase::Receiving {
-            return Err(PerfFailure::Violation("upload bytes after the upload ended"));
+            return Err(PerfFailure::Violation(
+                "upload bytes after the upload ended",
+            ));
         }
         self.upload_left = self
             .upload_left
@@ -394,7 +403,11 @@ mod tests {
         let (mut asker, request) = PerfAsker::new(7, 150_000, 100_000, at(0));
         let (mut answerer, first) = PerfAnswerer::accept(&request, 1 << 20).unwrap();
         assert_eq!(first, vec![Perf::Accepted { id: 7 }]);
-        assert_eq!(asker.next_chunk(MAX_PERF_CHUNK), None, "not before Accepted");
+        assert_eq!(
+            asker.next_chunk(MAX_PERF_CHUNK),
+            None,
+            "not before Accepted"
+        );
         assert_eq!(asker.on_packet(&first[0], at(2)), Ok(None));
         let mut uploaded = 0;
         let mut receipt = None;

@@ -8,7 +8,7 @@ use crate::packet::{
 };
 use crate::{
     Channel, ChannelConfig, ChannelEvent, ChannelState, CloseReason, DecodeError, Error, Instant,
-    Keypair, PacketKind, Scopes,
+    Keypair, Packet, PacketKind, Scopes,
 };
 
 fn opened(seed: u64) -> Pair {
@@ -600,4 +600,33 @@ fn channels_without_a_peer_are_deterministic_constructions() {
         ch.poll_transmit().unwrap()
     };
     assert_eq!(run(), run());
+}
+
+#[test]
+fn bytes_opened_in_place_give_the_same_packets_in_any_split() {
+    let packets: Vec<Packet> = [10usize, 70_000, 1, 65_000, 300]
+        .iter()
+        .enumerate()
+        .map(|(i, &len)| DataTransmission::MiscData(Payload::new(vec![i as u8; len])).into())
+        .collect();
+    for cut in [1usize, 2, 7, 1000, 65_537, 70_000, usize::MAX] {
+        let mut pair = Pair::new(40);
+        pair.open(Scopes::DATA, Scopes::DATA);
+        for packet in &packets {
+            pair.client.ch.send(packet.clone()).unwrap();
+        }
+        let mut stream = Vec::new();
+        while pair.client.ch.poll_transmit_into(&mut stream) {}
+        let piece_len = cut.min(stream.len());
+        for piece in stream.chunks_mut(piece_len) {
+            pair.server.ch.handle_bytes_mut(pair.now, piece).unwrap();
+        }
+        let received: Vec<Packet> = std::iter::from_fn(|| pair.server.ch.poll_event())
+            .filter_map(|event| match event {
+                ChannelEvent::Packet(packet) => Some(packet),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(received, packets, "pieces of {cut}");
+    }
 }

@@ -262,7 +262,7 @@ impl Actor {
                             let now = self.ctx.clock.now();
                             // An error has already closed the channel and
                             // queued its Closed event; nothing else to do.
-                            let _ = self.channel.handle_bytes(now, &read_buf[..n]);
+                            let _ = self.channel.handle_bytes_mut(now, &mut read_buf[..n]);
                             if n == read_buf.len() && read_buf.len() < MAX_READ_BUFFER {
                                 read_buf.resize(read_buf.len() * 2, 0);
                             }
@@ -281,6 +281,7 @@ impl Actor {
                     if read_buf.len() > MIN_READ_BUFFER {
                         read_buf = vec![0; MIN_READ_BUFFER];
                     }
+                    self.channel.release_buffers();
                     if written == out.len() && out.capacity() > 0 {
                         out = Vec::new();
                         written = 0;
