@@ -123,7 +123,7 @@ use zeroize::Zeroizing;
 use crate::cipher::Cipher;
 use crate::codec::{
     DEFAULT_MAX_FRAME_SIZE, FrameDecoder, FrameRef, MAX_FRAME_SIZE_CEILING, MIN_MAX_FRAME_SIZE,
-    decode_body, encode_frame, encode_frame_into,
+    decode_body, encode_frame_into,
 };
 use crate::error::HandshakeError;
 use crate::error::{Error, InvalidPacket, ProtocolViolation};
@@ -677,10 +677,9 @@ impl Channel {
             .remote
             .as_ref()
             .map_or(MIN_MAX_FRAME_SIZE, |r| r.hello.max_frame_size);
-        let mut frame = self.outbound.spare_buffer();
-        encode_frame_into(&packet, limit, &mut frame)?;
+        let frame = queued_frame(&packet, limit, self.outbound.spare_buffer())?;
         let pending = self.outbound.bytes;
-        if pending > 0 && pending + frame.len() > self.config.send_buffer_limit {
+        if pending > 0 && pending + frame.len() - HEADROOM > self.config.send_buffer_limit {
             self.writer_blocked = true;
             return Err(Error::SendBufferFull {
                 pending,
@@ -775,8 +774,11 @@ impl Channel {
                 self.pong_owed = None;
                 self.ping_owed = None;
                 self.writer_blocked = false;
-                if let Ok(frame) = encode_frame(&disconnect.clone().into(), MAX_FRAME_SIZE_CEILING)
-                {
+                if let Ok(frame) = queued_frame(
+                    &disconnect.clone().into(),
+                    MAX_FRAME_SIZE_CEILING,
+                    Vec::new(),
+                ) {
                     self.outbound.push_back(frame);
                 }
                 self.state = State::Closing;
@@ -786,27 +788,22 @@ impl Channel {
         }
     }
 
-    /// The next bytes to write to the socket, if any. Each call returns one
-    /// length-prefixed Noise message; see
-    /// [`poll_transmit_into`](Self::poll_transmit_into), which writes it
-    /// into a buffer of the caller's.
+    /// The next bytes to write to the socket, if any: one length-prefixed
+    /// Noise message. Give the buffer back with
+    /// [`recycle_buffer`](Self::recycle_buffer) once written, and the next
+    /// frames are encoded into it: a stream of packets then allocates
+    /// nothing.
+    ///
+    /// A frame that makes a message alone is sealed in the buffer it was
+    /// encoded into (each queued frame keeps room in front for the length
+    /// prefix), so it is not copied at all; smaller frames are gathered
+    /// into one message.
     pub fn poll_transmit(&mut self) -> Option<Vec<u8>> {
-        let mut out = Vec::new();
-        self.poll_transmit_into(&mut out).then_some(out)
-    }
-
-    /// Appends the next length-prefixed Noise message to `out`, if there
-    /// is one, and says whether it did. The queued frames are copied once,
-    /// into `out`, and sealed there.
-    pub fn poll_transmit_into(&mut self, out: &mut Vec<u8>) -> bool {
         if let Some(bytes) = self.handshake_out.pop_front() {
             self.stats.bytes_sent += bytes.len() as u64;
-            out.extend_from_slice(&bytes);
-            return true;
+            return Some(bytes);
         }
-        let Some(transport) = self.transport.as_mut() else {
-            return false;
-        };
+        let transport = self.transport.as_mut()?;
         for keepalive in [
             self.pong_owed.take().map(Keepalive::Pong),
             self.ping_owed.take().map(Keepalive::Ping),
@@ -814,29 +811,34 @@ impl Channel {
         .into_iter()
         .flatten()
         {
-            if let Ok(frame) = encode_frame(&keepalive.into(), MAX_FRAME_SIZE_CEILING) {
+            if let Ok(frame) = queued_frame(&keepalive.into(), MAX_FRAME_SIZE_CEILING, Vec::new()) {
                 self.outbound.push_control(frame);
             }
         }
         if self.outbound.is_empty() {
-            return false;
+            return None;
         }
-        let start = out.len();
-        let payload = self.outbound.bytes.min(MAX_NOISE_PAYLOAD_LEN);
-        out.reserve(LEN_PREFIX + payload + NOISE_TAG_LEN);
-        out.extend_from_slice(&[0; LEN_PREFIX]);
-        self.outbound.fill(out, start + LEN_PREFIX + payload);
-        let sealed = transport.seal(out, start + LEN_PREFIX);
+        let mut message = match self.outbound.take_alone(MAX_NOISE_PAYLOAD_LEN) {
+            Some(frame) => frame,
+            None => {
+                let payload = self.outbound.bytes.min(MAX_NOISE_PAYLOAD_LEN);
+                let mut message = self.outbound.spare_buffer();
+                message.reserve(LEN_PREFIX + payload + NOISE_TAG_LEN);
+                message.extend_from_slice(&[0; LEN_PREFIX]);
+                self.outbound.fill(&mut message, LEN_PREFIX + payload);
+                message
+            }
+        };
+        let sealed = transport.seal(&mut message, LEN_PREFIX);
         let Some(len) = sealed
             .ok()
-            .and_then(|()| u16::try_from(out.len() - start - LEN_PREFIX).ok())
+            .and_then(|()| u16::try_from(message.len() - LEN_PREFIX).ok())
         else {
-            out.truncate(start);
             self.fail(Error::Encrypt);
-            return false;
+            return None;
         };
-        out[start..start + LEN_PREFIX].copy_from_slice(&len.to_be_bytes());
-        self.stats.bytes_sent += (out.len() - start) as u64;
+        message[..LEN_PREFIX].copy_from_slice(&len.to_be_bytes());
+        self.stats.bytes_sent += message.len() as u64;
         if self.writer_blocked && self.outbound.bytes <= self.config.send_buffer_limit / 2 {
             self.writer_blocked = false;
             self.events.push_back(ChannelEvent::Writable);
@@ -844,7 +846,25 @@ impl Channel {
         if matches!(self.state, State::Closing) && self.outbound.is_empty() {
             self.finish_close();
         }
+        Some(message)
+    }
+
+    /// Appends the next message to `out`, if there is one, and says whether
+    /// it did: [`poll_transmit`](Self::poll_transmit) for a caller that
+    /// gathers messages in one buffer of its own.
+    pub fn poll_transmit_into(&mut self, out: &mut Vec<u8>) -> bool {
+        let Some(message) = self.poll_transmit() else {
+            return false;
+        };
+        out.extend_from_slice(&message);
+        self.recycle_buffer(message);
         true
+    }
+
+    /// Takes back a buffer [`poll_transmit`](Self::poll_transmit) returned,
+    /// once written, to encode later frames into (a few are kept).
+    pub fn recycle_buffer(&mut self, buffer: Vec<u8>) {
+        self.outbound.recycle(buffer);
     }
 
     /// The next event, if any.
@@ -1146,7 +1166,7 @@ impl Channel {
         self.ping_owed = None;
         self.writer_blocked = false;
         if let (Some(farewell), Some(_)) = (farewell, &self.transport)
-            && let Ok(frame) = encode_frame(&farewell.into(), MAX_FRAME_SIZE_CEILING)
+            && let Ok(frame) = queued_frame(&farewell.into(), MAX_FRAME_SIZE_CEILING, Vec::new())
         {
             self.outbound.push_back(frame);
         }
@@ -1202,7 +1222,9 @@ impl Channel {
     /// craft malformed streams.
     #[cfg(test)]
     pub(crate) fn inject_plaintext(&mut self, bytes: Vec<u8>) {
-        self.outbound.push_back(bytes);
+        let mut frame = vec![0; HEADROOM];
+        frame.extend_from_slice(&bytes);
+        self.outbound.push_back(frame);
     }
 }
 
@@ -1217,7 +1239,22 @@ impl std::fmt::Debug for Channel {
     }
 }
 
-/// Encoded frames waiting for [`Channel::poll_transmit`].
+/// Bytes kept free in front of every queued frame: where a frame that
+/// makes a message alone gets its length prefix, so it is sealed and sent
+/// from the buffer it was encoded into.
+const HEADROOM: usize = LEN_PREFIX;
+
+/// `packet` encoded for the queue, in `buffer` (cleared first), behind
+/// [`HEADROOM`] free bytes.
+fn queued_frame(packet: &Packet, limit: u32, mut buffer: Vec<u8>) -> Result<Vec<u8>, Error> {
+    buffer.clear();
+    buffer.extend_from_slice(&[0; HEADROOM]);
+    encode_frame_into(packet, limit, &mut buffer)?;
+    Ok(buffer)
+}
+
+/// Encoded frames waiting for [`Channel::poll_transmit`], each behind its
+/// [`HEADROOM`].
 #[derive(Default)]
 struct OutboundQueue {
     frames: VecDeque<Vec<u8>>,
@@ -1234,16 +1271,21 @@ struct OutboundQueue {
 const SPARE_BUFFERS: usize = 4;
 const SPARE_CAPACITY: usize = 128 * 1024;
 
+/// A queued frame's length, without its headroom.
+fn frame_len(frame: &[u8]) -> usize {
+    frame.len() - HEADROOM
+}
+
 impl OutboundQueue {
     fn push_back(&mut self, frame: Vec<u8>) {
-        self.bytes += frame.len();
+        self.bytes += frame_len(&frame);
         self.frames.push_back(frame);
     }
 
     /// Queues a control frame ahead of application data, at the first frame
     /// boundary (never inside a partly sent frame).
     fn push_control(&mut self, frame: Vec<u8>) {
-        self.bytes += frame.len();
+        self.bytes += frame_len(&frame);
         if self.offset == 0 {
             self.frames.push_front(frame);
         } else {
@@ -1254,6 +1296,27 @@ impl OutboundQueue {
     /// An empty buffer to encode the next frame into.
     fn spare_buffer(&mut self) -> Vec<u8> {
         self.spare.pop().unwrap_or_default()
+    }
+
+    /// Keeps `buffer` for a later frame, within the bounds.
+    fn recycle(&mut self, mut buffer: Vec<u8>) {
+        if self.spare.len() < SPARE_BUFFERS && buffer.capacity() <= SPARE_CAPACITY {
+            buffer.clear();
+            self.spare.push(buffer);
+        }
+    }
+
+    /// The front frame with its headroom, if it makes a message of at most
+    /// `max` bytes alone: it is whole, fits, and the frame behind it would
+    /// not fit with it.
+    fn take_alone(&mut self, max: usize) -> Option<Vec<u8>> {
+        let len = frame_len(self.frames.front()?);
+        let next = self.frames.get(1).map(|f| frame_len(f));
+        if self.offset != 0 || len > max || next.is_some_and(|next| len + next <= max) {
+            return None;
+        }
+        self.bytes -= len;
+        self.frames.pop_front()
     }
 
     /// Moves up to `max` bytes of the stream into `buf`. A frame that would
@@ -1268,25 +1331,18 @@ impl OutboundQueue {
                 break;
             };
             let room = max - buf.len();
-            if self.offset == 0
-                && buf.len() > begin
-                && front.len() > room
-                && front.len() <= max - begin
-            {
+            let whole = frame_len(front);
+            if self.offset == 0 && buf.len() > begin && whole > room && whole <= max - begin {
                 break;
             }
-            let rest = &front[self.offset..];
+            let rest = &front[HEADROOM + self.offset..];
             let take = rest.len().min(room);
             buf.extend_from_slice(&rest[..take]);
             self.offset += take;
             self.bytes -= take;
-            if self.offset == front.len() {
-                if let Some(mut sent) = self.frames.pop_front()
-                    && self.spare.len() < SPARE_BUFFERS
-                    && sent.capacity() <= SPARE_CAPACITY
-                {
-                    sent.clear();
-                    self.spare.push(sent);
+            if self.offset == whole {
+                if let Some(sent) = self.frames.pop_front() {
+                    self.recycle(sent);
                 }
                 self.offset = 0;
             }
@@ -1323,8 +1379,11 @@ fn truncate_at_char_boundary(s: &mut String, max: usize) {
 mod tests {
     use super::*;
 
+    /// A queued frame of `len` bytes (behind its headroom).
     fn frame(len: usize, fill: u8) -> Vec<u8> {
-        vec![fill; len]
+        let mut frame = vec![0; HEADROOM];
+        frame.extend(std::iter::repeat_n(fill, len));
+        frame
     }
 
     /// The messages `queue` makes of its frames, each at most `max` bytes.
@@ -1348,6 +1407,25 @@ mod tests {
         // 300+700 fill one message; 600 would not fit after them, so it
         // starts the next one, with the 100 behind it.
         assert_eq!(lens, vec![1000, 700]);
+    }
+
+    #[test]
+    fn a_frame_that_makes_a_message_alone_is_handed_over_in_its_own_buffer() {
+        let mut queue = OutboundQueue::default();
+        queue.push_back(frame(900, 1));
+        queue.push_back(frame(300, 2));
+        queue.push_back(frame(200, 3));
+        // 900 + 300 would not fit in 1000: the first goes alone, as it is.
+        let alone = queue.take_alone(1000).expect("alone");
+        assert_eq!(alone.len(), HEADROOM + 900);
+        assert!(alone[HEADROOM..].iter().all(|&b| b == 1));
+        // 300 + 200 fit together: gathered, not alone.
+        assert_eq!(queue.take_alone(1000), None);
+        assert_eq!(messages(&mut queue, 1000).concat().len(), 500);
+        // A frame too large for one message is never alone.
+        queue.push_back(frame(1500, 4));
+        assert_eq!(queue.take_alone(1000), None);
+        assert_eq!(queue.bytes, 1500);
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! Transport-mode encryption of an established channel: one AEAD key and
-//! nonce counter per direction, sealing and opening in place.
+//! nonce counter per direction, sealing and opening in place (ring's
+//! AEADs).
 //!
 //! The keys are Noise's `Split()` output for the transcript: the first
 //! seals what the initiator sends, the second what the responder sends.

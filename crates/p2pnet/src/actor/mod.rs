@@ -32,8 +32,10 @@ mod dispatch;
 mod files;
 mod lifecycle;
 mod perf;
+mod write_queue;
 
 use std::collections::{HashMap, VecDeque};
+use std::io::IoSlice;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -63,8 +65,9 @@ use crate::persistent::Persistent;
 use crate::traffic::TrafficCounters;
 use crate::transfer_io::{Incoming, Outgoing};
 use crate::transfers::Transfers;
+use write_queue::{MAX_WRITE_SLICES, WriteQueue};
 
-/// Bytes gathered from the channel per socket write.
+/// Bytes taken from the channel ahead of the socket's writes.
 pub(crate) const WRITE_BUFFER: usize = 256 * 1024;
 /// The read buffer of an idle channel.
 pub(crate) const MIN_READ_BUFFER: usize = 2 * 1024;
@@ -187,8 +190,7 @@ impl Actor {
     async fn drive(mut self, stream: TcpStream) {
         let (mut reader, mut writer) = stream.into_split();
         let mut read_buf = vec![0u8; MIN_READ_BUFFER];
-        let mut out: Vec<u8> = Vec::new();
-        let mut written = 0usize;
+        let mut queue = WriteQueue::default();
         let mut read_open = true;
         let mut write_dead = false;
         let mut flush_deadline: Option<tokio::time::Instant> = None;
@@ -196,15 +198,18 @@ impl Actor {
             // Everything that is ready without waiting.
             loop {
                 let mut progressed = false;
-                if written == out.len() || write_dead {
-                    out.clear();
-                    written = 0;
-                    // Messages are sealed straight into the write buffer.
-                    while out.len() < WRITE_BUFFER && self.channel.poll_transmit_into(&mut out) {
-                        progressed = true;
-                        if write_dead {
-                            out.clear();
-                        }
+                if write_dead {
+                    queue.clear(|buffer| self.channel.recycle_buffer(buffer));
+                }
+                while queue.bytes() < WRITE_BUFFER {
+                    let Some(message) = self.channel.poll_transmit() else {
+                        break;
+                    };
+                    progressed = true;
+                    if write_dead {
+                        self.channel.recycle_buffer(message);
+                    } else {
+                        queue.push(message);
                     }
                 }
                 progressed |= self.process_events().await;
@@ -216,7 +221,7 @@ impl Actor {
                 }
             }
             if self.channel.is_closed() {
-                if self.channel.is_drained() && (written == out.len() || write_dead) {
+                if self.channel.is_drained() && (queue.is_empty() || write_dead) {
                     break;
                 }
                 let deadline = *flush_deadline
@@ -235,15 +240,19 @@ impl Actor {
                 .chain(self.traffic_publish_due())
                 .min();
             let accept_commands = self.stalled.is_none() && !self.channel.is_closed();
+            let mut slices = [IoSlice::new(&[]); MAX_WRITE_SLICES];
+            let count = queue.slices(&mut slices);
             tokio::select! {
                 () = self.ctx.cancel.cancelled(), if !self.shutting_down => {
                     self.shutting_down = true;
                     let now = self.ctx.clock.now();
                     self.channel.close(now, Disconnect::new(DisconnectReason::Shutdown));
                 }
-                result = writer.write(&out[written..]), if written < out.len() && !write_dead => {
+                result = writer.write_vectored(&slices[..count]), if count > 0 && !write_dead => {
                     match result {
-                        Ok(n) if n > 0 => written += n,
+                        Ok(n) if n > 0 => {
+                            queue.advance(n, |buffer| self.channel.recycle_buffer(buffer));
+                        }
                         Ok(_) | Err(_) => {
                             write_dead = true;
                             self.channel.handle_eof();
@@ -282,10 +291,6 @@ impl Actor {
                         read_buf = vec![0; MIN_READ_BUFFER];
                     }
                     self.channel.release_buffers();
-                    if written == out.len() && out.capacity() > 0 {
-                        out = Vec::new();
-                        written = 0;
-                    }
                 }
             }
         }
