@@ -75,6 +75,7 @@ use crate::error::{Error, HandshakeError};
 use crate::identity::{Keypair, PeerId};
 use crate::transport::{TAG_LEN, Transport};
 use crate::trust::Direction;
+use crate::x25519::AwsLcX25519;
 use crate::{MIN_PROTOCOL_VERSION, PROTOCOL_VERSION};
 
 /// The Noise protocol name.
@@ -491,8 +492,8 @@ impl Handshake {
 }
 
 /// Resolves `snow`'s primitives from its default resolver, except the RNG,
-/// which is a BLAKE3 XOF keyed by a caller-provided seed, and the cipher,
-/// which is ring's.
+/// which is a BLAKE3 XOF keyed by a caller-provided seed, the cipher, which
+/// is ring's, and X25519, which is AWS-LC's (`x25519.rs`).
 struct SeededResolver {
     seed: Zeroizing<[u8; 32]>,
     calls: Cell<u64>,
@@ -511,7 +512,10 @@ impl CryptoResolver for SeededResolver {
     }
 
     fn resolve_dh(&self, choice: &DHChoice) -> Option<Box<dyn Dh>> {
-        DefaultResolver.resolve_dh(choice)
+        match choice {
+            DHChoice::Curve25519 => Some(Box::<AwsLcX25519>::default()),
+            other => DefaultResolver.resolve_dh(other),
+        }
     }
 
     fn resolve_hash(&self, choice: &HashChoice) -> Option<Box<dyn Hash>> {

@@ -149,6 +149,7 @@ pub mod time;
 pub mod transfer;
 mod transport;
 pub mod trust;
+mod x25519;
 
 #[cfg(test)]
 mod tests;
