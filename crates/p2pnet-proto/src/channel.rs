@@ -367,7 +367,10 @@ pub struct Channel {
     local_id: PeerId,
     state: State,
     remote: Option<Remote>,
-    transport: Option<Transport>,
+    /// Boxed: its two expanded AES-GCM keys are about 1 KiB, which every
+    /// channel's struct (and whatever holds it by value) would carry from
+    /// its first byte.
+    transport: Option<Box<Transport>>,
     reader: MessageReader,
     decoder: FrameDecoder,
     handshake_out: VecDeque<Vec<u8>>,
@@ -1001,7 +1004,7 @@ impl Channel {
             Ok(established) => established,
             Err(err) => return Err(self.fail(err)),
         };
-        self.transport = Some(established.transport);
+        self.transport = Some(Box::new(established.transport));
         self.last_activity = now;
         self.events.push_back(ChannelEvent::HandshakeComplete {
             peer_id: established.peer_id,
@@ -1266,10 +1269,11 @@ struct OutboundQueue {
     spare: Vec<Vec<u8>>,
 }
 
-/// Frame buffers kept for reuse, and the largest capacity kept: enough for
-/// a stream of bulk packets to allocate none.
+/// Frame buffers kept for reuse, and the capacities kept: enough for a
+/// stream of bulk packets to allocate none, while small buffers (cheap to
+/// allocate, and what an idle channel's last messages leave) are freed.
 const SPARE_BUFFERS: usize = 4;
-const SPARE_CAPACITY: usize = 128 * 1024;
+const SPARE_CAPACITY: std::ops::RangeInclusive<usize> = 4 * 1024..=128 * 1024;
 
 /// A queued frame's length, without its headroom.
 fn frame_len(frame: &[u8]) -> usize {
@@ -1300,7 +1304,7 @@ impl OutboundQueue {
 
     /// Keeps `buffer` for a later frame, within the bounds.
     fn recycle(&mut self, mut buffer: Vec<u8>) {
-        if self.spare.len() < SPARE_BUFFERS && buffer.capacity() <= SPARE_CAPACITY {
+        if self.spare.len() < SPARE_BUFFERS && SPARE_CAPACITY.contains(&buffer.capacity()) {
             buffer.clear();
             self.spare.push(buffer);
         }
@@ -1437,9 +1441,18 @@ mod tests {
         let lens: Vec<usize> = sent.iter().map(Vec::len).collect();
         assert_eq!(lens, vec![1000, 1000, 700]);
         assert_eq!(sent.concat().len(), 2700);
-        // Sent frames' buffers are kept for reuse, up to a bound.
-        assert_eq!(queue.spare.len(), 2);
-        assert!(queue.spare_buffer().is_empty());
+        // Small buffers are not worth keeping; bulk-sized ones are, to a
+        // bound, and a quiet channel releases them.
+        assert!(queue.spare.is_empty());
+        queue.recycle(Vec::with_capacity(100));
+        queue.recycle(Vec::with_capacity(1 << 20));
+        assert!(queue.spare.is_empty());
+        for _ in 0..SPARE_BUFFERS + 2 {
+            queue.recycle(vec![7; 8192]);
+        }
+        assert_eq!(queue.spare.len(), SPARE_BUFFERS);
+        let reused = queue.spare_buffer();
+        assert!(reused.is_empty() && reused.capacity() >= 8192);
         queue.release_spare();
         assert!(queue.spare.is_empty());
     }

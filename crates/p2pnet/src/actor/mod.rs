@@ -126,9 +126,10 @@ pub(crate) struct Actor {
     connecting_since: tokio::time::Instant,
     /// From `connecting_since` to the end of the handshake.
     connect_time: Option<Duration>,
-    /// The speed test this side asked for, and the one it answers.
-    asking: Option<perf::Asking>,
-    answering: Option<p2pnet_proto::perf::PerfAnswerer>,
+    /// The speed test this side asked for, and the one it answers (boxed:
+    /// rare, and every idle channel's task would carry their room).
+    asking: Option<Box<perf::Asking>>,
+    answering: Option<Box<p2pnet_proto::perf::PerfAnswerer>>,
     /// Speed tests asked for on this channel (their ids).
     perf_tests: u32,
 }

@@ -46,7 +46,7 @@ impl Actor {
         let now = self.ctx.clock.now();
         let (asker, first) = PerfAsker::new(id, request.upload, request.download, now);
         match self.channel.send(Packet::Perf(first)) {
-            Ok(()) => self.asking = Some(Asking { asker, reply }),
+            Ok(()) => self.asking = Some(Box::new(Asking { asker, reply })),
             Err(err) => {
                 let _ = reply.send(Err(err.into()));
             }
@@ -84,9 +84,10 @@ impl Actor {
             }),
             Err(failure) => Err(failure),
         };
-        let Some(Asking { asker, reply }) = self.asking.take() else {
+        let Some(asking) = self.asking.take() else {
             return;
         };
+        let Asking { asker, reply } = *asking;
         if matches!(result, Err(PerfFailure::Violation(_))) {
             self.send_or_hold(Packet::Perf(Perf::Cancel { id: asker.id() }));
         }
@@ -108,7 +109,7 @@ impl Actor {
                 let cap = self.ctx.config.limits.max_perf_bytes;
                 match PerfAnswerer::accept(&packet, cap) {
                     Ok((answerer, replies)) => {
-                        self.answering = Some(answerer);
+                        self.answering = Some(Box::new(answerer));
                         for reply in replies {
                             self.send_or_hold(Packet::Perf(reply));
                         }
@@ -143,9 +144,11 @@ impl Actor {
             .asking
             .as_ref()
             .is_some_and(|asking| asking.reply.is_closed())
-            && let Some(Asking { asker, .. }) = self.asking.take()
+            && let Some(asking) = self.asking.take()
         {
-            self.send_or_hold(Packet::Perf(Perf::Cancel { id: asker.id() }));
+            self.send_or_hold(Packet::Perf(Perf::Cancel {
+                id: asking.asker.id(),
+            }));
             progressed = true;
         }
         let chunk = self.perf_chunk_size();

@@ -6,7 +6,7 @@ use std::collections::VecDeque;
 use std::io::IoSlice;
 
 /// Most buffers gathered into one vectored write.
-pub(super) const MAX_WRITE_SLICES: usize = 16;
+pub(super) const MAX_WRITE_SLICES: usize = 8;
 
 #[derive(Debug, Default)]
 pub(super) struct WriteQueue {
