@@ -29,7 +29,9 @@ pub struct Limits {
     pub max_pending_per_source: usize,
     /// Commands queued per channel before senders wait. Default 64.
     pub command_queue: usize,
-    /// Known peers remembered. Default 4096.
+    /// Known peers remembered. Default 4096. When full, a new peer makes
+    /// the stalest sixteenth of those not approved, persistent or granted
+    /// anything forgotten at once.
     pub max_known_peers: usize,
     /// Events buffered per subscriber before the oldest are dropped.
     /// Default 1024.

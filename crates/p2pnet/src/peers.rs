@@ -40,6 +40,8 @@ pub(crate) use crate::peer_info::{
 pub(crate) const MAX_ADDRESSES_PER_PEER: usize = 8;
 /// Peers one sender's lists may add to the table.
 pub(crate) const MAX_PEERS_PER_SHARER: usize = 64;
+/// A full table evicts this share of its capacity at once.
+const EVICTION_SHARE: usize = 16;
 
 /// Where an address came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -218,7 +220,7 @@ impl PeerTable {
                 return Observed::Refused;
             }
         }
-        if self.peers.len() >= self.capacity && !self.evict_one() {
+        if self.peers.len() >= self.capacity && !self.evict_stalest() {
             return Observed::Refused;
         }
         self.peers.insert(
@@ -244,7 +246,7 @@ impl PeerTable {
     fn restore(&mut self, entry: Entry) -> bool {
         if !self.peers.contains_key(&entry.peer_id)
             && self.peers.len() >= self.capacity
-            && !self.evict_one()
+            && !self.evict_stalest()
         {
             return false;
         }
@@ -252,14 +254,28 @@ impl PeerTable {
         true
     }
 
-    fn evict_one(&mut self) -> bool {
-        let victim = self
+    /// Makes room in a full table: the stalest unprotected peers go, a
+    /// sixteenth of the table at once (at least one), so a stream of new
+    /// peers pays one scan per sixteenth of the table, not one per peer.
+    /// False when every peer is protected.
+    fn evict_stalest(&mut self) -> bool {
+        let mut candidates: Vec<_> = self
             .peers
             .values()
             .filter(|p| !p.protected())
-            .min_by_key(|p| p.last_seen)
-            .map(|p| p.peer_id);
-        victim.is_some_and(|id| self.peers.remove(&id).is_some())
+            .map(|p| (p.last_seen, p.peer_id))
+            .collect();
+        if candidates.is_empty() {
+            return false;
+        }
+        let batch = (self.capacity / EVICTION_SHARE).clamp(1, candidates.len());
+        if batch < candidates.len() {
+            candidates.select_nth_unstable(batch - 1);
+        }
+        for (_, peer) in &candidates[..batch] {
+            self.peers.remove(peer);
+        }
+        true
     }
 
     fn get_mut(&mut self, peer: &PeerId) -> Option<&mut Entry> {
@@ -757,6 +773,26 @@ mod tests {
         let peer = table.get(&id(1)).unwrap().public();
         assert_eq!(peer.proven_addresses, vec![addr(1), addr(2)]);
         assert!(!peer.addresses.contains(&addr(100)));
+    }
+
+    #[test]
+    fn a_full_table_evicts_a_sixteenth_of_its_stalest_unprotected_peers() {
+        let mut table = PeerTable::new(64);
+        for n in 0..64u8 {
+            table.observe(id(n), None, PeerSource::Inbound, at(u64::from(n) + 1));
+        }
+        table.get_mut(&id(0)).unwrap().persistent = true;
+        assert_eq!(
+            table.observe(id(200), None, PeerSource::Inbound, at(100)),
+            Observed::Added
+        );
+        // The 4 stalest unprotected (1..=4) went; the protected stalest stayed.
+        assert!(table.get(&id(0)).is_some());
+        for gone in 1..=4 {
+            assert!(table.get(&id(gone)).is_none(), "{gone}");
+        }
+        assert!(table.get(&id(5)).is_some());
+        assert_eq!(table.snapshot().len(), 61);
     }
 
     #[test]
