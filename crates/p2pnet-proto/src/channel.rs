@@ -136,6 +136,7 @@ use crate::identity::{Keypair, PeerId};
 use crate::packet::{
     Disconnect, DisconnectReason, Keepalive, MAX_REASON_LEN, Packet, PacketKind, PermissionClass,
 };
+use crate::perf::{Perf, PerfRefusal};
 use crate::time::Instant;
 use crate::transport::Transport;
 use crate::trust::Direction;
@@ -1106,7 +1107,22 @@ impl Channel {
                 });
                 return Ok(());
             }
-            Verdict::NotPermitted => return self.refuse(kind, RefuseReason::NotPermitted),
+            Verdict::NotPermitted => {
+                // A speed test the grants do not allow is answered at once,
+                // so the asker does not wait out its timeout.
+                if let Packet::Perf(Perf::Request { id, .. }) = packet {
+                    let refusal = Perf::Refused {
+                        id,
+                        reason: PerfRefusal::NotGranted,
+                    };
+                    if let Ok(frame) =
+                        queued_frame(&refusal.into(), MAX_FRAME_SIZE_CEILING, Vec::new())
+                    {
+                        self.outbound.push_back(frame);
+                    }
+                }
+                return self.refuse(kind, RefuseReason::NotPermitted);
+            }
         }
         if let Packet::Identifier(id) = &packet
             && Some(id.peer_id) != self.peer_id()

@@ -13,7 +13,9 @@
 //! ```
 //!
 //! Perf packets need [`Scopes::PERF`](crate::Scopes::PERF) like any gated
-//! packet, so a peer is tested only where both grants allow it. The
+//! packet, so a peer is tested only where both grants allow it; a request
+//! the answerer's grants do not allow is answered `Refused(NotGranted)` by
+//! the channel itself (a reply always permitted, like a file Cancel). The
 //! answerer also caps the bytes of one test ([`PerfAnswerer::accept`])
 //! and runs one test per channel at a time. Either side may send
 //! `Cancel`. These are pure state machines: the runtime sends what they
@@ -113,6 +115,11 @@ pub enum PerfRefusal {
     /// A test of this channel is already running.
     #[error("the peer is already running a speed test on this channel")]
     Busy,
+    /// The answerer's grants for the asker do not include the `perf`
+    /// scope. The channel answers this itself, so the asker need not wait
+    /// for its timeout.
+    #[error("the peer does not grant this node speed tests (the perf scope)")]
+    NotGranted,
 }
 
 /// A test that did not finish.

@@ -129,3 +129,40 @@ async fn without_the_perf_scope_no_test_is_asked() {
     alice.shutdown().await;
     bob.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_peer_that_does_not_grant_perf_refuses_at_once() {
+    // Alice grants Bob everything; Bob's grants for Alice hold messages
+    // only (his policy's default), so her request is answered NotGranted.
+    let alice = start(local().trust_policy(open_policy())).await;
+    let bob = start(local().trust_policy(IncomingPeerTrustPolicy {
+        auto_accept: true,
+        ..IncomingPeerTrustPolicy::default()
+    }))
+    .await;
+    let bob_id = alice.connect(addr(&bob)).await.unwrap();
+    alice.elevate(bob_id).await.unwrap();
+    eventually("perf granted on Alice's side", || {
+        alice.channel(&bob_id).is_some_and(
+            |c| matches!(c.state, ChannelState::Open { scopes } if scopes.contains(Scopes::PERF)),
+        )
+    })
+    .await;
+    let mut request = PerfRequest::new(1 << 20, 1 << 20);
+    request.timeout = std::time::Duration::from_secs(10);
+    let started = std::time::Instant::now();
+    let err = alice.perf(bob_id, request).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::Perf(PerfFailure::Refused(PerfRefusal::NotGranted))
+        ),
+        "{err}"
+    );
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(5),
+        "not a timeout"
+    );
+    alice.shutdown().await;
+    bob.shutdown().await;
+}

@@ -274,7 +274,7 @@ impl NodeService {
                     super::perf::request(&upload, &download).map_err(ActionError::Invalid)?;
                 let report = network.perf(peer, request).await.map_err(|err| match err {
                     p2pnet::Error::PerfTimedOut => ActionError::Failed(format!(
-                        "no answer from {peer} in {} s: it may not grant this node the perf scope",
+                        "no answer from {peer} in {} s",
                         super::perf::TIMEOUT.as_secs()
                     )),
                     other => failed(other),

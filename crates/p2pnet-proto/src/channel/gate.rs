@@ -33,6 +33,12 @@ pub const REVOCATION_GRACE: Duration = Duration::from_secs(5);
 /// larger is refused without being decoded.
 const MAX_WIND_DOWN_BODY_LEN: usize = 2 + 10 + 1 + 10 + MAX_REASON_LEN;
 
+/// Upper bound on the body of a perf `Request`: its variant tag, the id
+/// and two sizes (varints of at most 5, 10 and 10 bytes). A Perf frame no
+/// larger than this may be a request the channel answers itself when the
+/// grants do not allow speed tests, so it is decoded even then.
+pub(super) const MAX_PERF_REQUEST_BODY_LEN: usize = 1 + 5 + 10 + 10;
+
 /// What the gate decides about a decoded packet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Verdict {
@@ -122,6 +128,7 @@ impl GrantGate {
         };
         coarse.intersects(self.permissions.scopes.union(self.in_grace()))
             || (kind == PacketKind::DataTransmission && body_len <= MAX_WIND_DOWN_BODY_LEN)
+            || (kind == PacketKind::Perf && body_len <= MAX_PERF_REQUEST_BODY_LEN)
     }
 
     /// The exact decision on a decoded packet.
@@ -167,6 +174,7 @@ mod tests {
     use crate::packet::{
         DataTransmission, FileCancel, FileMessage, FileReject, Payload, PureMessage, TransferId,
     };
+    use crate::perf::Perf;
 
     fn at(secs: u64) -> Instant {
         Instant::from_duration(Duration::from_secs(secs))
@@ -206,6 +214,15 @@ mod tests {
         assert!(!gate.worth_decoding(PacketKind::DataTransmission, MAX_WIND_DOWN_BODY_LEN + 1));
         let big = DataTransmission::MiscData(Payload::new(vec![0; 1000]));
         assert!(body_len(big.into()) > MAX_WIND_DOWN_BODY_LEN);
+        // The largest perf request fits its bound; test data does not.
+        let request = Perf::Request {
+            id: u32::MAX,
+            upload: u64::MAX,
+            download: u64::MAX,
+        };
+        assert!(body_len(request.into()) <= MAX_PERF_REQUEST_BODY_LEN);
+        assert!(gate.worth_decoding(PacketKind::Perf, MAX_PERF_REQUEST_BODY_LEN));
+        assert!(!gate.worth_decoding(PacketKind::Perf, MAX_PERF_REQUEST_BODY_LEN + 1));
     }
 
     #[test]

@@ -630,3 +630,38 @@ fn bytes_opened_in_place_give_the_same_packets_in_any_split() {
         assert_eq!(received, packets, "pieces of {cut}");
     }
 }
+
+#[test]
+fn a_speed_test_the_grants_do_not_allow_is_refused_by_the_channel_at_once() {
+    use crate::perf::{Perf, PerfRefusal};
+    let mut pair = Pair::new(41);
+    // The client may ask; the server's grants for it hold messages only.
+    pair.open(Scopes::MESSAGE | Scopes::PERF, Scopes::MESSAGE);
+    let request = Perf::Request {
+        id: 6,
+        upload: 1 << 20,
+        download: 0,
+    };
+    pair.client.ch.send(request).unwrap();
+    pair.drive();
+    assert_eq!(
+        pair.client.packets(),
+        vec![Packet::Perf(Perf::Refused {
+            id: 6,
+            reason: PerfRefusal::NotGranted
+        })]
+    );
+    assert!(pair.server.packets().is_empty());
+    assert!(pair.server.events().contains(&ChannelEvent::PacketRefused {
+        kind: PacketKind::Perf,
+        reason: crate::channel::RefuseReason::NotPermitted,
+    }));
+    // Test data without the scope is refused undecoded, and not answered.
+    let data = Perf::Data {
+        id: 6,
+        bytes: vec![0; 1000],
+    };
+    pair.client.ch.send(data).unwrap();
+    pair.drive();
+    assert_eq!(pair.client.packets().len(), 1);
+}
