@@ -40,6 +40,9 @@ echo "PostgreSQL on port $pg_port"
 step "unit and integration tests"
 cargo test --workspace --locked --no-fail-fast
 
+step "fuzz smoke (5 s a target; scripts/fuzz.sh N for a campaign)"
+scripts/fuzz.sh 5
+
 step "release wasm size budget"
 scripts/wasm-size.sh
 

@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# The fuzzing campaign: every target of every fuzz workspace, each for a
+# while, on the stable toolchain (cargo-fuzz: libFuzzer with
+# AddressSanitizer; RUSTC_BOOTSTRAP=1 lets stable rustc take its -Z flags).
+#
+#   scripts/fuzz.sh [SECONDS_PER_TARGET]    default 150; the test command runs 5
+#
+# Each target starts from its committed seeds (fuzz/seeds/TARGET) and the
+# corpus earlier runs grew (fuzz/corpus/TARGET, not committed). Prints one
+# row per target: executions, seconds, executions a second, and whether it
+# crashed (the input is then in fuzz/artifacts/TARGET). Exits 1 on a crash.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="$HOME/.cargo/bin:$PATH"
+seconds=${1:-150}
+[[ "$seconds" =~ ^[0-9]+$ ]] || { echo "usage: scripts/fuzz.sh [SECONDS_PER_TARGET]" >&2; exit 2; }
+
+if ! command -v cargo-fuzz >/dev/null; then
+  cargo install cargo-fuzz --locked --version 0.13.2
+fi
+export RUSTC_BOOTSTRAP=1
+
+# Crates with a `fuzz/` workspace of their own.
+workspaces=(crates/p2pnet-proto)
+
+rows=()
+crashed=0
+for workspace in "${workspaces[@]}"; do
+  (cd "$workspace" && cargo fuzz build)
+  for target in $(cd "$workspace" && cargo fuzz list); do
+    inputs=("fuzz/corpus/$target")
+    mkdir -p "$workspace/fuzz/corpus/$target"
+    [[ -d "$workspace/fuzz/seeds/$target" ]] && inputs+=("fuzz/seeds/$target")
+    log=$(mktemp)
+    outcome=ok
+    if ! (cd "$workspace" && cargo fuzz run "$target" "${inputs[@]}" -- \
+        -max_total_time="$seconds" -print_final_stats=1) >"$log" 2>&1; then
+      outcome="CRASH (see $workspace/fuzz/artifacts/$target)"
+      crashed=1
+      tail -40 "$log" >&2
+    fi
+    runs=$(grep -oE 'stat::number_of_executed_units: *[0-9]+' "$log" | grep -oE '[0-9]+$' | tail -1)
+    took=$(grep -oE 'Done [0-9]+ runs in [0-9]+ second' "$log" | grep -oE 'in [0-9]+' | grep -oE '[0-9]+' | tail -1)
+    runs=${runs:-0}
+    took=${took:-$seconds}
+    rate=$(( runs / (took > 0 ? took : 1) ))
+    rows+=("$(printf '| %-22s | %12s | %7s | %9s | %s |' "$target" "$runs" "$took" "$rate" "$outcome")")
+    rm -f "$log"
+  done
+done
+
+printf '\n| %-22s | %12s | %7s | %9s | %s |\n' target executions seconds "exec/s" outcome
+printf '|%s|%s|%s|%s|%s|\n' "------------------------" "--------------" "---------" "-----------" "---------"
+printf '%s\n' "${rows[@]}"
+exit "$crashed"
