@@ -21,7 +21,7 @@ fi
 export RUSTC_BOOTSTRAP=1
 
 # Crates with a `fuzz/` workspace of their own.
-workspaces=(crates/p2pnet-proto)
+workspaces=(crates/p2pnet-proto crates/p2pnet-bootstrap)
 
 rows=()
 crashed=0
