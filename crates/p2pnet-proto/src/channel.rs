@@ -684,6 +684,7 @@ impl Channel {
         let frame = queued_frame(&packet, limit, self.outbound.spare_buffer())?;
         let pending = self.outbound.bytes;
         if pending > 0 && pending + frame.len() - HEADROOM > self.config.send_buffer_limit {
+            self.outbound.recycle(frame);
             self.writer_blocked = true;
             return Err(Error::SendBufferFull {
                 pending,

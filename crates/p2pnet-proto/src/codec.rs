@@ -331,7 +331,8 @@ impl FrameDecoder {
             if self.header_len < FRAME_HEADER_LEN {
                 return Ok(None);
             }
-            let header = self.check(&self.header.clone())?;
+            let header_bytes = self.header;
+            let header = self.check(&header_bytes)?;
             self.header_len = 0;
             let len = header.body_len as usize;
             // Never reserve more than one Noise message worth for a

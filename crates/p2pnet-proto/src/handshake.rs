@@ -355,7 +355,7 @@ impl Handshake {
         }
         .map_err(|_| Error::InvalidConfig("noise handshake state could not be built"))?;
         // Checked now, so a bad hello fails the constructor, not a peer.
-        hello.encode(PROTOCOL_VERSION, identity.peer_id())?;
+        hello.validate().map_err(Error::InvalidConfig)?;
         let mut hs = Self {
             state,
             role,

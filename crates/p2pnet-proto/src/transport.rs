@@ -69,7 +69,6 @@ impl DirectionKey {
 
 /// Both directions of an established channel.
 pub(crate) struct Transport {
-    cipher: Cipher,
     send: DirectionKey,
     receive: DirectionKey,
 }
@@ -88,7 +87,6 @@ impl Transport {
             Direction::Inbound => (responder_to_initiator, initiator_to_responder),
         };
         Ok(Self {
-            cipher,
             send: DirectionKey::new(cipher, send)?,
             receive: DirectionKey::new(cipher, receive)?,
         })
@@ -96,7 +94,7 @@ impl Transport {
 
     /// The negotiated cipher.
     pub(crate) fn cipher(&self) -> Cipher {
-        self.cipher
+        self.send.cipher
     }
 
     /// Seals `buf[from..]` in place and appends its tag.
