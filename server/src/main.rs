@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 
 fn main() -> ExitCode {
     quiet_vulkan_layers();
+    raise_net_raw();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(e) => {
@@ -51,6 +52,25 @@ fn quiet_vulkan_layers() {
     eprintln!(
         "warning: cannot restart with {NODEVICE_SELECT}=1 ({error}); GPU scans may print Vulkan layer noise"
     );
+}
+
+/// Scan jobs open raw ICMPv6 sockets, which need `CAP_NET_RAW` in the
+/// effective set. The Docker image gives the binary that capability as
+/// *permitted* only (`setcap cap_net_raw+p`), never `+ep`: the kernel
+/// refuses to exec a binary whose effective file capabilities it cannot
+/// grant, so a container started without `NET_RAW` would not start at all.
+/// Raised here, before any thread exists (threads inherit the set), it
+/// serves every worker; where it is not permitted, scans fail with a clear
+/// `CAP_NET_RAW` error and everything else runs.
+fn raise_net_raw() {
+    use caps::{CapSet, Capability};
+    let permitted = caps::has_cap(None, CapSet::Permitted, Capability::CAP_NET_RAW);
+    let effective = caps::has_cap(None, CapSet::Effective, Capability::CAP_NET_RAW);
+    if let (Ok(true), Ok(false)) = (permitted, effective)
+        && let Err(e) = caps::raise(None, CapSet::Effective, Capability::CAP_NET_RAW)
+    {
+        eprintln!("warning: cannot raise CAP_NET_RAW ({e}); scan jobs will be refused");
+    }
 }
 
 async fn serve() -> ExitCode {
