@@ -42,6 +42,7 @@ struct RouteLabels {
 /// The HTTP metrics and their registry.
 pub struct HttpMetrics {
     registry: Mutex<Registry>,
+    process: super::process_metrics::ProcessMetrics,
     requests: Family<RequestLabels, Counter>,
     latency: Family<RouteLabels, Histogram>,
 }
@@ -65,8 +66,11 @@ impl Default for HttpMetrics {
             "HTTP request latency",
             latency.clone(),
         );
+        let process = super::process_metrics::ProcessMetrics::default();
+        process.register(&mut registry);
         Self {
             registry: Mutex::new(registry),
+            process,
             requests,
             latency,
         }
@@ -92,6 +96,7 @@ impl HttpMetrics {
 
     /// The OpenMetrics text exposition.
     pub fn encode(&self) -> Result<String, std::fmt::Error> {
+        self.process.refresh();
         let registry = self.registry.lock().unwrap_or_else(|p| p.into_inner());
         let mut out = String::new();
         encode(&mut out, &registry)?;

@@ -14,6 +14,7 @@ pub mod live;
 pub mod metrics;
 pub mod parser;
 pub mod path;
+pub mod process_metrics;
 pub mod widescan;
 
 use std::time::Duration;
