@@ -1,5 +1,6 @@
 //! The process's own gauges in `/metrics`: resident memory, open file
-//! descriptors, threads and live async tasks, read at each scrape. A leak
+//! descriptors, threads and live async tasks (`p2pnet_process_*`,
+//! `p2pnet_tokio_alive_tasks`), read at each scrape. A leak
 //! of any of them shows as a line that only grows (the soak campaign in
 //! scripts/load.sh reads them).
 
