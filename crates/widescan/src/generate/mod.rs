@@ -184,6 +184,8 @@ impl AddressSpace {
         self.networks[base] | (pos - starts[base])
     }
 
+    /// The GPU path uploads this table; the CPU path walks it in place.
+    #[cfg(feature = "gpu")]
     pub(crate) fn networks(&self) -> &[u128] {
         &self.networks
     }
