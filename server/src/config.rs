@@ -290,6 +290,16 @@ impl Config {
         Self::validate(apply_flags(raw, cli))
     }
 
+    /// Reads a configuration file's text alone (no environment, no flags)
+    /// and validates it: what `--config FILE` contributes.
+    pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
+        let raw: RawConfig = Figment::from(Serialized::defaults(RawConfig::default()))
+            .merge(Toml::string(text))
+            .extract()
+            .map_err(Box::new)?;
+        Self::validate(raw)
+    }
+
     /// Checks every value; the first problem is returned, naming its key.
     pub fn validate(raw: RawConfig) -> Result<Self, ConfigError> {
         if raw.server.listen.is_empty() {
@@ -530,6 +540,16 @@ mod tests {
         };
         // A prefix no variable has: the process environment stays out of it.
         Config::load_with_env(&cli, Env::prefixed("P2PNET_TEST_UNUSED_").split("__"))
+    }
+
+    #[test]
+    fn a_file_alone_is_read_and_checked() {
+        let c = Config::from_toml(include_str!("../../config.example.toml")).expect("example");
+        assert_eq!(c.database_url, "sqlite://data/p2pnet.db");
+        let bad = Config::from_toml("[server]\nlisten = []\n").expect_err("no listener");
+        assert!(bad.to_string().contains("server.listen"), "{bad}");
+        let broken = Config::from_toml("[server\nlisten = 3").expect_err("not TOML");
+        assert!(!broken.to_string().is_empty());
     }
 
     #[test]
