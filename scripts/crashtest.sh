@@ -13,6 +13,9 @@
 # prefix (probes to it go nowhere). The PostgreSQL instance is a throw-away
 # one with its durable defaults (fsync on). Prints one table per backend.
 set -euo pipefail
+# One function, read whole before it runs: editing the file meanwhile
+# cannot change what the running copy does.
+main() {
 cd "$(dirname "$0")/.."
 kills=${1:-40}
 [ "$(id -u)" = 0 ] || { echo "crashtest: run as root (it makes a network namespace)" >&2; exit 2; }
@@ -68,3 +71,5 @@ for backend in sqlite postgres; do
   sed -n '/^| figure/,$p' "$work/$backend.out"
   echo
 done
+}
+main "$@"

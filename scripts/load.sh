@@ -16,6 +16,9 @@
 # Everything runs in a network namespace this script creates and deletes
 # (loopback only). Prints a summary table of each part.
 set -euo pipefail
+# One function, read whole before it runs: editing the file meanwhile
+# cannot change what the running copy does.
+main() {
 cd "$(dirname "$0")/.."
 minutes=${1:-10}
 peers=${2:-200}
@@ -132,3 +135,5 @@ if [ "$failed" -gt 0 ] || [ "$soak_status" -ne 0 ]; then
 fi
 echo
 echo "every check passed"
+}
+main "$@"
