@@ -41,8 +41,8 @@ pub enum Error {
     #[error("access denied: {0:?}")]
     Denied(DenyReason),
 
-    /// A connection limit is reached.
-    #[error("connection limit reached: {0}")]
+    /// A configured or protocol limit is reached (its name, and what to do).
+    #[error("limit reached: {0}")]
     LimitReached(&'static str),
 
     /// No channel to this peer is open.

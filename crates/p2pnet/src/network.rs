@@ -29,7 +29,9 @@ use crate::transfer_io::PreparedFile;
 fn grant_error(peer: PeerId, refused: GrantRefused) -> Error {
     match refused {
         GrantRefused::UnknownPeer => Error::UnknownPeer(peer),
-        GrantRefused::TooMany => Error::LimitReached("grants per peer"),
+        GrantRefused::TooMany => {
+            Error::LimitReached("grants per peer (15 live at most); revoke one first")
+        }
     }
 }
 
@@ -216,10 +218,18 @@ impl PeerNetwork {
     }
 
     /// Grants a peer everything (messages, data, tasks, files, peer lists)
-    /// without expiry: one more grant, revocable like any other.
+    /// without expiry, revocable like any other grant. Idempotent: a peer
+    /// that already holds such a grant keeps it, and it is returned.
     pub async fn elevate(&self, peer: PeerId) -> Result<GrantInfo> {
-        self.grant(peer, GrantRequest::new(Scopes::ALL).granted_by("elevate"))
-            .await
+        let (info, added) = self
+            .node
+            .peers
+            .grant_unless_covered(&peer, GrantRequest::new(Scopes::ALL).granted_by("elevate"))
+            .map_err(|refused| grant_error(peer, refused))?;
+        if added {
+            self.grants_changed(peer).await;
+        }
+        Ok(info)
     }
 
     /// Back to the trust policy's default: every grant of the peer,

@@ -512,11 +512,39 @@ impl Peers {
         peer: &PeerId,
         request: GrantRequest,
     ) -> Result<GrantInfo, GrantRefused> {
+        self.add_grant(peer, request, false).map(|(info, _)| info)
+    }
+
+    /// Adds a grant unless a live one already gives at least its scopes
+    /// with no size cap and no expiry, which is returned instead; whether
+    /// one was added. Emits `GrantChanged` only for an addition.
+    pub(crate) fn grant_unless_covered(
+        &self,
+        peer: &PeerId,
+        request: GrantRequest,
+    ) -> Result<(GrantInfo, bool), GrantRefused> {
+        self.add_grant(peer, request, true)
+    }
+
+    fn add_grant(
+        &self,
+        peer: &PeerId,
+        request: GrantRequest,
+        reuse: bool,
+    ) -> Result<(GrantInfo, bool), GrantRefused> {
         let now = Instant::now();
         let wall = SystemTime::now();
         let mut table = self.table();
         let entry = table.get_mut(peer).ok_or(GrantRefused::UnknownPeer)?;
         entry.grants.retain(|g| g.live(now));
+        let covering = entry.grants.iter().find(|g| {
+            g.info.scopes.contains(request.scopes)
+                && g.info.max_file_size.is_none()
+                && g.info.expires_at.is_none()
+        });
+        if let Some(existing) = covering.filter(|_| reuse) {
+            return Ok((existing.info.clone(), false));
+        }
         if entry.grants.len() >= MAX_GRANTS - 1 {
             return Err(GrantRefused::TooMany);
         }
@@ -542,7 +570,7 @@ impl Peers {
             grant: info.clone(),
             change: GrantChange::Granted,
         });
-        Ok(info)
+        Ok((info, true))
     }
 
     /// Removes an explicit grant; emits `GrantChanged`. `Ok(false)` when

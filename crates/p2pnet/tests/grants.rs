@@ -166,6 +166,47 @@ async fn a_channel_lets_through_the_union_of_live_grants_each_change_an_event() 
     bob.shutdown().await;
 }
 
+/// Found by the crash campaign: an administrator clicking Elevate again
+/// added one identical grant per click until the per-peer cap refused the
+/// next with a misleading "connection limit" message.
+#[tokio::test]
+async fn elevate_is_idempotent_and_the_grant_cap_names_itself() {
+    let alice = start(local()).await;
+    let bob = start(local()).await;
+    let (alice_id, _) = link(&alice, &bob).await;
+    let first = bob.elevate(alice_id).await.unwrap();
+    for _ in 0..20 {
+        assert_eq!(bob.elevate(alice_id).await.unwrap().id, first.id);
+    }
+    assert_eq!(
+        bob.grants(&alice_id).unwrap().len(),
+        2,
+        "base + one elevation"
+    );
+
+    // A capped grant does not count as covering: elevate adds its own.
+    bob.demote(alice_id).await.unwrap();
+    bob.grant(alice_id, GrantRequest::new(Scopes::ALL).max_file_size(1024))
+        .await
+        .unwrap();
+    let elevated = bob.elevate(alice_id).await.unwrap();
+    assert!(elevated.max_file_size.is_none());
+    assert_eq!(bob.grants(&alice_id).unwrap().len(), 2);
+
+    // Explicit grants still stop at the cap, with a reason that says so.
+    let refused = loop {
+        match bob.grant(alice_id, GrantRequest::new(Scopes::DATA)).await {
+            Ok(_) => continue,
+            Err(e) => break e,
+        }
+    };
+    assert!(matches!(refused, Error::LimitReached(_)), "{refused}");
+    assert!(refused.to_string().contains("grants per peer"), "{refused}");
+    assert!(!refused.to_string().contains("connection"), "{refused}");
+    alice.shutdown().await;
+    bob.shutdown().await;
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_grant_ends_at_its_expiry_on_the_clock() {
     let alice = start(local()).await;
