@@ -3,7 +3,13 @@
 # while, on the stable toolchain (cargo-fuzz: libFuzzer with
 # AddressSanitizer; RUSTC_BOOTSTRAP=1 lets stable rustc take its -Z flags).
 #
-#   scripts/fuzz.sh [SECONDS_PER_TARGET]    default 150; the test command runs 5
+#   scripts/fuzz.sh [SECONDS_PER_TARGET [RUNS_PER_TARGET]]
+#
+# Each target runs for SECONDS (default 150; the test command runs 5), or
+# until it has executed RUNS inputs if that comes first (a campaign: e.g.
+# `scripts/fuzz.sh 1800 10000000`). P2PNET_FUZZ_SANITIZER=none builds every
+# workspace without AddressSanitizer, about 2.5 times the executions a
+# second for the crypto-bound targets.
 #
 # Each target starts from its committed seeds (fuzz/seeds/TARGET) and the
 # corpus earlier runs grew (fuzz/corpus/TARGET, not committed). Prints one
@@ -13,7 +19,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
 seconds=${1:-150}
-[[ "$seconds" =~ ^[0-9]+$ ]] || { echo "usage: scripts/fuzz.sh [SECONDS_PER_TARGET]" >&2; exit 2; }
+runs=${2:-0}
+[[ "$seconds" =~ ^[0-9]+$ && "$runs" =~ ^[0-9]+$ ]] \
+  || { echo "usage: scripts/fuzz.sh [SECONDS_PER_TARGET [RUNS_PER_TARGET]]" >&2; exit 2; }
+run_limit=()
+[ "$runs" -gt 0 ] && run_limit=(-runs="$runs")
 
 if ! command -v cargo-fuzz >/dev/null; then
   cargo install cargo-fuzz --locked --version 0.13.2
@@ -30,7 +40,7 @@ rows=()
 crashed=0
 for entry in "${workspaces[@]}"; do
   workspace=${entry%%:*}
-  sanitizer=${entry##*:}
+  sanitizer=${P2PNET_FUZZ_SANITIZER:-${entry##*:}}
   (cd "$workspace" && cargo fuzz build -s "$sanitizer")
   for target in $(cd "$workspace" && cargo fuzz list); do
     inputs=("fuzz/corpus/$target")
@@ -42,22 +52,22 @@ for entry in "${workspaces[@]}"; do
     # exit, which some CI sandboxes forbid, and a leak is not what these
     # targets hunt (crashes, panics, overflows, out-of-bounds reads).
     if ! (cd "$workspace" && cargo fuzz run -s "$sanitizer" "$target" "${inputs[@]}" -- \
-        -max_total_time="$seconds" -print_final_stats=1 -detect_leaks=0) >"$log" 2>&1; then
+        -max_total_time="$seconds" "${run_limit[@]}" -print_final_stats=1 -detect_leaks=0) >"$log" 2>&1; then
       outcome="CRASH (see $workspace/fuzz/artifacts/$target)"
       crashed=1
       tail -40 "$log" >&2
     fi
-    runs=$(grep -oE 'stat::number_of_executed_units: *[0-9]+' "$log" | grep -oE '[0-9]+$' | tail -1)
+    executed=$(grep -oE 'stat::number_of_executed_units: *[0-9]+' "$log" | grep -oE '[0-9]+$' | tail -1)
     took=$(grep -oE 'Done [0-9]+ runs in [0-9]+ second' "$log" | grep -oE 'in [0-9]+' | grep -oE '[0-9]+' | tail -1)
-    runs=${runs:-0}
+    executed=${executed:-0}
     took=${took:-$seconds}
-    rate=$(( runs / (took > 0 ? took : 1) ))
-    rows+=("$(printf '| %-22s | %12s | %7s | %9s | %s |' "$target" "$runs" "$took" "$rate" "$outcome")")
+    rate=$(( executed / (took > 0 ? took : 1) ))
+    rows+=("$(printf '| %-22s | %-9s | %12s | %7s | %9s | %s |' "$target" "$sanitizer" "$executed" "$took" "$rate" "$outcome")")
     rm -f "$log"
   done
 done
 
-printf '\n| %-22s | %12s | %7s | %9s | %s |\n' target executions seconds "exec/s" outcome
-printf '|%s|%s|%s|%s|%s|\n' "------------------------" "--------------" "---------" "-----------" "---------"
+printf '\n| %-22s | %-9s | %12s | %7s | %9s | %s |\n' target sanitizer executions seconds "exec/s" outcome
+printf '|%s|%s|%s|%s|%s|%s|\n' "------------------------" "-----------" "--------------" "---------" "-----------" "---------"
 printf '%s\n' "${rows[@]}"
 exit "$crashed"

@@ -8,7 +8,7 @@
 #![no_main]
 
 use std::convert::Infallible;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use libfuzzer_sys::fuzz_target;
@@ -44,20 +44,24 @@ impl TryRng for CounterRng {
 
 impl TryCryptoRng for CounterRng {}
 
+// Made once: deriving a keypair per input would cost more than the code
+// under test.
+static SERVER_KEYS: LazyLock<Keypair> = LazyLock::new(|| Keypair::from_seed(&[7; 32]));
+static CLIENT_KEYS: LazyLock<Keypair> = LazyLock::new(|| Keypair::from_seed(&[9; 32]));
+static CONFIG: LazyLock<Arc<ChannelConfig>> = LazyLock::new(|| Arc::new(ChannelConfig::default()));
+
 fuzz_target!(|data: &[u8]| {
     let Some((&mode, rest)) = data.split_first() else {
         return;
     };
-    let config = Arc::new(ChannelConfig::default());
+    let config = CONFIG.clone();
     let mut rng = CounterRng(u64::from(mode));
-    let server_keys = Keypair::from_seed(&[7; 32]);
-    let mut server = Channel::new_inbound(config.clone(), &server_keys, Instant::ZERO, &mut rng)
+    let mut server = Channel::new_inbound(config.clone(), &SERVER_KEYS, Instant::ZERO, &mut rng)
         .expect("valid config");
 
     let mut input = Vec::new();
     if mode & 1 == 1 {
-        let client_keys = Keypair::from_seed(&[9; 32]);
-        let mut client = Channel::new_outbound(config, &client_keys, None, Instant::ZERO, &mut rng)
+        let mut client = Channel::new_outbound(config, &CLIENT_KEYS, None, Instant::ZERO, &mut rng)
             .expect("valid config");
         while let Some(bytes) = client.poll_transmit() {
             input.extend_from_slice(&bytes);

@@ -9,14 +9,19 @@
 
 #![no_main]
 
+use std::sync::LazyLock;
+
 use libfuzzer_sys::fuzz_target;
 use p2pnet_proto::Keypair;
 use p2pnet_proto::heartbeat::{HEARTBEAT_DOMAIN, MAX_HEARTBEAT_TEXT_LEN, SignedHeartbeat};
 use p2pnet_proto::record::{MAX_RECORD_TEXT_LEN, RECORD_DOMAIN, SignedRecord};
 
+// Made once: deriving the keypair per input cost more than the parsers.
+static KEYS: LazyLock<Keypair> = LazyLock::new(|| Keypair::from_seed(&[5; 32]));
+
 fn text(data: &[u8], domain: &str) -> String {
     if data.first().is_some_and(|b| b & 1 == 1) {
-        let keys = Keypair::from_seed(&[5; 32]);
+        let keys = &*KEYS;
         let mut payload = keys.peer_id().as_bytes().to_vec();
         payload.extend_from_slice(&data[1..]);
         let signature = keys.sign(domain, &payload).expect("a valid domain");
