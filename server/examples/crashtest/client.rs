@@ -163,13 +163,20 @@ pub(crate) fn spawn_writers(
     seed: u64,
 ) -> Vec<JoinHandle<anyhow::Result<()>>> {
     let kinds: [NextWrite; 5] = [
-        Box::new(move |rng, ledger, n| {
-            // Mostly new blocks; sometimes lifting one.
-            match ledger.a_block(rng) {
-                Some(target) if rng.random_bool(0.3) => Write::Block(target, false),
-                _ => Write::Block(format!("2001:db8:{:x}:{n:x}::/64", seed & 0xffff), true),
-            }
-        }),
+        {
+            let subject = dialers.block_subject();
+            Box::new(move |rng, ledger, n| {
+                // Mostly new network blocks; sometimes lifting one, or
+                // blocking or unblocking the peer kept for it.
+                if rng.random_bool(0.15) {
+                    return Write::Block(subject.clone(), !ledger.blocked(&subject));
+                }
+                match ledger.a_block(rng) {
+                    Some(target) if rng.random_bool(0.3) => Write::Block(target, false),
+                    _ => Write::Block(format!("2001:db8:{:x}:{n:x}::/64", seed & 0xffff), true),
+                }
+            })
+        },
         Box::new(move |_, _, n| Write::NodeName(format!("crash-{seed}-{n}"))),
         {
             let announcers = announcers.clone();

@@ -157,6 +157,11 @@ impl Ledger {
         (!present.is_empty()).then(|| present[rng.random_range(0..present.len())].clone())
     }
 
+    /// Whether blocking `target` was the last acknowledged word on it.
+    pub(crate) fn blocked(&self, target: &str) -> bool {
+        self.blocks.get(target).is_some_and(|e| e.acked)
+    }
+
     /// The acknowledged state of `peer`'s decision.
     pub(crate) fn approved(&self, peer: &str) -> bool {
         self.peers.get(peer).is_some_and(|p| p.approved.acked)
@@ -187,8 +192,19 @@ impl Ledger {
     }
 
     /// After a restart, `peers` (the terminal's list) shows each peer with
-    /// its acknowledged decision and grants.
-    pub(crate) fn check_peers_listed(&self, shown: &str) -> anyhow::Result<()> {
+    /// its acknowledged decision and grants, and the block `subject` as
+    /// blocked exactly when its block was acknowledged last.
+    pub(crate) fn check_peers_listed(&self, shown: &str, subject: &str) -> anyhow::Result<()> {
+        // Listed once the node saved what it learned of the peer (every
+        // 10 s); the block itself is checked by dialling (see main.rs).
+        let listed = shown.lines().find(|l| l.starts_with(subject));
+        if let (Some(expect), Some(line)) = (self.blocks.get(subject), listed) {
+            ensure!(
+                line.contains("blocked") == expect.acked,
+                "peer {subject}: blocked is not {} after a restart: {line}",
+                expect.acked
+            );
+        }
         for (peer, expect) in &self.peers {
             let line = shown.lines().find(|l| l.starts_with(peer.as_str()));
             if expect.approved.acked {
@@ -346,6 +362,8 @@ pub(crate) async fn integrity(url: &str) -> anyhow::Result<()> {
 pub(crate) struct Tally {
     pub(crate) kills: u32,
     pub(crate) database_crashes: u32,
+    pub(crate) block_refused: u32,
+    pub(crate) block_admitted: u32,
     pub(crate) restarts_checked: u32,
     pub(crate) writes_verified: u64,
     pub(crate) restart_ms: Vec<u64>,
@@ -376,6 +394,10 @@ impl Tally {
         println!(
             "| restarts that came back with their peers | {} |",
             self.restarts_checked
+        );
+        println!(
+            "| restarts: the peer's block held (refused / let in when lifted) | {} / {} |",
+            self.block_refused, self.block_admitted
         );
         println!("| writes acknowledged | {acked} |");
         println!("| writes in flight at a kill (outcome free) | {unacked} |");

@@ -79,7 +79,8 @@ async fn main() -> anyhow::Result<()> {
     let mut rng = StdRng::seed_from_u64(args.seed);
     let mut server = ServerProcess::new(&args.server, &args.work, &database_url)?;
     let ledger = Arc::new(Mutex::new(Ledger::default()));
-    let peers = peers::Dialers::start(&args.work, 3).await?;
+    // Three peers for decisions and grants, the fourth to block and unblock.
+    let peers = peers::Dialers::start(&args.work, 4).await?;
     let announcers = Arc::new(
         (0..4u8)
             .map(|i| p2pnet::proto::Keypair::from_seed(&[i.wrapping_add(args.seed as u8); 32]))
@@ -96,7 +97,20 @@ async fn main() -> anyhow::Result<()> {
         if round > 0 {
             // The node is back with its peers, decisions and grants.
             let shown = panel.terminal("peers").await?.join("\n");
-            ledger.lock().await.check_peers_listed(&shown)?;
+            let ledger = ledger.lock().await;
+            let subject = peers.block_subject();
+            ledger.check_peers_listed(&shown, &subject)?;
+            let blocked = ledger.blocked(&subject);
+            if peers.subject_admitted(server.node_addr()).await == blocked {
+                bail!(
+                    "after a restart the node does not enforce the block of {subject} ({blocked})"
+                );
+            }
+            if blocked {
+                tally.block_refused += 1;
+            } else {
+                tally.block_admitted += 1;
+            }
             tally.restarts_checked += 1;
         }
         if round == args.kills {

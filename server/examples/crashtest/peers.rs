@@ -24,12 +24,20 @@ impl Dialers {
         Ok(Self { networks })
     }
 
-    /// Their peer ids, as the terminal prints them.
+    /// The peer ids the decisions and grants go to, as the terminal prints them.
     pub(crate) fn ids(&self) -> Vec<String> {
-        self.networks
+        self.networks[..self.networks.len().saturating_sub(1)]
             .iter()
             .map(|n| n.local_peer_id().to_string())
             .collect()
+    }
+
+    /// The peer id that is blocked and unblocked (the last one).
+    pub(crate) fn block_subject(&self) -> String {
+        self.networks
+            .last()
+            .map(|n| n.local_peer_id().to_string())
+            .unwrap_or_default()
     }
 
     /// Each dials `node` (an error, e.g. a peer still blocked, is not fatal).
@@ -37,6 +45,22 @@ impl Dialers {
         for network in &self.networks {
             let _ = tokio::time::timeout(Duration::from_secs(5), network.connect(node)).await;
         }
+    }
+
+    /// Whether the block subject's dial to `node` is let in.
+    pub(crate) async fn subject_admitted(&self, node: SocketAddr) -> bool {
+        let Some(subject) = self.networks.last() else {
+            return false;
+        };
+        let Ok(Ok(server)) =
+            tokio::time::timeout(Duration::from_secs(5), subject.connect(node)).await
+        else {
+            return false;
+        };
+        // The dialler finishes the handshake before the node has judged
+        // its identity; a refused peer sees its channel closed just after.
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        subject.channel(&server).is_some()
     }
 
     /// Drops the channels to the killed server at once, so the next dial
