@@ -86,11 +86,27 @@ async fn serve() -> ExitCode {
     match run(config).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            tracing::error!("{e:#}");
-            eprintln!("error: {e:#}");
+            let message = report(&e);
+            tracing::error!("{message}");
+            eprintln!("error: {message}");
             ExitCode::FAILURE
         }
     }
+}
+
+/// The error and its causes on one line, each cause once: many errors
+/// already show their source in their own message (`cannot connect …:
+/// {source}`), and `{:#}` would print it again after them.
+fn report(error: &anyhow::Error) -> String {
+    let mut message = error.to_string();
+    for cause in error.chain().skip(1) {
+        let text = cause.to_string();
+        if !message.contains(&text) {
+            message.push_str(": ");
+            message.push_str(&text);
+        }
+    }
+    message
 }
 
 async fn run(config: Config) -> anyhow::Result<()> {
@@ -111,4 +127,27 @@ async fn run(config: Config) -> anyhow::Result<()> {
     tokio::spawn(shutdown::on_signal(token.clone()));
     server.serve(token).await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::report;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("cannot connect to the database: {source}")]
+    struct Connect {
+        source: std::io::Error,
+    }
+
+    #[test]
+    fn a_cause_already_in_the_message_is_not_repeated() {
+        let io = std::io::Error::other("database \"p2pnet\" does not exist");
+        let error = anyhow::Error::new(Connect { source: io }).context("starting the server");
+        assert_eq!(
+            report(&error),
+            "starting the server: cannot connect to the database: database \"p2pnet\" does not exist"
+        );
+        let plain = anyhow::anyhow!("refused").context("binding 127.0.0.1:3000");
+        assert_eq!(report(&plain), "binding 127.0.0.1:3000: refused");
+    }
 }
