@@ -16,6 +16,9 @@
 # row per target: executions, seconds, executions a second, and whether it
 # crashed (the input is then in fuzz/artifacts/TARGET). Exits 1 on a crash.
 set -euo pipefail
+# One function, read whole before it runs: editing the file during a
+# long campaign cannot change what the running copy does.
+main() {
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
 seconds=${1:-150}
@@ -35,6 +38,15 @@ export RUSTC_BOOTSTRAP=1
 # decoders' buffers); none for the server, whose targets are safe Rust
 # parsers hunted for panics, and whose stack under ASan builds for long.
 workspaces=(crates/p2pnet-proto:address crates/p2pnet-bootstrap:address crates/widescan:address server:none)
+# P2PNET_FUZZ_WORKSPACES="crates/widescan server" runs only those (two
+# campaigns side by side on two cores).
+if [ -n "${P2PNET_FUZZ_WORKSPACES:-}" ]; then
+  chosen=()
+  for entry in "${workspaces[@]}"; do
+    [[ " $P2PNET_FUZZ_WORKSPACES " == *" ${entry%%:*} "* ]] && chosen+=("$entry")
+  done
+  workspaces=("${chosen[@]}")
+fi
 
 rows=()
 crashed=0
@@ -57,8 +69,9 @@ for entry in "${workspaces[@]}"; do
       crashed=1
       tail -40 "$log" >&2
     fi
-    executed=$(grep -oE 'stat::number_of_executed_units: *[0-9]+' "$log" | grep -oE '[0-9]+$' | tail -1)
-    took=$(grep -oE 'Done [0-9]+ runs in [0-9]+ second' "$log" | grep -oE 'in [0-9]+' | grep -oE '[0-9]+' | tail -1)
+    # A crashed run prints no "Done" line: the figures may be missing.
+    executed=$(grep -oE 'stat::number_of_executed_units: *[0-9]+' "$log" | grep -oE '[0-9]+$' | tail -1 || true)
+    took=$(grep -oE 'Done [0-9]+ runs in [0-9]+ second' "$log" | grep -oE 'in [0-9]+' | grep -oE '[0-9]+' | tail -1 || true)
     executed=${executed:-0}
     took=${took:-$seconds}
     rate=$(( executed / (took > 0 ? took : 1) ))
@@ -71,3 +84,5 @@ printf '\n| %-22s | %-9s | %12s | %7s | %9s | %s |\n' target sanitizer execution
 printf '|%s|%s|%s|%s|%s|%s|\n' "------------------------" "-----------" "--------------" "---------" "-----------" "---------"
 printf '%s\n' "${rows[@]}"
 exit "$crashed"
+}
+main "$@"

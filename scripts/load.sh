@@ -102,7 +102,7 @@ PY
   verdict=${row%%|*}
   rows+=("|${row#*|}")
   [ "$verdict" = OK ] || failed=$((failed + 1))
-  echo "$name: ${row#*|}"
+  echo "${row#*|}"
 }
 
 echo "== load: 1,000 connections, 20 s per endpoint"
