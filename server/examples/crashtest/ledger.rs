@@ -403,7 +403,7 @@ impl Tally {
         println!("| writes in flight at a kill (outcome free) | {unacked} |");
         println!("| writes refused by the server | {refused} |");
         println!(
-            "| acknowledged writes verified after kills | {} |",
+            "| stored values checked against the acknowledgements (summed over kills) | {} |",
             self.writes_verified
         );
         println!("| integrity checks passed | {} |", self.kills);

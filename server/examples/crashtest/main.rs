@@ -162,7 +162,7 @@ async fn main() -> anyhow::Result<()> {
         tally.kills += 1;
         tally.writes_verified += verified;
         eprintln!(
-            "kill {:>3}/{}: after {:>4} ms, {verified} acknowledged writes verified",
+            "kill {:>3}/{}: after {:>4} ms, {verified} stored values match the acknowledgements",
             round + 1,
             args.kills,
             live_for.as_millis()
