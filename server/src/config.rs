@@ -432,8 +432,7 @@ impl Config {
                 ));
             }
         };
-        tracing_subscriber::EnvFilter::try_new(&raw.log.filter)
-            .map_err(|e| invalid("log.filter", e.to_string()))?;
+        crate::telemetry::parse_filter(&raw.log.filter).map_err(|e| invalid("log.filter", e))?;
         let node_name = crate::settings::validate_node_name(&raw.node.name)
             .map_err(|m| invalid("node.name", m))?;
         let keys_dir = if raw.server.keys_dir.as_os_str().is_empty() {
