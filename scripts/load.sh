@@ -34,7 +34,12 @@ ns="p2pnet-load-$$"
 work=$(mktemp -d /tmp/p2pnet-load.XXXXXX)
 server_pid=""
 cleanup() {
-  [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null && wait "$server_pid" 2>/dev/null
+  # Each step on its own: under set -e a failed step would end the trap
+  # before the namespace is deleted.
+  if [ -n "$server_pid" ]; then
+    kill "$server_pid" 2>/dev/null || true
+    wait "$server_pid" 2>/dev/null || true
+  fi
   ip netns delete "$ns" 2>/dev/null || true
   rm -rf "$work"
 }
