@@ -30,6 +30,8 @@ work=$(mktemp -d /tmp/p2pnet-crash.XXXXXX)
 pg_bin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
 pg_port=5432
 cleanup() {
+  # Whatever still runs in the namespace (a server left by a failed run).
+  ip netns pids "$ns" 2>/dev/null | xargs -r kill -9 2>/dev/null || true
   ip netns exec "$ns" runuser -u postgres -- "$pg_bin/pg_ctl" -D "$work/pg" -m immediate -w stop >/dev/null 2>&1 || true
   ip netns delete "$ns" 2>/dev/null || true
   rm -rf "$work"

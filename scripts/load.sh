@@ -34,10 +34,11 @@ ns="p2pnet-load-$$"
 work=$(mktemp -d /tmp/p2pnet-load.XXXXXX)
 server_pid=""
 cleanup() {
-  # Each step on its own: under set -e a failed step would end the trap
-  # before the namespace is deleted.
+  # Every process in the namespace (the server runs under `ip netns exec`,
+  # not as $!), each step on its own: under set -e a failed step would end
+  # the trap before the namespace is deleted.
+  ip netns pids "$ns" 2>/dev/null | xargs -r kill 2>/dev/null || true
   if [ -n "$server_pid" ]; then
-    kill "$server_pid" 2>/dev/null || true
     wait "$server_pid" 2>/dev/null || true
   fi
   ip netns delete "$ns" 2>/dev/null || true

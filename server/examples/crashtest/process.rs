@@ -130,3 +130,13 @@ impl ServerProcess {
         Ok(())
     }
 }
+
+impl Drop for ServerProcess {
+    /// A run that fails midway leaves no server behind.
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
