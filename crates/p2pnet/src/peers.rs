@@ -537,12 +537,13 @@ impl Peers {
         let mut table = self.table();
         let entry = table.get_mut(peer).ok_or(GrantRefused::UnknownPeer)?;
         entry.grants.retain(|g| g.live(now));
-        let covering = entry.grants.iter().find(|g| {
-            g.info.scopes.contains(request.scopes)
-                && g.info.max_file_size.is_none()
-                && g.info.expires_at.is_none()
-        });
-        if let Some(existing) = covering.filter(|_| reuse) {
+        if reuse
+            && let Some(existing) = entry.grants.iter().find(|g| {
+                g.info.scopes.contains(request.scopes)
+                    && g.info.max_file_size.is_none()
+                    && g.info.expires_at.is_none()
+            })
+        {
             return Ok((existing.info.clone(), false));
         }
         if entry.grants.len() >= MAX_GRANTS - 1 {

@@ -249,21 +249,26 @@ impl Ledger {
             expect.settle(&format!("announce of {}", &peer[..12]), seq)?;
             checked += 1;
         }
-        let tasks: BTreeSet<String> = store
+        // Each stored task's message, exactly (`…-task-1` must not be
+        // found inside `…-task-10`).
+        let messages: BTreeSet<String> = store
             .recent_tasks(i64::MAX)
             .await?
             .into_iter()
-            .map(|t| t.task)
+            .filter_map(|t| {
+                let task: serde_json::Value = serde_json::from_str(&t.task).ok()?;
+                task["action"]["text"].as_str().map(str::to_owned)
+            })
             .collect();
         for text in &self.tasks {
             ensure!(
-                tasks.iter().any(|t| t.contains(text.as_str())),
+                messages.contains(text),
                 "acknowledged task {text:?} is gone"
             );
             checked += 1;
         }
         for text in std::mem::take(&mut self.pending_tasks) {
-            if tasks.iter().any(|t| t.contains(text.as_str())) {
+            if messages.contains(&text) {
                 self.tasks.insert(text);
             }
         }
