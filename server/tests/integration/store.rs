@@ -4,9 +4,7 @@
 
 use std::{sync::Arc, time::Duration};
 
-mod common;
-
-use common::pg::postgres;
+use crate::common::pg::postgres;
 use server::store::{
     self, AccessKind, Backend, GrantRecord, KnownPeerRecord, NewAudit, NewSession, Store,
 };

@@ -3,11 +3,9 @@
 //! doctor, bad input, and a restart that forgets nothing decided — on
 //! SQLite and on PostgreSQL.
 
-mod common;
-
 use std::time::Duration;
 
-use common::server::{Running, client, config, login, terminal};
+use crate::common::server::{Running, client, config, login, terminal};
 use p2pnet::{NetworkEvent, PeerNetwork, Scopes, proto::ChannelState};
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -208,10 +206,10 @@ async fn decisions_survive_a_restart_on_sqlite() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn decisions_survive_a_restart_on_postgres() {
-    let Some(admin_url) = common::pg::admin_url() else {
+    let Some(admin_url) = crate::common::pg::admin_url() else {
         return;
     };
-    let db = common::pg::PgDatabase::create(&admin_url).await;
+    let db = crate::common::pg::PgDatabase::create(&admin_url).await;
     decisions_survive_a_restart(&db.url).await;
     db.drop_unused().await;
 }
@@ -302,7 +300,7 @@ async fn the_node_can_be_switched_off() {
 
 #[tokio::test]
 async fn settings_apply_at_once_or_after_a_restart_and_bad_fields_are_named() {
-    use common::server::form_action;
+    use crate::common::server::form_action;
     use reqwest::header;
     let dir = tempfile::tempdir().expect("tempdir");
     let s = Running::start(config(dir.path(), |_| {})).await;

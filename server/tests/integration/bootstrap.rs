@@ -3,11 +3,9 @@
 //! certificate and by Debian's gpg), conditional requests, and two
 //! servers on one PostgreSQL serving one view.
 
-mod common;
-
 use std::time::Duration;
 
-use common::server::{Running, client, config, get_json};
+use crate::common::server::{Running, client, config, get_json};
 use p2pnet::proto::{
     Keypair,
     record::{PeerRecord, SignedRecord},
@@ -362,10 +360,10 @@ async fn authority_mode_signs_what_the_pin_and_gpg_verify() {
 
 #[tokio::test]
 async fn two_servers_on_one_postgres_serve_one_view() {
-    let Some(admin_url) = common::pg::admin_url() else {
+    let Some(admin_url) = crate::common::pg::admin_url() else {
         return;
     };
-    let db = common::pg::PgDatabase::create(&admin_url).await;
+    let db = crate::common::pg::PgDatabase::create(&admin_url).await;
     let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let url = db.url.clone();
     let a = Running::start(config(dir_a.path(), |raw| raw.database.url = url.clone())).await;

@@ -15,8 +15,6 @@
 //! hosts, and the instance found is a known peer of the node with source
 //! `widescan`.
 
-mod common;
-
 use std::{
     collections::BTreeSet,
     net::Ipv6Addr,
@@ -25,7 +23,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use common::server::{Running, config};
+use crate::common::server::{Running, config};
 use netns_lab::{Lab, can_run, enter};
 use p2pnet::{PeerId, PeerNetwork, PeerSource};
 use server::store::{ScanJobRecord, Store};
@@ -360,7 +358,10 @@ impl ServerInNs {
             .arg(env!("CARGO_BIN_EXE_p2pnet-server"))
             .args(["--listen", "127.0.0.1:0", "--data-dir"])
             .arg(data)
-            .env("P2PNET_AUTH__ADMIN_PASSWORD", common::server::PASSWORD)
+            .env(
+                "P2PNET_AUTH__ADMIN_PASSWORD",
+                crate::common::server::PASSWORD,
+            )
             .env("P2PNET_NODE__LISTEN", "127.0.0.1:0")
             .env("P2PNET_NODE__DISCOVERY__ENABLED", "false")
             .env("P2PNET_WIDESCAN__TEST_MODE", "true")
@@ -426,12 +427,12 @@ struct Terminal {
 impl Terminal {
     async fn login(base: &str) -> Result<Self, String> {
         use reqwest::header;
-        let client = common::server::client();
+        let client = crate::common::server::client();
         let r = client
             .post(format!("{base}/auth/login"))
             .form(&[
                 ("username", "admin"),
-                ("password", common::server::PASSWORD),
+                ("password", crate::common::server::PASSWORD),
                 ("next", "/"),
             ])
             .send()

@@ -3,11 +3,9 @@
 //! bootstrap client, in trustless and in authority mode. The peer a list
 //! names is gated like any discovered peer: it waits for approval.
 
-mod common;
-
 use std::time::Duration;
 
-use common::server::{Running, config};
+use crate::common::server::{Running, config};
 use p2pnet::{IncomingPeerTrustPolicy, PeerNetwork, PeerSource, Placement};
 use p2pnet_bootstrap::{
     client::{BootstrapClient, BootstrapClientConfig},
@@ -264,10 +262,10 @@ async fn authority_tasks_reach_their_peer_and_forgeries_do_not() {
         .unwrap();
     // Then a real one for Alice only, from the terminal, peers named by
     // prefixes of their registered ids: block Bob.
-    let c = common::server::client();
-    let session = common::server::login(&c, &s).await;
+    let c = crate::common::server::client();
+    let session = crate::common::server::login(&c, &s).await;
     let (a_text, b_text) = (a.to_string(), b.to_string());
-    let queued = common::server::terminal(
+    let queued = crate::common::server::terminal(
         &c,
         &s,
         &session,
@@ -294,7 +292,7 @@ async fn authority_tasks_reach_their_peer_and_forgeries_do_not() {
             .any(|r| r.entry.action == "bootstrap.task" && r.entry.actor == "admin"),
         "queuing a task is audited"
     );
-    let refused = common::server::terminal(&c, &s, &session, "task * format-disk now")
+    let refused = crate::common::server::terminal(&c, &s, &session, "task * format-disk now")
         .await
         .expect_err("unknown action");
     assert!(refused.contains("a task is one of"), "{refused}");
@@ -326,7 +324,7 @@ async fn authority_tasks_reach_their_peer_and_forgeries_do_not() {
     assert!(bob.known_peer(&a).is_some());
 
     // The history holds every signature issued, chained, and answers verify.
-    let lines = common::server::terminal(&c, &s, &session, "bootstrap history")
+    let lines = crate::common::server::terminal(&c, &s, &session, "bootstrap history")
         .await
         .expect("history");
     assert!(lines[0].ends_with("the chain holds"), "{lines:?}");

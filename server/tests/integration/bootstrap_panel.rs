@@ -2,11 +2,11 @@
 //! `bootstrap` and `key` commands (in trustless and authority mode, with
 //! their refusals and audit rows) and the panel's `/bootstrap` page.
 
-mod common;
-
 use std::time::Duration;
 
-use common::server::{Running, Session, client, config, get_json, login, page_html, terminal};
+use crate::common::server::{
+    Running, Session, client, config, get_json, login, page_html, terminal,
+};
 use p2pnet::proto::{
     Keypair,
     record::{PeerRecord, SignedRecord},
@@ -373,7 +373,7 @@ async fn the_terminal_lists_exports_and_rotates_the_authority_key() {
         tasks[0].starts_with("#1 for * message, queued by admin"),
         "{tasks:?}"
     );
-    let html = common::server::page_html(&c, &s, &session.cookie, "/bootstrap").await;
+    let html = crate::common::server::page_html(&c, &s, &session.cookie, "/bootstrap").await;
     assert!(
         html.contains(r#"id="task-form""#),
         "the task form is on the page"

@@ -1,9 +1,7 @@
 //! Scan jobs over HTTP without a network: the downloads, the terminal's
 //! refusals and the panel's view, over findings written to the store.
 
-mod common;
-
-use common::server::{Running, client, config, login, terminal};
+use crate::common::server::{Running, client, config, login, terminal};
 use reqwest::{StatusCode, header};
 use server::store::{NewAudit, NewScanJob, ScanResultRecord};
 

@@ -1,11 +1,9 @@
 //! The server over a real loopback socket: auth, CSRF, Host allow-list, the
 //! terminal API, settings persistence across a restart, and bad input.
 
-mod common;
-
 use std::{net::SocketAddr, time::Duration};
 
-use common::server::{PASSWORD, Running, client, config, page_html};
+use crate::common::server::{PASSWORD, Running, client, config, page_html};
 use reqwest::{Client, StatusCode, header};
 
 /// Logs in; returns the session cookie pair and the CSRF token from the page.

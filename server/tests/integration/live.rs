@@ -3,12 +3,10 @@
 //! reads stays bounded, the stream cap answers 503, a request without a
 //! session is refused, and streams end when the server shuts down.
 
-mod common;
-
 use std::time::Duration;
 
+use crate::common::server::{Running, Session, client, config, login, terminal};
 use app::api::{LAGGED, LiveEvent, TRAFFIC};
-use common::server::{Running, Session, client, config, login, terminal};
 use p2pnet::PeerNetwork;
 use reqwest::{Client, StatusCode, header};
 use server::node::live::{CLIENT_BUFFER, Draft, MAX_STREAMS, MAX_TEXT_CHARS};
