@@ -48,12 +48,19 @@ if [ -n "${P2PNET_FUZZ_WORKSPACES:-}" ]; then
   workspaces=("${chosen[@]}")
 fi
 
+# One target directory per sanitizer, shared by the workspaces: they build
+# many of the same crates with the same flags (p2pnet-proto, the crypto,
+# tokio, serde and every proc macro), which four directories would build
+# and store four times, gigabytes of disk (CI once ran out of it here).
+target_root=${CARGO_TARGET_DIR:-$PWD/target}/fuzz
+
 rows=()
 crashed=0
 for entry in "${workspaces[@]}"; do
   workspace=${entry%%:*}
   sanitizer=${P2PNET_FUZZ_SANITIZER:-${entry##*:}}
-  (cd "$workspace" && cargo fuzz build -s "$sanitizer")
+  target_dir=$target_root/$sanitizer
+  (cd "$workspace" && cargo fuzz build -s "$sanitizer" --target-dir "$target_dir")
   for target in $(cd "$workspace" && cargo fuzz list); do
     inputs=("fuzz/corpus/$target")
     mkdir -p "$workspace/fuzz/corpus/$target"
@@ -63,7 +70,7 @@ for entry in "${workspaces[@]}"; do
     # Leak detection is off: LeakSanitizer stops the process with ptrace at
     # exit, which some CI sandboxes forbid, and a leak is not what these
     # targets hunt (crashes, panics, overflows, out-of-bounds reads).
-    if ! (cd "$workspace" && cargo fuzz run -s "$sanitizer" "$target" "${inputs[@]}" -- \
+    if ! (cd "$workspace" && cargo fuzz run -s "$sanitizer" --target-dir "$target_dir" "$target" "${inputs[@]}" -- \
         -max_total_time="$seconds" "${run_limit[@]}" -print_final_stats=1 -detect_leaks=0) >"$log" 2>&1; then
       outcome="CRASH (see $workspace/fuzz/artifacts/$target)"
       crashed=1
