@@ -63,6 +63,7 @@
 //! randomness and a seeded test RNG makes handshakes reproducible.
 
 use std::cell::Cell;
+use std::sync::Arc;
 
 use snow::params::{CipherChoice, DHChoice, HashChoice, NoiseParams};
 use snow::resolvers::{CryptoResolver, DefaultResolver, RingResolver};
@@ -75,7 +76,7 @@ use crate::error::{Error, HandshakeError};
 use crate::identity::{Keypair, PeerId};
 use crate::transport::{TAG_LEN, Transport};
 use crate::trust::Direction;
-use crate::x25519::AwsLcX25519;
+use crate::x25519::{AwsLcX25519, LoadedKey};
 use crate::{MIN_PROTOCOL_VERSION, PROTOCOL_VERSION};
 
 /// The Noise protocol name.
@@ -343,6 +344,7 @@ impl Handshake {
         let resolver = Box::new(SeededResolver {
             seed: rng_seed,
             calls: Cell::new(0),
+            static_key: identity.noise_key(),
         });
         let noise_secret = identity.noise_secret();
         let builder = snow::Builder::with_resolver(params, resolver)
@@ -497,6 +499,8 @@ impl Handshake {
 struct SeededResolver {
     seed: Zeroizing<[u8; 32]>,
     calls: Cell<u64>,
+    /// The node's static key, already loaded.
+    static_key: Option<Arc<LoadedKey>>,
 }
 
 impl CryptoResolver for SeededResolver {
@@ -513,7 +517,9 @@ impl CryptoResolver for SeededResolver {
 
     fn resolve_dh(&self, choice: &DHChoice) -> Option<Box<dyn Dh>> {
         match choice {
-            DHChoice::Curve25519 => Some(Box::<AwsLcX25519>::default()),
+            DHChoice::Curve25519 => {
+                Some(Box::new(AwsLcX25519::with_known(self.static_key.clone())))
+            }
             other => DefaultResolver.resolve_dh(other),
         }
     }
@@ -665,6 +671,7 @@ mod tests {
         let r = SeededResolver {
             seed: Zeroizing::new([1; 32]),
             calls: Cell::new(0),
+            static_key: None,
         };
         let (mut a, mut b) = (r.resolve_rng().unwrap(), r.resolve_rng().unwrap());
         let (mut x, mut y) = ([0u8; 32], [0u8; 32]);

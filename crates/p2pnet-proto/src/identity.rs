@@ -17,6 +17,7 @@
 
 use std::fmt;
 use std::str::FromStr;
+use std::sync::{Arc, OnceLock};
 
 use ed25519_dalek::{Signer, SigningKey, VerifyingKey};
 use rand_core::CryptoRng;
@@ -24,6 +25,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use zeroize::Zeroizing;
 
 use crate::error::Error;
+use crate::x25519::LoadedKey;
 
 /// Length of a [`PeerId`] in bytes.
 pub const PEER_ID_LEN: usize = 32;
@@ -196,6 +198,10 @@ pub struct Keypair {
     // travels by value through builders and enums.
     signing: Box<SigningKey>,
     public: PeerId,
+    /// The Noise static key as AWS-LC holds it, loaded by the first
+    /// handshake and shared by every later one: loading derives its
+    /// public key, an X25519 operation a connect need not pay again.
+    noise_key: OnceLock<Option<Arc<LoadedKey>>>,
 }
 
 impl Keypair {
@@ -213,7 +219,11 @@ impl Keypair {
     pub fn from_seed(seed: &[u8; 32]) -> Self {
         let signing = Box::new(SigningKey::from_bytes(seed));
         let public = PeerId(signing.verifying_key().to_bytes());
-        Self { signing, public }
+        Self {
+            signing,
+            public,
+            noise_key: OnceLock::new(),
+        }
     }
 
     /// Parses the encoding produced by [`to_bytes`](Self::to_bytes).
@@ -287,6 +297,13 @@ impl Keypair {
     /// it the same way), so its public key is [`PeerId::noise_key`].
     pub(crate) fn noise_secret(&self) -> Zeroizing<[u8; 32]> {
         Zeroizing::new(self.signing.to_scalar_bytes())
+    }
+
+    /// The Noise static key, loaded into AWS-LC on first use.
+    pub(crate) fn noise_key(&self) -> Option<Arc<LoadedKey>> {
+        self.noise_key
+            .get_or_init(|| LoadedKey::new(&self.noise_secret()).map(Arc::new))
+            .clone()
     }
 }
 

@@ -1,38 +1,76 @@
 //! Noise's `25519` Diffie-Hellman for `snow`, computed by AWS-LC.
 //!
-//! The handshake's cost is its six X25519 operations, all on the path of
-//! a connect: AWS-LC's (s2n-bignum, with the CPU's wide multiplies) takes
-//! 21 µs where curve25519-dalek's portable ladder takes 41 µs here. Keys
+//! The handshake's cost is its X25519 operations, all on the path of a
+//! connect: on each side one makes the ephemeral key and three agree (the
+//! static key is loaded once per node: [`LoadedKey`]). AWS-LC's
+//! (s2n-bignum, with the CPU's wide multiplies) takes 21 µs where
+//! curve25519-dalek's portable ladder takes 41 µs here. Keys
 //! come from the caller's seeded RNG as before (`PrivateKey::
 //! from_private_key`), so nothing reads OS randomness. A peer's public
 //! key of small order (an all-zero shared secret) is refused, as RFC 7748
 //! recommends; no honest peer sends one.
 
+use std::sync::Arc;
+
 use aws_lc_rs::agreement::{self, PrivateKey, UnparsedPublicKey, X25519};
+use aws_lc_rs::constant_time::verify_slices_are_equal;
 use snow::Error;
 use snow::types::{Dh, Random};
 use zeroize::Zeroizing;
 
 const KEY_LEN: usize = 32;
 
-/// One X25519 key pair, as `snow` uses it (its static or ephemeral key).
-#[derive(Default)]
-pub(crate) struct AwsLcX25519 {
-    key: Option<PrivateKey>,
+/// An X25519 private key loaded into AWS-LC, with its public key.
+/// Loading derives the public key, itself an X25519 operation: the
+/// node's static key is loaded once and shared by every handshake
+/// ([`Keypair`](crate::Keypair) keeps it), so a connect pays only for its
+/// ephemeral key and its three agreements.
+pub(crate) struct LoadedKey {
+    key: PrivateKey,
     privkey: Zeroizing<[u8; KEY_LEN]>,
     pubkey: [u8; KEY_LEN],
 }
 
+impl LoadedKey {
+    pub(crate) fn new(privkey: &[u8; KEY_LEN]) -> Option<Self> {
+        let key = PrivateKey::from_private_key(&X25519, &privkey[..]).ok()?;
+        let pubkey = key.compute_public_key().ok()?.as_ref().try_into().ok()?;
+        Some(Self {
+            key,
+            privkey: Zeroizing::new(*privkey),
+            pubkey,
+        })
+    }
+}
+
+/// One X25519 key pair, as `snow` uses it (its static or ephemeral key).
+#[derive(Default)]
+pub(crate) struct AwsLcX25519 {
+    loaded: Option<Arc<LoadedKey>>,
+    /// The node's static key, already loaded: `set` with its secret
+    /// adopts it instead of loading it again.
+    known: Option<Arc<LoadedKey>>,
+}
+
 impl AwsLcX25519 {
-    fn load(&mut self, privkey: [u8; KEY_LEN]) {
-        *self.privkey = privkey;
-        self.key = PrivateKey::from_private_key(&X25519, &privkey[..]).ok();
-        self.pubkey = self
-            .key
-            .as_ref()
-            .and_then(|key| key.compute_public_key().ok())
-            .and_then(|public| public.as_ref().try_into().ok())
-            .unwrap_or([0; KEY_LEN]);
+    /// A key pair that adopts `known` when `snow` sets its secret.
+    pub(crate) fn with_known(known: Option<Arc<LoadedKey>>) -> Self {
+        Self {
+            loaded: None,
+            known,
+        }
+    }
+
+    fn load(&mut self, privkey: &[u8; KEY_LEN]) {
+        let known = self.known.as_ref().filter(|known| {
+            // Constant time: both are our own secrets, but a comparison of
+            // secrets should never branch on their bytes.
+            verify_slices_are_equal(&known.privkey[..], &privkey[..]).is_ok()
+        });
+        self.loaded = match known {
+            Some(known) => Some(known.clone()),
+            None => LoadedKey::new(privkey).map(Arc::new),
+        };
     }
 }
 
@@ -50,29 +88,31 @@ impl Dh for AwsLcX25519 {
     }
 
     fn set(&mut self, privkey: &[u8]) {
-        let mut bytes = [0u8; KEY_LEN];
+        let mut bytes = Zeroizing::new([0u8; KEY_LEN]);
         let len = privkey.len().min(KEY_LEN);
         bytes[..len].copy_from_slice(&privkey[..len]);
-        self.load(bytes);
+        self.load(&bytes);
     }
 
     fn generate(&mut self, rng: &mut dyn Random) -> Result<(), Error> {
         let mut bytes = Zeroizing::new([0u8; KEY_LEN]);
         rng.try_fill_bytes(bytes.as_mut())?;
-        self.load(*bytes);
+        self.load(&bytes);
         Ok(())
     }
 
     fn pubkey(&self) -> &[u8] {
-        &self.pubkey
+        self.loaded.as_ref().map_or(&[0; KEY_LEN], |k| &k.pubkey)
     }
 
     fn privkey(&self) -> &[u8] {
-        self.privkey.as_ref()
+        self.loaded
+            .as_ref()
+            .map_or(&[0; KEY_LEN], |k| k.privkey.as_ref())
     }
 
     fn dh(&self, pubkey: &[u8], out: &mut [u8]) -> Result<(), Error> {
-        let key = self.key.as_ref().ok_or(Error::Dh)?;
+        let key = &self.loaded.as_ref().ok_or(Error::Dh)?.key;
         let peer = pubkey.get(..KEY_LEN).ok_or(Error::Dh)?;
         let out = out.get_mut(..KEY_LEN).ok_or(Error::Dh)?;
         agreement::agree(
@@ -120,6 +160,29 @@ mod tests {
             shared,
             hex("4a5d9d5ba4ce2de1728e3bf480350f25e07e21c947d19e3376f09b3c1e161742")
         );
+    }
+
+    #[test]
+    fn the_known_static_key_is_adopted_and_any_other_secret_loaded() {
+        let secret = [9u8; 32];
+        let known = Arc::new(LoadedKey::new(&secret).expect("a key"));
+        let mut adopted = AwsLcX25519::with_known(Some(known.clone()));
+        adopted.set(&secret);
+        assert!(Arc::ptr_eq(adopted.loaded.as_ref().unwrap(), &known));
+        let mut portable = DefaultResolver
+            .resolve_dh(&DHChoice::Curve25519)
+            .expect("dalek");
+        portable.set(&secret);
+        assert_eq!(adopted.pubkey(), portable.pubkey());
+
+        // Another secret (an ephemeral key) is loaded, never mistaken for it.
+        let other = [10u8; 32];
+        let mut fresh = AwsLcX25519::with_known(Some(known.clone()));
+        fresh.set(&other);
+        assert!(!Arc::ptr_eq(fresh.loaded.as_ref().unwrap(), &known));
+        portable.set(&other);
+        assert_eq!(fresh.pubkey(), portable.pubkey());
+        assert_eq!(fresh.privkey(), &other);
     }
 
     #[test]
