@@ -7,7 +7,7 @@ use p2pnet_proto::{Decision, Direction};
 use tokio::net::{TcpListener, TcpStream};
 
 use crate::admission::Intent;
-use crate::dial::{Origin, open_channel};
+use crate::dial::{Origin, inbound_channel, open_channel};
 use crate::error::{Error, Result};
 use crate::event::NetworkEvent;
 use crate::network::PeerNetwork;
@@ -71,7 +71,9 @@ fn on_inbound(network: &PeerNetwork, stream: TcpStream, addr: SocketAddr) {
     let origin = Origin::Accepted {
         at: tokio::time::Instant::now(),
     };
-    if let Err(err) = open_channel(node, stream, addr, Intent::Inbound, origin) {
+    let opened = inbound_channel(node)
+        .and_then(|channel| open_channel(node, stream, addr, Intent::Inbound, channel, origin));
+    if let Err(err) = opened {
         refuse(err.to_string());
     }
 }

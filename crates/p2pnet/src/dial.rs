@@ -4,9 +4,10 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::task::Poll;
 
 use p2pnet_proto::packet::DisconnectReason;
-use p2pnet_proto::{Channel, CloseReason, Decision, Direction, PeerId};
+use p2pnet_proto::{Channel, CloseReason, Decision, PeerId};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
 
@@ -77,24 +78,38 @@ impl PeerNetwork {
         }
         let failed = |reason: String| Error::ConnectFailed { addr, reason };
         let started = tokio::time::Instant::now();
-        let stream = tokio::select! {
-            () = node.cancel.cancelled() => return Err(Error::Shutdown),
-            result = tokio::time::timeout(node.config.connect_timeout, TcpStream::connect(addr)) => {
-                match result {
-                    Err(_) => return Err(failed("timed out".into())),
-                    Ok(Err(err)) => return Err(failed(err.to_string())),
-                    Ok(Ok(stream)) => stream,
-                }
-            }
+        let connect = tokio::time::timeout(node.config.connect_timeout, TcpStream::connect(addr));
+        let mut connect = std::pin::pin!(connect);
+        // The first poll sends the SYN. The handshake's first message (its
+        // ephemeral key, an X25519 operation) is then made while TCP's own
+        // handshake and the remote's accept run, not after them.
+        let early = std::future::poll_fn(|cx| Poll::Ready(connect.as_mut().poll(cx))).await;
+        let channel = Channel::new_outbound(
+            node.config.channel.clone(),
+            &node.keypair,
+            expected,
+            node.clock.now(),
+            &mut rand::rng(),
+        )?;
+        let connected = match early {
+            Poll::Ready(connected) => connected,
+            Poll::Pending => tokio::select! {
+                () = node.cancel.cancelled() => return Err(Error::Shutdown),
+                connected = connect => connected,
+            },
+        };
+        let stream = match connected {
+            Err(_) => return Err(failed("timed out".into())),
+            Ok(Err(err)) => return Err(failed(err.to_string())),
+            Ok(Ok(stream)) => stream,
         };
         let mut changes = node.channels.watch();
         let (opened_tx, opened_rx) = oneshot::channel();
         let origin = Origin::Dialled {
-            expected,
             opened: opened_tx,
             started,
         };
-        open_channel(node, stream, addr, intent, origin)?;
+        open_channel(node, stream, addr, intent, channel, origin)?;
         let reason = match opened_rx.await {
             Ok(Ok(peer)) => return Ok(peer),
             Ok(Err(reason)) => reason,
@@ -129,49 +144,50 @@ pub(crate) enum Origin {
     /// Dialled: the TCP connect started at `started`; `opened` hears how
     /// the channel ends up.
     Dialled {
-        expected: Option<PeerId>,
         opened: OpenedTx,
         started: tokio::time::Instant,
     },
 }
 
-/// Registers a channel for `stream` (if the limits leave room) and spawns
+/// A channel for a connection the listener accepted.
+pub(crate) fn inbound_channel(node: &Node) -> Result<Channel> {
+    Ok(Channel::new_inbound(
+        node.config.channel.clone(),
+        &node.keypair,
+        node.clock.now(),
+        &mut rand::rng(),
+    )?)
+}
+
+/// Registers `channel` for `stream` (if the limits leave room) and spawns
 /// its actor.
 pub(crate) fn open_channel(
     node: &Arc<Node>,
     stream: TcpStream,
     addr: SocketAddr,
     intent: Intent,
+    mut channel: Channel,
     origin: Origin,
 ) -> Result<()> {
     // Small messages must not wait for Nagle.
     let _ = stream.set_nodelay(true);
-    let mut rng = rand::rng();
-    let now = node.clock.now();
-    let config = node.config.channel.clone();
-    let (channel, direction, opened, started) = match origin {
-        Origin::Dialled {
-            expected,
-            opened,
-            started,
-        } => (
-            Channel::new_outbound(config, &node.keypair, expected, now, &mut rng)?,
-            Direction::Outbound,
-            Some(opened),
-            started,
-        ),
-        Origin::Accepted { at } => (
-            Channel::new_inbound(config, &node.keypair, now, &mut rng)?,
-            Direction::Inbound,
-            None,
-            at,
-        ),
+    let (opened, started) = match origin {
+        Origin::Dialled { opened, started } => (Some(opened), started),
+        Origin::Accepted { at } => (None, at),
     };
+    let direction = channel.direction();
+    // A dial's first message leaves now, from this task, rather than when
+    // the actor's task first runs (a worker's wake-up later); whatever the
+    // socket does not take, the actor writes first.
+    let written_ahead = channel.poll_transmit().map(|message| {
+        let written = stream.try_write(&message).unwrap_or(0);
+        (message, written)
+    });
     let (tx, rx) = mpsc::channel(node.config.limits.command_queue);
     let id = node.channels.register(addr, direction, tx)?;
     let actor = Actor::new(actor_context(node), id, addr, intent, channel, rx, opened)
         .connecting_since(started);
-    node.tracker.spawn(actor.run(stream));
+    node.tracker.spawn(actor.run(stream, written_ahead));
     Ok(())
 }
 

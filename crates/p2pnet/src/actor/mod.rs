@@ -177,7 +177,10 @@ impl Actor {
         self
     }
 
-    pub(crate) async fn run(self, stream: TcpStream) {
+    /// Drives the channel over `stream`. `written_ahead` is a message the
+    /// opener already wrote some bytes of (its first handshake message):
+    /// the rest goes out first.
+    pub(crate) async fn run(self, stream: TcpStream, written_ahead: Option<(Vec<u8>, usize)>) {
         let span = tracing::info_span!(
             "channel",
             id = self.id,
@@ -185,13 +188,17 @@ impl Actor {
             direction = ?self.channel.direction(),
             peer = tracing::field::Empty,
         );
-        self.drive(stream).instrument(span).await;
+        self.drive(stream, written_ahead).instrument(span).await;
     }
 
-    async fn drive(mut self, stream: TcpStream) {
+    async fn drive(mut self, stream: TcpStream, written_ahead: Option<(Vec<u8>, usize)>) {
         let (mut reader, mut writer) = stream.into_split();
         let mut read_buf = vec![0u8; MIN_READ_BUFFER];
         let mut queue = WriteQueue::default();
+        if let Some((message, written)) = written_ahead {
+            queue.push(message);
+            queue.advance(written, |buffer| self.channel.recycle_buffer(buffer));
+        }
         let mut read_open = true;
         let mut write_dead = false;
         let mut flush_deadline: Option<tokio::time::Instant> = None;
