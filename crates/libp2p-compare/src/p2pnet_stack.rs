@@ -37,7 +37,7 @@ pub(crate) struct Bulk {
     sender: PeerNetwork,
     receiver: PeerNetwork,
     id: PeerId,
-    payload: Vec<u8>,
+    payload: p2pnet::Bytes,
     sink: Arc<Sink>,
     runs: u64,
 }
@@ -67,7 +67,7 @@ impl Bulk {
             sender,
             receiver,
             id,
-            payload: vec![0xa5; PACKET],
+            payload: p2pnet::Bytes::from(vec![0xa5; PACKET]),
             sink,
             runs: 0,
         })
@@ -80,7 +80,7 @@ impl Bench for Bulk {
     async fn once(&mut self, _: usize) -> anyhow::Result<Duration> {
         let run = self.sink.begin();
         for len in bulk_messages() {
-            let packet = DataTransmission::MiscData(Payload::new(self.payload[..len].to_vec()));
+            let packet = DataTransmission::MiscData(Payload::new(self.payload.slice(..len)));
             self.sender.send(self.id, packet).await?;
         }
         self.runs += 1;

@@ -820,7 +820,7 @@ mod tests {
         ) {
             let mut packets: Vec<Packet> = texts.into_iter().map(|t| PureMessage::new(t).into()).collect();
             packets.extend(blobs.into_iter().map(|b| {
-                DataTransmission::MiscData(Payload { label: label.clone(), data: b }).into()
+                DataTransmission::MiscData(Payload { label: label.clone(), data: b.into() }).into()
             }));
             let stream: Vec<u8> = packets.iter().flat_map(|p| encode_frame(p, DEFAULT_MAX_FRAME_SIZE).unwrap()).collect();
             let mut decoder = FrameDecoder::new(DEFAULT_MAX_FRAME_SIZE);

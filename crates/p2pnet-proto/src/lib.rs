@@ -155,6 +155,9 @@ mod x25519;
 mod tests;
 
 pub use backoff::Backoff;
+/// The shared byte buffer of [`packet::Payload`]: re-exported, so users
+/// name the very type (`p2pnet_proto::Bytes`) without a dependency of their own.
+pub use bytes::Bytes;
 pub use channel::{
     Channel, ChannelConfig, ChannelEvent, ChannelState, ChannelStats, CloseReason,
     REVOCATION_GRACE, RefuseReason,

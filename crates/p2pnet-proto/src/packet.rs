@@ -13,6 +13,7 @@
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 
+use bytes::Bytes;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::error::InvalidPacket;
@@ -250,18 +251,21 @@ pub enum DataKind {
 }
 
 /// A task or opaque data payload.
+///
+/// The bytes are shared ([`Bytes`]): the same data sent again, or to many
+/// peers, is not copied per packet; a `Vec<u8>` converts without a copy.
+/// On the wire they are a postcard byte string, as a `Vec<u8>` would be.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Payload {
     /// Optional application-defined label, at most [`MAX_LABEL_LEN`] bytes.
     pub label: Option<String>,
     /// The bytes; bounded only by the frame size.
-    #[serde(with = "serde_bytes")]
-    pub data: Vec<u8>,
+    pub data: Bytes,
 }
 
 impl Payload {
     /// An unlabelled payload.
-    pub fn new(data: impl Into<Vec<u8>>) -> Self {
+    pub fn new(data: impl Into<Bytes>) -> Self {
         Self {
             label: None,
             data: data.into(),
@@ -269,7 +273,7 @@ impl Payload {
     }
 
     /// A labelled payload.
-    pub fn labelled(label: impl Into<String>, data: impl Into<Vec<u8>>) -> Self {
+    pub fn labelled(label: impl Into<String>, data: impl Into<Bytes>) -> Self {
         Self {
             label: Some(label.into()),
             data: data.into(),

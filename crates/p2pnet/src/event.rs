@@ -127,8 +127,9 @@ pub enum NetworkEvent {
         kind: DataKind,
         /// The application label, if any.
         label: Option<String>,
-        /// The bytes.
-        data: Vec<u8>,
+        /// The bytes (shared: every subscriber's copy of the event holds
+        /// the same buffer).
+        data: p2pnet_proto::Bytes,
     },
     /// The remote closed with a Disconnect (default Disconnect handler).
     Disconnected {

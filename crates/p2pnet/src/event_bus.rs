@@ -201,7 +201,7 @@ mod tests {
             peer: PeerId::from_bytes([1; 32]),
             kind: DataKind::MiscData,
             label: None,
-            data: vec![0; n],
+            data: vec![0; n].into(),
         }
     }
 

@@ -147,6 +147,6 @@ pub use transfer_io::PARTIAL_DIR;
 /// The protocol core, re-exported.
 pub use p2pnet_proto as proto;
 pub use p2pnet_proto::{
-    ChannelConfig, CloseReason, Direction, GrantId, IncomingPeerTrustPolicy, Keypair, PeerId,
-    Placement, Scopes, TrustLevel,
+    Bytes, ChannelConfig, CloseReason, Direction, GrantId, IncomingPeerTrustPolicy, Keypair,
+    PeerId, Placement, Scopes, TrustLevel,
 };
