@@ -524,7 +524,7 @@ mod tests {
             .into(),
             Perf::Data {
                 id: 3,
-                bytes: vec![7; MAX_PERF_CHUNK],
+                bytes: vec![7; MAX_PERF_CHUNK].into(),
             }
             .into(),
             Perf::Received { id: 4 }.into(),

@@ -23,6 +23,7 @@
 
 use std::time::Duration;
 
+use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 use crate::error::InvalidPacket;
@@ -30,6 +31,14 @@ use crate::time::Instant;
 
 /// Largest `Data` chunk, in bytes.
 pub const MAX_PERF_CHUNK: usize = 64 * 1024;
+
+/// `len` test bytes (at most [`MAX_PERF_CHUNK`]), all zero: a slice of one
+/// static buffer, so a test allocates and zeroes nothing per chunk and
+/// measures the channel, not the allocator.
+fn test_bytes(len: usize) -> Bytes {
+    static ZEROS: [u8; MAX_PERF_CHUNK] = [0; MAX_PERF_CHUNK];
+    Bytes::from_static(&ZEROS[..len.min(MAX_PERF_CHUNK)])
+}
 
 /// A perf packet.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -60,8 +69,7 @@ pub enum Perf {
         /// The test.
         id: u32,
         /// At most [`MAX_PERF_CHUNK`] bytes; their value is meaningless.
-        #[serde(with = "serde_bytes")]
-        bytes: Vec<u8>,
+        bytes: Bytes,
     },
     /// The answerer has every upload byte; the download follows.
     Received {
@@ -242,7 +250,7 @@ impl PerfAsker {
         }
         Some(Perf::Data {
             id: self.id,
-            bytes: vec![0; len],
+            bytes: test_bytes(len),
         })
     }
 
@@ -383,7 +391,7 @@ impl PerfAnswerer {
         }
         (len > 0).then(|| Perf::Data {
             id: self.id,
-            bytes: vec![0; len],
+            bytes: test_bytes(len),
         })
     }
 
@@ -488,7 +496,7 @@ mod tests {
         let (mut asker, _) = PerfAsker::new(5, 0, 4, at(0));
         let data = Perf::Data {
             id: 5,
-            bytes: vec![0; 5],
+            bytes: test_bytes(5),
         };
         assert!(matches!(
             asker.on_packet(&data, at(1)),
@@ -518,7 +526,7 @@ mod tests {
     fn oversized_chunks_are_invalid() {
         let chunk = Perf::Data {
             id: 1,
-            bytes: vec![0; MAX_PERF_CHUNK + 1],
+            bytes: vec![0; MAX_PERF_CHUNK + 1].into(),
         };
         assert!(chunk.validate().is_err());
     }

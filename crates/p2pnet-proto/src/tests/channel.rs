@@ -659,7 +659,7 @@ fn a_speed_test_the_grants_do_not_allow_is_refused_by_the_channel_at_once() {
     // Test data without the scope is refused undecoded, and not answered.
     let data = Perf::Data {
         id: 6,
-        bytes: vec![0; 1000],
+        bytes: vec![0; 1000].into(),
     };
     pair.client.ch.send(data).unwrap();
     pair.drive();
