@@ -602,6 +602,17 @@ impl Channel {
         }
     }
 
+    /// Starts the handshake's timeout again from `now`, while the
+    /// handshake runs. A dialler builds its channel (and its first message)
+    /// before TCP has connected, to make its key meanwhile; it calls this
+    /// once connected, so a slow connect does not eat into the handshake's
+    /// time.
+    pub fn restart_handshake_timeout(&mut self, now: Instant) {
+        if matches!(self.state, State::Handshaking(_)) {
+            self.handshake_deadline = now + self.config.handshake_timeout;
+        }
+    }
+
     /// Fires whatever timers are due at `now`: grant expiry, handshake
     /// timeout, keepalive ping, idle timeout, close timeout.
     pub fn handle_timeout(&mut self, now: Instant) {

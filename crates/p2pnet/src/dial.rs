@@ -84,7 +84,7 @@ impl PeerNetwork {
         // ephemeral key, an X25519 operation) is then made while TCP's own
         // handshake and the remote's accept run, not after them.
         let early = std::future::poll_fn(|cx| Poll::Ready(connect.as_mut().poll(cx))).await;
-        let channel = Channel::new_outbound(
+        let mut channel = Channel::new_outbound(
             node.config.channel.clone(),
             &node.keypair,
             expected,
@@ -103,6 +103,9 @@ impl PeerNetwork {
             Ok(Err(err)) => return Err(failed(err.to_string())),
             Ok(Ok(stream)) => stream,
         };
+        // The handshake's time counts from the connection, not from the
+        // channel's making: a slow connect must not eat into it.
+        channel.restart_handshake_timeout(node.clock.now());
         let mut changes = node.channels.watch();
         let (opened_tx, opened_rx) = oneshot::channel();
         let origin = Origin::Dialled {

@@ -251,6 +251,26 @@ fn handshake_times_out() {
 }
 
 #[test]
+fn a_restarted_handshake_timeout_counts_from_the_restart() {
+    // A dialler builds its channel, then TCP takes 9 s to connect.
+    let mut ch = lone_initiator();
+    let connected = Instant::from_duration(Duration::from_secs(9));
+    ch.restart_handshake_timeout(connected);
+    let deadline = Instant::from_duration(Duration::from_secs(19));
+    assert_eq!(ch.poll_timeout(), Some(deadline));
+    ch.handle_timeout(Instant::from_duration(Duration::from_secs(18)));
+    assert_eq!(ch.state(), ChannelState::Handshaking);
+    ch.handle_timeout(deadline);
+    assert!(matches!(
+        ch.poll_event(),
+        Some(ChannelEvent::Closed {
+            reason: CloseReason::Error(Error::Handshake(HandshakeError::Timeout)),
+            ..
+        })
+    ));
+}
+
+#[test]
 fn different_networks_cannot_connect() {
     let a = ChannelConfig {
         network: "alpha".into(),
