@@ -11,7 +11,7 @@ export CARGO_TERM_COLOR=${CARGO_TERM_COLOR:-never}
 export CARGO_INCREMENTAL=${CARGO_INCREMENTAL:-0}
 step() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
 
-# A clean run writes about 12 GB; say what there is, so a full disk reads as one.
+# A clean run leaves about 13 GB in target/; say what there is, so a full disk reads as one.
 df -h . | awk 'NR == 2 { print "disk: " $4 " free of " $2 }'
 
 step "format"
