@@ -80,10 +80,20 @@ impl PeerNetwork {
         let started = tokio::time::Instant::now();
         let connect = tokio::time::timeout(node.config.connect_timeout, TcpStream::connect(addr));
         let mut connect = std::pin::pin!(connect);
+        let settle = |connected: std::result::Result<std::io::Result<TcpStream>, _>| match connected
+        {
+            Err(_) => Err(failed("timed out".into())),
+            Ok(Err(err)) => Err(failed(err.to_string())),
+            Ok(Ok(stream)) => Ok(stream),
+        };
         // The first poll sends the SYN. The handshake's first message (its
         // ephemeral key, an X25519 operation) is then made while TCP's own
-        // handshake and the remote's accept run, not after them.
-        let early = std::future::poll_fn(|cx| Poll::Ready(connect.as_mut().poll(cx))).await;
+        // handshake and the remote's accept run, not after them; a connect
+        // that failed at once makes no key.
+        let early = match std::future::poll_fn(|cx| Poll::Ready(connect.as_mut().poll(cx))).await {
+            Poll::Ready(connected) => Some(settle(connected)?),
+            Poll::Pending => None,
+        };
         let mut channel = Channel::new_outbound(
             node.config.channel.clone(),
             &node.keypair,
@@ -91,17 +101,12 @@ impl PeerNetwork {
             node.clock.now(),
             &mut rand::rng(),
         )?;
-        let connected = match early {
-            Poll::Ready(connected) => connected,
-            Poll::Pending => tokio::select! {
+        let stream = match early {
+            Some(stream) => stream,
+            None => settle(tokio::select! {
                 () = node.cancel.cancelled() => return Err(Error::Shutdown),
                 connected = connect => connected,
-            },
-        };
-        let stream = match connected {
-            Err(_) => return Err(failed("timed out".into())),
-            Ok(Err(err)) => return Err(failed(err.to_string())),
-            Ok(Ok(stream)) => stream,
+            })?,
         };
         // The handshake's time counts from the connection, not from the
         // channel's making: a slow connect must not eat into it.
@@ -178,16 +183,16 @@ pub(crate) fn open_channel(
         Origin::Dialled { opened, started } => (Some(opened), started),
         Origin::Accepted { at } => (None, at),
     };
-    let direction = channel.direction();
-    // A dial's first message leaves now, from this task, rather than when
-    // the actor's task first runs (a worker's wake-up later); whatever the
-    // socket does not take, the actor writes first.
+    let (tx, rx) = mpsc::channel(node.config.limits.command_queue);
+    let id = node.channels.register(addr, channel.direction(), tx)?;
+    // Registered (the limits had room): a dial's first message leaves now,
+    // from this task, rather than when the actor's task first runs (a
+    // worker's wake-up later); whatever the socket does not take, the
+    // actor writes first.
     let written_ahead = channel.poll_transmit().map(|message| {
         let written = stream.try_write(&message).unwrap_or(0);
         (message, written)
     });
-    let (tx, rx) = mpsc::channel(node.config.limits.command_queue);
-    let id = node.channels.register(addr, direction, tx)?;
     let actor = Actor::new(actor_context(node), id, addr, intent, channel, rx, opened)
         .connecting_since(started);
     node.tracker.spawn(actor.run(stream, written_ahead));
